@@ -1,0 +1,168 @@
+"""Turn plain YAML data into frozen dataclasses, checking every key on the way.
+
+A description class is a frozen dataclass whose fields carry metadata made by
+:func:`param`: the YAML key (if it differs from the field name), the physical unit kind
+parsed by :mod:`cr2des.units`, and simple range or choice constraints.  :func:`build`
+walks such a class recursively, so adding a parameter to the architecture is one line
+in :mod:`cr2des.spec` and the loader, the error messages and the list of allowed keys
+follow from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from .errors import SpecError
+from .units import UnitError, parse_quantity
+
+T = TypeVar("T")
+
+_REQUIRED = object()
+
+
+def param(
+    default: Any = _REQUIRED,
+    *,
+    key: str | None = None,
+    unit: str | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    """Declare a description field.
+
+    Parameters
+    ----------
+    default
+        Default value; omit for a required key.
+    key
+        YAML key when it differs from the field name (fields carry units in their names,
+        ``read_latency_s``, while YAML says ``read_latency: 100ns``).
+    unit
+        Quantity kind for :func:`cr2des.units.parse_quantity`.
+    ge, gt, le
+        Inclusive lower, exclusive lower and inclusive upper bounds.
+    choices
+        Allowed string values.
+    doc
+        One line shown by ``cr2des describe``-style listings.
+    """
+    metadata = {"key": key, "unit": unit, "ge": ge, "gt": gt, "le": le, "choices": choices,
+                "doc": doc}
+    if default is _REQUIRED:
+        return dataclasses.field(metadata=metadata)
+    if isinstance(default, list | dict):
+        raise TypeError("mutable defaults are not allowed in descriptions")
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def yaml_key(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("key") or f.name
+
+
+def allowed_keys(cls: type) -> list[str]:
+    return [yaml_key(f) for f in dataclasses.fields(cls)]
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def build(cls: type[T], data: Any, path: str = "") -> T:
+    """Construct ``cls`` from plain data, raising :class:`SpecError` on the first problem.
+
+    Unknown keys are rejected with the allowed keys listed; missing required keys, wrong
+    types, bad units and out-of-range values are reported with their dotted path.
+    """
+    if not isinstance(data, Mapping):
+        raise SpecError(f"expected a mapping with keys {allowed_keys(cls)}, got "
+                        f"{type(data).__name__} {data!r}", path=path)
+    fields = {yaml_key(f): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            raise SpecError(
+                f"unknown key {key!r}; allowed keys: {', '.join(fields)}",
+                path=join(path, str(key)),
+            )
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, f in fields.items():
+        if key not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise SpecError(f"missing required key {key!r}", path=path)
+            continue
+        kwargs[f.name] = convert(hints[f.name], data[key], join(path, key), f.metadata)
+    return cls(**kwargs)
+
+
+def convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
+    """Convert one value to type ``tp`` (see :func:`build`)."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        if len(options) != 1:
+            raise TypeError(f"unsupported union {tp}")
+        return convert(options[0], value, path, meta)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)  # type: ignore[arg-type]
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"expected a list, got {value!r}", path=path)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(convert(args[0], v, join(path, i), meta) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise SpecError(f"expected a list of {len(args)} items, got {value!r}", path=path)
+        return tuple(convert(a, v, join(path, i), meta) for i, (a, v) in
+                     enumerate(zip(args, value, strict=True)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(f"expected true or false, got {value!r}", path=path)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"expected an integer, got {value!r}", path=path)
+        _check_range(value, path, meta)
+        return value
+    if tp is float:
+        unit = meta.get("unit")
+        if unit is not None:
+            try:
+                number = parse_quantity(value, unit)
+            except UnitError as exc:
+                raise SpecError(str(exc), path=path) from None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise SpecError(f"expected a number, got {value!r}", path=path)
+        _check_range(number, path, meta, shown=value)
+        return number
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(f"expected a string, got {value!r}", path=path)
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise SpecError(f"must be one of {', '.join(choices)}; got {value!r}", path=path)
+        return value
+    raise TypeError(f"unsupported description type {tp!r} at {path}")
+
+
+def _check_range(value: float, path: str, meta: Mapping[str, Any], shown: Any = None) -> None:
+    shown = value if shown is None else shown
+    ge, gt, le = meta.get("ge"), meta.get("gt"), meta.get("le")
+    if ge is not None and value < ge:
+        raise SpecError(f"must be >= {ge:g}, got {shown!r}", path=path)
+    if gt is not None and value <= gt:
+        raise SpecError(f"must be > {gt:g}, got {shown!r}", path=path)
+    if le is not None and value > le:
+        raise SpecError(f"must be <= {le:g}, got {shown!r}", path=path)
