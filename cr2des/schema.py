@@ -14,7 +14,10 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 from .errors import SpecError
 from .units import UnitError, parse_quantity
@@ -166,3 +169,16 @@ def _check_range(value: float, path: str, meta: Mapping[str, Any], shown: Any = 
         raise SpecError(f"must be > {gt:g}, got {shown!r}", path=path)
     if le is not None and value > le:
         raise SpecError(f"must be <= {le:g}, got {shown!r}", path=path)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; syntax and read errors become :class:`SpecError` naming the file."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"invalid YAML{where}: {problem}", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read as YAML: {exc}", file=path) from None

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import SpecError
-from .schema import build, param
+from .schema import build, param, read_yaml
 
 SCHEMA_VERSION = 1
 
@@ -340,13 +338,5 @@ def load_arch(name_or_path: str | Path = "cr2") -> Arch:
         A YAML file, or the name of a bundled description in ``arch/``.
     """
     path = resolve_arch_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"invalid YAML{where}: {problem}", file=path) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", file=path) from None
+    data = read_yaml(path)
     return arch_from_dict(data, file=path)
