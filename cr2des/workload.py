@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import yaml
+
 from .errors import SpecError, WorkloadError
 from .schema import build, join, param, read_yaml
 
@@ -295,16 +297,20 @@ class Workload:
         The file it came from.
     weights_file
         Optional weights (``.npz`` or ``.onnx``) that belong to this description.
+    notes
+        What an importer did that a reader should know (operators passed through, batch
+        norms folded, placeholder weights), shown in every report.
     """
 
     def __init__(self, name: str, input_shape: Shape, layers: Iterable[Layer], *,
                  variant: str = "", source: str | None = None,
-                 weights_file: Path | None = None) -> None:
+                 weights_file: Path | None = None, notes: Iterable[str] = ()) -> None:
         self.name = name
         self.input_shape = input_shape
         self.variant = variant
         self.source = source
         self.weights_file = weights_file
+        self.notes = list(notes)
         self.layers: dict[str, Layer] = {}
         self.graph = nx.DiGraph()
         self.graph.add_node("input")
@@ -361,6 +367,7 @@ class Workload:
             "total_macs": self.total_macs,
             "total_weights": self.total_weights,
             "crossbar_layers": len(self.crossbar_layers),
+            "notes": list(self.notes),
             "layers": [
                 {
                     "name": layer.name, "op": layer.op, "inputs": list(layer.inputs),
@@ -392,6 +399,20 @@ class Workload:
             previous = layer.name
         out["layers"] = layers
         return out
+
+    def to_yaml(self) -> str:
+        """YAML text with one layer per line (flow style), as the zoo files are written."""
+        def flow(value: Any) -> str:
+            text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False,
+                                  width=10_000)
+            return text.removesuffix("...\n").strip()
+
+        data = self.to_dict()
+        layers = data.pop("layers")
+        head = "".join(f"{key}: {flow(value)}\n" for key, value in data.items())
+        lines = [f"  - {flow(layer)}" for layer in layers]
+        notes = "".join(f"# {note}\n" for note in self.notes)
+        return notes + head + "layers:\n" + "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
         return (f"Workload({self.name!r}, {len(self)} layers, {self.total_macs / 1e9:.3f} GMAC, "
