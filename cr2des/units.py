@@ -73,9 +73,8 @@ def parse_quantity(value: object, kind: str) -> float:
     if isinstance(value, int | float):
         if value == 0 or kind == "bytes":
             return float(value)
-        raise UnitError(
-            f"expected a {kind} with a unit such as {UNIT_EXAMPLES[kind]}, got bare number {value!r}"
-        )
+        raise UnitError(f"expected a {kind} with a unit such as {UNIT_EXAMPLES[kind]}, "
+                        f"got bare number {value!r}")
     if not isinstance(value, str):
         raise UnitError(f"expected a {kind} such as {UNIT_EXAMPLES[kind]}, got {value!r}")
     match = _PATTERN.match(value)

@@ -1,0 +1,30 @@
+# Two entry points, each self-contained on a machine with only Python >= 3.11:
+#   make run    -- create .venv, install cr2des, run the main study
+#   make test   -- create .venv, install cr2des with its test tools, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN_ARGS ?= resnet50
+
+.PHONY: run test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/cr2des run $(RUN_ARGS)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -s tests/benchmarks
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check cr2des tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

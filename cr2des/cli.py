@@ -1,0 +1,132 @@
+"""The ``cr2des`` command line.
+
+Every subcommand prints a rich report by default and a JSON document with ``--json``.
+Errors in the user's input print one line to stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from . import __version__
+from .errors import Cr2desError
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def cmd_area_power(args: argparse.Namespace, console: Console) -> int:
+    from .costs import area_power
+    from .report import print_area_power
+    from .spec import load_arch
+
+    ap = area_power(load_arch(args.arch))
+    if args.json:
+        _print_json(ap.to_dict())
+    else:
+        print_area_power(ap, console)
+    return 0
+
+
+def cmd_workload(args: argparse.Namespace, console: Console) -> int:
+    from .report import print_workload
+    from .workload import load_workload
+
+    workload = load_workload(args.model)
+    if args.json:
+        _print_json(workload.summary())
+    else:
+        print_workload(workload, console, crossbar_only=args.crossbar_only)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, console: Console) -> int:
+    from .onnx_import import import_to_files
+
+    workload, weights = import_to_files(args.model, args.output)
+    console.print(f"wrote {args.output}: {len(workload)} layers, "
+                  f"{len(workload.crossbar_layers)} crossbar layers, "
+                  f"{workload.total_macs / 1e9:.4g} GMAC")
+    if weights is not None:
+        console.print(f"wrote {weights}: the model's weights (batch norms folded)")
+    for note in workload.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from .report import arch_summary, print_workload
+    from .spec import load_arch
+    from .workload import load_workload
+
+    arch = load_arch(args.arch)
+    workload = load_workload(args.model)
+    if args.json:
+        _print_json({"arch": arch.name, "workload": workload.summary()})
+        return 0
+    console.print(arch_summary(arch))
+    print_workload(workload, console, crossbar_only=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cr2des",
+        description="Discrete-event simulator of compressed ReRAM PIM accelerators (CR2).",
+    )
+    parser.add_argument("--version", action="version", version=f"cr2des {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace, Console], int], help_: str
+            ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("area-power", cmd_area_power, "area, power and per-action energy of an architecture")
+    p.add_argument("arch", help="architecture YAML, or a bundled name (isaac, cr2, tiny)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    p = add("workload", cmd_workload, "layer table of a zoo model, workload YAML or ONNX file")
+    p.add_argument("model", help="zoo name (alexnet, vgg16, resnet50, googlenet, tiny), "
+                                 "workload YAML or .onnx")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--crossbar-only", action="store_true", help="list only conv and fc layers")
+
+    p = add("import", cmd_import, "convert an ONNX model into a workload YAML (+ weights .npz)")
+    p.add_argument("model", type=Path, help="ONNX file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="workload YAML to write")
+
+    p = add("run", cmd_run, "simulate a workload on an architecture under every scheme")
+    p.add_argument("model", nargs="?", default="resnet50", help="workload (default: resnet50)")
+    p.add_argument("--arch", default="cr2", help="architecture (default: cr2)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # tables piped to a file or a pager keep their columns instead of wrapping at 80
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    err = Console(stderr=True)
+    try:
+        return int(args.func(args, console))
+    except Cr2desError as exc:
+        err.print(f"cr2des: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("cr2des: interrupted", markup=False)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""Console reports (rich).  The only module besides the CLI that writes to the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .costs import AreaPower
+from .spec import Arch, required_adc_bits
+from .units import format_bytes, format_si
+from .workload import Workload
+
+
+def _si(value: float | None, unit: str) -> str:
+    return "—" if value is None else format_si(value, unit)
+
+
+def area_power_table(ap: AreaPower) -> Table:
+    table = Table(title=f"Area and power: {ap.arch_name}", title_justify="left")
+    for col, justify in (("level", "left"), ("component", "left"), ("count", "right"),
+                         ("power", "right"), ("area (mm²)", "right"),
+                         ("energy / action", "right"), ("action", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    level = None
+    for c in ap.components:
+        if level is not None and c.level != level:
+            table.add_section()
+        level = c.level
+        table.add_row(c.level, c.name, f"{c.count:g}", _si(c.power_w, "W"), f"{c.area_mm2:.5g}",
+                      _si(c.energy_per_action_j, "J"), c.action)
+    table.add_section()
+    for name, total, n in (("PE", ap.pe, 1), ("tile", ap.tile, 1), ("chip", ap.chip, 1)):
+        table.add_row("total", name, f"{n}", _si(total.power_w, "W"), f"{total.area_mm2:.5g}",
+                      "", "", style="bold")
+    return table
+
+
+def print_area_power(ap: AreaPower, console: Console) -> None:
+    console.print(area_power_table(ap))
+    console.print(
+        f"{ap.tiles} tiles x {ap.pes_per_tile} PEs; {ap.routers} routers, each tile carrying "
+        f"{ap.routers / ap.tiles:g} of a router."
+    )
+
+
+def arch_summary(arch: Arch) -> Table:
+    pe = arch.chip.tile.pe
+    xb = pe.crossbar
+    net = arch.chip.network
+    pb = arch.chip.tile.pattern_buffer
+    table = Table(title=f"Architecture: {arch.name}", title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    rows = [
+        ("source", arch.source or "—"),
+        ("chip", f"{arch.chip.tiles} tiles x {arch.chip.tile.pes} PEs x {xb.count} crossbars "
+                 f"= {arch.crossbars_per_chip:,} crossbars"),
+        ("crossbar", f"{xb.rows}x{xb.cols}, {xb.cell_bits}-bit cells, OU {xb.ou_rows}x{xb.ou_cols},"
+                     f" {format_si(xb.read_latency_s, 's')} per OU read"),
+        ("ADC", f"{pe.adc.count} per PE, {pe.adc.bits} bits (OU needs "
+                f"{required_adc_bits(xb.ou_rows, xb.cell_bits, pe.dac.bits)}"
+                f"{f' - {pe.adc.bit_saving} saved' if pe.adc.bit_saving else ''}), "
+                f"{format_si(pe.adc.sample_rate_hz, 'S/s')}"),
+        ("DAC", f"{pe.dac.bits}-bit: {arch.bit_planes} bit-planes per {arch.mapping.input_bits}-bit"
+                f" input"),
+        ("weights", f"{arch.mapping.weight_bits}-bit, {arch.mapping.weight_encoding} encoding, "
+                    f"{arch.slices} slices, rows {arch.mapping.row_order}"),
+        ("pattern buffer", "none" if pb is None else
+         f"{format_bytes(pb.capacity_bytes)} x {arch.chip.tiles} tiles = "
+         f"{format_bytes(arch.pattern_buffer_bytes)}, {pb.ports} ports"),
+        ("network", f"{net.topology} {'x'.join(map(str, net.dims)) or f'{net.routers} routers'}, "
+                    f"{net.concentration} tiles/router, {net.link_width_bits}-bit links @ "
+                    f"{format_si(net.clock_hz, 'Hz')}"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def workload_table(workload: Workload, *, crossbar_only: bool = False) -> Table:
+    title = f"Workload: {workload.name}"
+    if workload.variant:
+        title += f" — {workload.variant}"
+    table = Table(title=title, title_justify="left")
+    for col, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("in", "left"),
+                         ("out", "left"), ("K x N (groups)", "left"), ("MACs", "right"),
+                         ("weights", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for i, layer in enumerate(workload):
+        if crossbar_only and not layer.is_crossbar:
+            continue
+        matrix = ""
+        if layer.is_crossbar:
+            k, n = layer.matrix_shape
+            matrix = f"{k} x {n}" + (f" ({layer.groups})" if layer.groups > 1 else "")
+        table.add_row(
+            str(i), layer.name, layer.op,
+            " + ".join("x".join(map(str, s)) for s in layer.in_shapes),
+            "x".join(map(str, layer.shape)), matrix,
+            f"{layer.macs:,}" if layer.macs else "", f"{layer.weights:,}" if layer.weights else "",
+        )
+    table.add_section()
+    table.add_row("", "total", "", "", "", f"{len(workload.crossbar_layers)} crossbar layers",
+                  f"{workload.total_macs:,}", f"{workload.total_weights:,}", style="bold")
+    return table
+
+
+def print_workload(workload: Workload, console: Console, *, crossbar_only: bool = False) -> None:
+    console.print(workload_table(workload, crossbar_only=crossbar_only))
+    console.print(f"{workload.total_macs / 1e9:.4g} GMAC and {workload.total_weights / 1e6:.4g} M "
+                  f"weights per image (conv + fc).")
+    for note in workload.notes:
+        console.print(f"[yellow]note:[/] {note}")

@@ -1,0 +1,90 @@
+"""The command line: JSON outputs, exit codes, one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cr2des.cli import main
+
+from .conftest import ROOT
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cr2des", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def test_area_power_json_reproduces_isaac(capsys):
+    assert main(["area-power", str(ROOT / "arch" / "isaac.yaml"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tile"]["power_w"] == pytest.approx(0.330, rel=0.01)
+    assert data["tile"]["area_mm2"] == pytest.approx(0.372, rel=0.01)
+    assert data["chip"]["power_w"] == pytest.approx(65.8, rel=0.01)
+    assert data["chip"]["area_mm2"] == pytest.approx(85.4, rel=0.01)
+    names = {(c["level"], c["name"]) for c in data["components"]}
+    assert {("pe", "adc"), ("tile", "edram"), ("tile", "router"), ("chip", "io")} <= names
+
+
+def test_area_power_table(capsys):
+    assert main(["area-power", "isaac"]) == 0
+    out = capsys.readouterr().out
+    assert "65.81 W" in out and "329.8 mW" in out
+
+
+def test_workload_json(capsys):
+    assert main(["workload", "resnet50", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total_macs"] == pytest.approx(4.09e9, rel=0.005)
+    assert data["total_weights"] > 25e6
+    conv1 = data["layers"][0]
+    assert conv1["name"] == "conv1" and conv1["out_shape"] == [64, 112, 112]
+    assert conv1["matrix"] == [147, 64]
+
+
+def test_workload_table(capsys):
+    assert main(["workload", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "140,368" in out and "branch_b" in out
+
+
+def test_run_prints_summary(capsys):
+    assert main(["run", "tiny", "--arch", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "Architecture: tiny" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["area-power", "nope.yaml"], "nope.yaml: no such architecture file"),
+        (["workload", "nope"], "nope: no such workload file or zoo model"),
+    ],
+)
+def test_errors_exit_2_one_line(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("cr2des: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_arch_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "arch" / "tiny.yaml").read_text().replace("ou_rows: 4", "ou_rows: 64"))
+    result = run_cli("area-power", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cr2des: error: {bad}: chip.tile.pe.crossbar.ou_rows: OU of 64 rows does not fit a "
+        f"crossbar of 16 rows")
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("cr2des ")
