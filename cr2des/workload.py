@@ -121,6 +121,14 @@ ELEMENTWISE = frozenset({"relu", "relu6", "sigmoid", "batchnorm", "dropout", "id
 CROSSBAR_OPS = frozenset({"conv", "fc"})
 
 
+@dataclass(frozen=True, kw_only=True)
+class Normalize:
+    """Per-channel input normalisation the model was trained with (ImageNet's by default)."""
+
+    mean: tuple[float, float, float] = param((0.485, 0.456, 0.406))
+    std: tuple[float, float, float] = param((0.229, 0.224, 0.225))
+
+
 # --------------------------------------------------------------------------- layers
 @dataclass(frozen=True)
 class Layer:
@@ -300,17 +308,21 @@ class Workload:
     notes
         What an importer did that a reader should know (operators passed through, batch
         norms folded, placeholder weights), shown in every report.
+    normalize
+        Input mean and std of the trained model.
     """
 
     def __init__(self, name: str, input_shape: Shape, layers: Iterable[Layer], *,
                  variant: str = "", source: str | None = None,
-                 weights_file: Path | None = None, notes: Iterable[str] = ()) -> None:
+                 weights_file: Path | None = None, notes: Iterable[str] = (),
+                 normalize: Normalize | None = None) -> None:
         self.name = name
         self.input_shape = input_shape
         self.variant = variant
         self.source = source
         self.weights_file = weights_file
         self.notes = list(notes)
+        self.normalize = normalize or Normalize()
         self.layers: dict[str, Layer] = {}
         self.graph = nx.DiGraph()
         self.graph.add_node("input")
@@ -386,6 +398,8 @@ class Workload:
         if self.variant:
             out["variant"] = self.variant
         out["input"] = list(self.input_shape)
+        if self.normalize != Normalize():
+            out["normalize"] = {"mean": list(self.normalize.mean), "std": list(self.normalize.std)}
         if self.weights_file is not None:
             out["weights"] = str(self.weights_file)
         layers = []
@@ -437,6 +451,21 @@ def _quad(value: Any, path: str) -> Any:
     return value
 
 
+def _same_padding(shape: Shape, raw: Mapping[str, Any], path: str) -> list[int]:
+    """TensorFlow 'SAME' padding (ONNX SAME_UPPER): output = ceil(input / stride), the odd
+    pixel of padding at the bottom/right."""
+    kernel = raw.get("kernel")
+    if not (isinstance(kernel, list) and len(kernel) == 2):
+        raise SpecError("pad: same needs a kernel", path=join(path, "pad"))
+    stride = raw.get("stride", [1, 1])
+    dilation = raw.get("dilation", [1, 1])
+    pads = []
+    for size, k, s, d in zip(shape[1:], kernel, stride, dilation, strict=True):
+        out = -(-size // s)
+        pads.append(max((out - 1) * s + (k - 1) * d + 1 - size, 0))
+    return [pads[0] // 2, pads[1] // 2, pads[0] - pads[0] // 2, pads[1] - pads[1] // 2]
+
+
 def make_layer(name: str, op: str, inputs: tuple[str, ...], params: Mapping[str, Any],
                in_shapes: tuple[Shape, ...], path: str = "") -> Layer:
     """Build a layer from YAML-style parameters and infer its output shape."""
@@ -450,7 +479,9 @@ def make_layer(name: str, op: str, inputs: tuple[str, ...], params: Mapping[str,
     for key in ("kernel", "stride", "dilation"):
         if key in raw:
             raw[key] = _pair(raw[key], join(path, key))
-    if "pad" in raw:
+    if raw.get("pad") == "same":
+        raw["pad"] = _same_padding(in_shapes[0], raw, path)
+    elif "pad" in raw:
         raw["pad"] = _quad(raw["pad"], join(path, "pad"))
     if op == "avgpool" and raw.get("global") is True:
         raw.setdefault("kernel", [in_shapes[0][1], in_shapes[0][2]])
@@ -479,7 +510,7 @@ def workload_from_dict(data: Any, *, file: str | Path | None = None) -> Workload
 
 
 def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
-    top = ("version", "name", "variant", "input", "weights", "layers")
+    top = ("version", "name", "variant", "input", "normalize", "weights", "layers")
     if not isinstance(data, dict):
         raise SpecError(f"expected a mapping with keys {list(top)}, got {type(data).__name__}")
     for key in data:
@@ -498,6 +529,7 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
                         f"{shape!r}", path="input")
     if not isinstance(data["layers"], list) or not data["layers"]:
         raise SpecError("expected a non-empty list of layers", path="layers")
+    normalize = build(Normalize, data.get("normalize", {}), "normalize")
     weights = data.get("weights")
     weights_file = None
     if weights is not None:
@@ -536,7 +568,7 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
     return Workload(
         str(data["name"]), tuple(shape), layers,  # type: ignore[arg-type]
         variant=str(data.get("variant", "")), source=str(file) if file else None,
-        weights_file=weights_file,
+        weights_file=weights_file, normalize=normalize,
     )
 
 

@@ -1,0 +1,314 @@
+"""Images: real photographs, preprocessed as ImageNet models expect.
+
+Sources (``--images``):
+
+- ``samples`` (default): the photographs scikit-image ships in its wheel (no download):
+  eight colour photographs, then eight greyscale ones replicated to three channels.  When
+  more images are asked for than exist, seeded random crops and flips of them fill the
+  gap; every report says which images are such derived copies.
+- a directory: every JPEG/PNG/BMP/TIFF below it, recursively, in sorted order (an ImageNet
+  validation folder works as is).  Unreadable files are skipped with a warning.
+- a ``.npy``/``.npz`` array: ``uint8`` images ``(N, H, W, 3)`` are preprocessed like photos;
+  ``float`` arrays ``(N, 3, H, W)`` are taken as already preprocessed.
+
+Preprocessing is the standard ImageNet one: resize the shorter side to ``256/224`` of the
+crop size (256 for 224) with antialiasing, center-crop, scale to [0, 1] and normalise with
+the workload's mean and std.
+
+Learning (SL) and testing (ST) sets are disjoint: :func:`learn_test_split` takes SL from
+the first source images and ST from the following ones; derived copies are made only from
+images of their own set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+#: scikit-image's bundled photographs, in the order ``samples`` uses them
+SAMPLE_PHOTOS: tuple[str, ...] = (
+    "astronaut", "chelsea", "coffee", "rocket", "motorcycle", "retina", "hubble_deep_field",
+    "immunohistochemistry",
+    "camera", "coins", "moon", "clock", "brick", "grass", "gravel", "cell",
+)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Preprocessed images and where each came from.
+
+    Attributes
+    ----------
+    pixels
+        ``(N, 3, H, W)`` float32, normalised.
+    names
+        One name per image: a file path, a sample name, or ``"<base>~crop<k>"`` for a
+        derived copy.
+    derived
+        True for images made by cropping/flipping another image of the set.
+    source
+        What ``--images`` said.
+    warnings
+        Files skipped and why.
+    """
+
+    pixels: np.ndarray
+    names: tuple[str, ...]
+    derived: tuple[bool, ...]
+    source: str
+    warnings: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_derived(self) -> int:
+        return sum(self.derived)
+
+    def describe(self) -> str:
+        """One line for reports: how many images, from where, how many derived."""
+        text = f"{len(self)} images from {self.source}"
+        if self.n_derived:
+            text += (f" ({self.n_derived} are seeded random crops/flips of the others, as the "
+                     f"source has too few)")
+        return text
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How raw RGB images become network inputs."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def resize_to(self) -> int:
+        return round(self.size * 256 / 224)
+
+
+# ---------------------------------------------------------------------------- raw images
+def _sample_loaders() -> dict[str, Callable[[], np.ndarray]]:
+    from skimage import data
+
+    return {
+        **{name: getattr(data, name) for name in SAMPLE_PHOTOS if name != "motorcycle"},
+        "motorcycle": lambda: data.stereo_motorcycle()[0],
+    }
+
+
+def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    """uint8 (H, W, 3) from greyscale, RGBA or float images."""
+    if image.dtype != np.uint8:
+        image = np.asarray(image, dtype=np.float64)
+        if image.max() <= 1.0:
+            image = image * 255.0
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise DataError(f"{name}: expected an RGB image, got an array of shape {image.shape}")
+    return image[:, :, :3]
+
+
+def _read_file(path: Path) -> np.ndarray:
+    from skimage import io
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image = io.imread(path)
+    if image.ndim == 3 and image.shape[0] in (3, 4) and image.shape[2] not in (3, 4):
+        image = np.moveaxis(image, 0, -1)
+    return _to_rgb(image, str(path))
+
+
+def _directory_files(root: Path) -> tuple[list[Path], list[str]]:
+    files, skipped = [], []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(path)
+        else:
+            skipped.append(f"{path}: skipped, not an image file ({path.suffix or 'no suffix'})")
+    return files, skipped
+
+
+# ---------------------------------------------------------------------------- preprocessing
+def preprocess(image: np.ndarray, prep: Preprocess) -> np.ndarray:
+    """uint8 (H, W, 3) -> float32 (3, size, size): resize, center crop, normalise."""
+    from skimage.transform import resize
+
+    h, w = image.shape[:2]
+    scale = prep.resize_to / min(h, w)
+    new_h, new_w = max(prep.size, round(h * scale)), max(prep.size, round(w * scale))
+    resized = resize(image, (new_h, new_w), order=1, anti_aliasing=scale < 1,
+                     preserve_range=True)
+    top, left = (new_h - prep.size) // 2, (new_w - prep.size) // 2
+    crop = resized[top:top + prep.size, left:left + prep.size] / 255.0
+    mean = np.asarray(prep.mean, dtype=np.float64)
+    std = np.asarray(prep.std, dtype=np.float64)
+    return ((crop - mean) / std).transpose(2, 0, 1).astype(np.float32)
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of 60-100% of the shorter side, flipped horizontally half the time."""
+    h, w = image.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.6, 1.0))
+    top = int(rng.integers(0, h - side + 1))
+    left = int(rng.integers(0, w - side + 1))
+    crop = image[top:top + side, left:left + side]
+    return crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+# ---------------------------------------------------------------------------- sources
+@dataclass
+class _Raw:
+    """Un-preprocessed images of a source, loaded lazily."""
+
+    names: list[str]
+    load: Callable[[int], np.ndarray | None]
+    warnings: list[str]
+    preprocessed: np.ndarray | None = None
+
+
+def _open_source(source: str | Path) -> _Raw:
+    text = str(source)
+    if text == "samples":
+        loaders = _sample_loaders()
+        names = list(SAMPLE_PHOTOS)
+        return _Raw(names, lambda i: _to_rgb(loaders[names[i]](), names[i]), [])
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{path}: no such image directory or array file (or use 'samples')")
+    if path.is_dir():
+        files, skipped = _directory_files(path)
+        raw = _Raw([str(p) for p in files], lambda i: None, skipped)
+
+        def load(i: int) -> np.ndarray | None:
+            try:
+                return _read_file(files[i])
+            except Exception as exc:  # any decoder failure means "not a usable image"
+                raw.warnings.append(f"{files[i]}: skipped, cannot be read as an image "
+                                    f"({type(exc).__name__}: {exc})")
+                return None
+
+        raw.load = load
+        return raw
+    if path.suffix.lower() in (".npy", ".npz"):
+        return _open_array(path)
+    raise DataError(f"{path}: expected 'samples', a directory of images, or a .npy/.npz array")
+
+
+def _open_array(path: Path) -> _Raw:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            key = "images" if "images" in loaded.files else loaded.files[0]
+            array = loaded[key]
+        else:
+            array = loaded
+    except Exception as exc:
+        raise DataError(f"{path}: cannot be read as a numpy array ({exc})") from None
+    names = [f"{path}[{i}]" for i in range(len(array))]
+    if array.dtype == np.uint8:
+        if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
+            raise DataError(f"{path}: uint8 images must be (N, H, W, 3), got {array.shape}")
+        return _Raw(names, lambda i: _to_rgb(array[i].squeeze(), names[i]), [])
+    if array.ndim != 4 or array.shape[1] != 3:
+        raise DataError(f"{path}: preprocessed float images must be (N, 3, H, W), got "
+                        f"{array.shape}")
+    return _Raw(names, lambda i: None, [], preprocessed=array.astype(np.float32))
+
+
+def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.random.Generator,
+          source: str) -> tuple[ImageSet, int]:
+    """``n`` images from the source images ``indices``, deriving copies if they run out.
+
+    Returns the set and the index after the last source image it read.
+    """
+    if raw.preprocessed is not None:
+        array = raw.preprocessed
+        if array.shape[2:] != (prep.size, prep.size):
+            raise DataError(f"{source}: preprocessed images are {array.shape[2]}x"
+                            f"{array.shape[3]}, the workload needs {prep.size}x{prep.size}")
+        chosen = list(indices)[:n]
+        if len(chosen) < n:
+            raise DataError(f"{source}: holds {len(raw.names)} preprocessed images, {n} needed "
+                            f"here (derived copies are made only from raw images)")
+        return (ImageSet(array[chosen], tuple(raw.names[i] for i in chosen), (False,) * n, source,
+                         tuple(raw.warnings)), chosen[-1] + 1)
+    pixels, names, derived, bases = [], [], [], []
+    next_index = indices[0] if len(indices) else 0
+    for i in indices:
+        if len(pixels) == n:
+            break
+        next_index = i + 1
+        image = raw.load(i)
+        if image is None:
+            continue
+        bases.append((raw.names[i], image))
+        pixels.append(preprocess(image, prep))
+        names.append(raw.names[i])
+        derived.append(False)
+    if not bases:
+        raise DataError(f"{source}: no usable image" + (
+            f" ({len(raw.warnings)} files skipped; first: {raw.warnings[0]})"
+            if raw.warnings else ""))
+    copies = 0
+    while len(pixels) < n:
+        name, image = bases[copies % len(bases)]
+        copies += 1
+        pixels.append(preprocess(augment(image, rng), prep))
+        names.append(f"{name}~crop{copies}")
+        derived.append(True)
+    return (ImageSet(np.stack(pixels), tuple(names), tuple(derived), source, tuple(raw.warnings)),
+            next_index)
+
+
+def load_images(source: str | Path = "samples", n: int = 8, *, prep: Preprocess | None = None,
+                seed: int = 0) -> ImageSet:
+    """Load ``n`` preprocessed images from ``source`` (see the module docstring)."""
+    if n < 1:
+        raise DataError(f"need at least one image, got n={n}")
+    raw = _open_source(source)
+    rng = np.random.default_rng(seed)
+    return _take(raw, range(len(raw.names)), n, prep or Preprocess(), rng, str(source))[0]
+
+
+def learn_test_split(source: str | Path = "samples", n_learn: int = 4, n_test: int = 4, *,
+                     prep: Preprocess | None = None, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Disjoint learning (SL) and testing (ST) sets.
+
+    SL takes the source's first images and ST the following ones.  When the source holds
+    fewer than ``n_learn + n_test`` images, its images are divided between the two sets in
+    proportion and each set is filled with derived copies of its own images only.
+    """
+    if n_learn < 1 or n_test < 1:
+        raise DataError(f"need at least one learning and one testing image, got SL={n_learn}, "
+                        f"ST={n_test}")
+    prep = prep or Preprocess()
+    raw = _open_source(source)
+    total = len(raw.names)
+    if total < 2:
+        raise DataError(f"{source}: holds {total} image(s); SL and ST need one each at least")
+    if total >= n_learn + n_test:
+        learn, cut = _take(raw, range(total), n_learn, prep, np.random.default_rng(seed),
+                           str(source))
+    else:
+        cut = min(total - 1, max(1, round(total * n_learn / (n_learn + n_test))))
+        learn, _ = _take(raw, range(cut), n_learn, prep, np.random.default_rng(seed), str(source))
+    if cut >= total:
+        raise DataError(f"{source}: no images left for the testing set after the learning set")
+    test, _ = _take(raw, range(cut, total), n_test, prep, np.random.default_rng(seed + 1),
+                    str(source))
+    return dataclasses.replace(learn, warnings=()), test

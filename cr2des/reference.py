@@ -1,0 +1,350 @@
+"""Reference execution of a workload in numpy, with 8-bit activations at every crossbar.
+
+The executor runs the layer DAG on a batch of images.  Before each conv and fc, its input
+is quantized as the crossbars see it: unsigned ``input_bits`` integers when the tensor is
+non-negative by construction (after a ReLU, or pools, concats and adds of such tensors),
+else signed two's-complement integers, with one scale per layer.  The layer then computes
+``(q_x @ q_w) s_x s_w + b`` from the quantized values, so downstream activations are those
+of the 8-bit accelerator.
+
+Each crossbar layer's quantized input is kept as a compact feature map
+(:class:`LayerInput`); its im2col vectors (``vectors x K`` per group, rows in the mapping's
+row order) are produced on demand in chunks, so VGG16's first layers never materialize
+their full im2col matrix.  Scales are calibrated on the batch (``max |x|``) unless given,
+so a testing set can be run with the scales learned on the learning set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError
+from .weights import QuantWeights, weight_matrices
+from .workload import ConvParams, Layer, PoolParams, Workload
+
+#: im2col chunk budget in bytes of uint8 vectors (the float32 copy is 4x this)
+CHUNK_BYTES = 32 * 2**20
+
+_NONNEGATIVE_OPS = frozenset({"relu", "relu6", "sigmoid", "softmax"})
+_SIGN_PRESERVING = frozenset({"maxpool", "avgpool", "flatten", "dropout", "identity", "lrn",
+                              "concat", "add"})
+
+
+def nonnegative(workload: Workload) -> dict[str, bool]:
+    """Which tensors are non-negative by construction (decides unsigned quantization)."""
+    result = {"input": False}
+    for layer in workload:
+        if layer.op in _NONNEGATIVE_OPS:
+            result[layer.name] = True
+        elif layer.op in _SIGN_PRESERVING:
+            result[layer.name] = all(result[s] for s in layer.inputs)
+        else:
+            result[layer.name] = False
+    return result
+
+
+@dataclass
+class LayerInput:
+    """The quantized input of one crossbar layer.
+
+    Attributes
+    ----------
+    layer
+        The conv or fc layer.
+    q
+        Quantized feature map, ``uint8``: ``(N, C, H, W)`` for a conv, ``(N, K)`` for an fc.
+        Signed inputs are stored as two's complement (view as ``int8`` for their values).
+    scale
+        Real value of one integer step.
+    signed
+        Two's-complement input (its top bit-plane weighs ``-2^(bits-1)``).
+    bits
+        Input precision.
+    row_order
+        Order of the K rows (``channel_major`` or ``position_major``).
+    """
+
+    layer: Layer
+    q: np.ndarray
+    scale: float
+    signed: bool
+    bits: int
+    row_order: str
+
+    @property
+    def n_images(self) -> int:
+        return self.q.shape[0]
+
+    @property
+    def n_vectors(self) -> int:
+        return self.n_images * self.layer.vectors
+
+    @property
+    def groups(self) -> int:
+        return self.layer.groups
+
+    @property
+    def k(self) -> int:
+        """Rows of one group's weight matrix (``K``)."""
+        return self.layer.matrix_shape[0]
+
+    def chunks(self, max_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_vector, X)`` with ``X`` of shape ``(V, groups, K)``, ``uint8``.
+
+        Vectors are ordered image-major, then output row, then output column; the K axis
+        follows ``row_order``.
+        """
+        if self.layer.op == "fc":
+            step = max(1, max_bytes // self.k)
+            for n0 in range(0, self.n_images, step):
+                yield n0, self.q[n0:n0 + step, None, :]
+            return
+        _, ho, wo = self.layer.shape
+        per_row = wo * self.k * self.groups
+        rows = max(1, min(ho, max_bytes // per_row))
+        images = max(1, max_bytes // (per_row * ho)) if rows == ho else 1
+        for n0 in range(0, self.n_images, images):
+            n1 = min(self.n_images, n0 + images)
+            padded = _pad(self.q[n0:n1], self.layer.params)
+            for r0 in range(0, ho, rows):
+                r1 = min(ho, r0 + rows)
+                first = (n0 * ho + r0) * wo
+                yield first, _im2col(padded, self.layer, r0, r1, self.row_order)
+
+    def matrix(self) -> np.ndarray:
+        """All vectors at once, ``(V, groups, K)`` (small layers and tests only)."""
+        return np.concatenate([x for _, x in self.chunks(max_bytes=2**62)])
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """Integer values of stored codes ``x`` (signed inputs are two's complement)."""
+        return x.view(np.int8) if self.signed else x
+
+
+def _pad(x: np.ndarray, p: ConvParams) -> np.ndarray:
+    t, left, b, r = p.padding
+    if not any(p.padding):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)))
+
+
+def _im2col(xp: np.ndarray, layer: Layer, r0: int, r1: int, row_order: str) -> np.ndarray:
+    """Vectors of output rows ``r0:r1`` of the padded images ``xp``: ``(V, groups, Kg)``."""
+    p: ConvParams = layer.params
+    (kh, kw), (sh, sw), (dh, dw) = p.kernel, p.stride, p.dilation
+    wo = layer.shape[2]
+    window = np.lib.stride_tricks.sliding_window_view(
+        xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    window = window[:, :, r0 * sh:(r1 - 1) * sh + 1:sh, 0:(wo - 1) * sw + 1:sw, ::dh, ::dw]
+    n, c, rows = window.shape[:3]
+    groups = p.groups
+    if row_order == "position_major":
+        cols = window.transpose(0, 2, 3, 4, 5, 1).reshape(n * rows * wo, kh * kw, groups, c // groups)
+        return np.ascontiguousarray(cols.transpose(0, 2, 1, 3)).reshape(n * rows * wo, groups, -1)
+    return window.transpose(0, 2, 3, 1, 4, 5).reshape(n * rows * wo, groups, -1)
+
+
+def quantize_activation(x: np.ndarray, bits: int, signed: bool, scale: float | None = None
+                        ) -> tuple[np.ndarray, float]:
+    """Quantize to ``bits`` (unsigned, or signed symmetric); returns uint8 codes and scale."""
+    qmax = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    if scale is None:
+        peak = float(np.abs(x).max()) if signed else float(x.max())
+        scale = peak / qmax if peak > 0 else 1.0
+    q = np.rint(x * np.float32(1.0 / scale))
+    np.clip(q, -qmax if signed else 0, qmax, out=q)
+    if signed:
+        return q.astype(np.int8).view(np.uint8), scale
+    return q.astype(np.uint8), scale
+
+
+# ----------------------------------------------------------------------------- non-crossbar ops
+def _pool(x: np.ndarray, layer: Layer) -> np.ndarray:
+    p: PoolParams = layer.params
+    is_max = layer.op == "maxpool"
+    if p.global_:
+        return (x.max if is_max else x.mean)(axis=(2, 3), keepdims=True)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw) = p.kernel, p.stride or p.kernel
+    t, left, b, r = p.padding
+    ho, wo = layer.shape[1:]
+    extra_h = max(0, (ho - 1) * sh + kh - (h + t + b))
+    extra_w = max(0, (wo - 1) * sw + kw - (w + left + r))
+    fill = -np.inf if is_max else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b + extra_h), (left, r + extra_w)), constant_values=fill)
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            part = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+            if out is None:
+                out = part.copy()
+            elif is_max:
+                np.maximum(out, part, out=out)
+            else:
+                out += part
+    assert out is not None
+    if is_max:
+        return out
+
+    def counts(size: int, lo: int, hi: int, k: int, s: int, n_out: int) -> np.ndarray:
+        start = np.arange(n_out) * s
+        first, last = (0, size + lo + hi) if p.count_include_pad else (lo, lo + size)
+        return (np.minimum(start + k, last) - np.maximum(start, first)).astype(np.float32)
+
+    divisor = np.outer(counts(h, t, b, kh, sh, ho), counts(w, left, r, kw, sw, wo))
+    return out / divisor
+
+
+def _lrn(x: np.ndarray, layer: Layer) -> np.ndarray:
+    p = layer.params
+    before = (p.size - 1) // 2
+    after = p.size - 1 - before
+    sq = np.pad(x * x, ((0, 0), (before, after), (0, 0), (0, 0)))
+    csum = np.concatenate([np.zeros_like(sq[:, :1]), np.cumsum(sq, axis=1)], axis=1)
+    window = csum[:, p.size:] - csum[:, :-p.size]
+    return x / (p.k + p.alpha / p.size * window) ** p.beta
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights) -> np.ndarray:
+    op = layer.op
+    x = args[0]
+    if op == "relu":
+        return np.maximum(x, 0)
+    if op == "relu6":
+        return np.clip(x, 0, 6)
+    if op == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if op == "softmax":
+        return _softmax(x)
+    if op in ("maxpool", "avgpool"):
+        return _pool(x, layer)
+    if op == "lrn":
+        return _lrn(x, layer)
+    if op == "add":
+        out = args[0] + args[1]
+        for extra in args[2:]:
+            out += extra
+        return out
+    if op == "concat":
+        return np.concatenate(args, axis=1)
+    if op == "flatten":
+        return x.reshape(x.shape[0], -1, 1, 1)
+    if op in ("dropout", "identity"):
+        return x
+    if op == "batchnorm":
+        if layer.name in weights.folded:
+            return x
+        scale, shift = weights.affine[layer.name]
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+    raise DataError(f"layer {layer.name!r}: the reference executor has no op {op!r}")
+
+
+# ----------------------------------------------------------------------------- executor
+@dataclass
+class Execution:
+    """What a reference run produced.
+
+    Attributes
+    ----------
+    inputs
+        Crossbar layer name -> its quantized input.
+    outputs
+        Output layer name -> float32 ``(N, C, H, W)``.
+    scales
+        Activation scale per crossbar layer (pass to a later run to reuse them).
+    """
+
+    inputs: dict[str, LayerInput] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    scales: dict[str, float] = field(default_factory=dict)
+
+    def top1(self) -> np.ndarray:
+        """Top-1 class per image of the (single) output layer."""
+        (out,) = self.outputs.values()
+        return out.reshape(out.shape[0], -1).argmax(axis=1)
+
+
+def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights, bits: int, signed: bool,
+              scale: float | None, row_order: str) -> tuple[LayerInput, np.ndarray]:
+    n = x.shape[0]
+    if layer.op == "fc":
+        x = x.reshape(n, -1)
+    q, scale = quantize_activation(x, bits, signed, scale)
+    li = LayerInput(layer, q, scale, signed, bits, row_order)
+    ql = weights.layers[layer.name]
+    wmat = weight_matrices(layer, ql.q, row_order).astype(np.float32)  # (g, Kg, Ng)
+    groups, _, ng = wmat.shape
+    y = np.empty((li.n_vectors, groups, ng), dtype=np.float32)
+    dtype = np.int8 if signed else np.uint8
+    for first, chunk in li.chunks():
+        xf = chunk.view(dtype).astype(np.float32)
+        if groups == 1:
+            np.matmul(xf[:, 0, :], wmat[0], out=y[first:first + len(xf), 0, :])
+        else:
+            y[first:first + len(xf)] = np.matmul(xf.transpose(1, 0, 2), wmat).transpose(1, 0, 2)
+    y *= np.float32(scale * ql.scale)
+    cout = groups * ng
+    y = y.reshape(-1, cout) + ql.bias
+    if layer.op == "fc":
+        return li, y.reshape(n, cout, 1, 1)
+    _, ho, wo = layer.shape
+    return li, np.ascontiguousarray(y.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2))
+
+
+def execute(workload: Workload, weights: QuantWeights, pixels: np.ndarray, *,
+            input_bits: int = 8, row_order: str = "channel_major",
+            scales: dict[str, float] | None = None,
+            progress: Callable[[str], None] | None = None) -> Execution:
+    """Run ``workload`` on ``pixels`` ``(N, C, H, W)`` with quantized crossbar inputs.
+
+    Parameters
+    ----------
+    weights
+        Quantized weights (:func:`cr2des.weights.quantize_weights`).
+    input_bits
+        Activation precision at the crossbars (at most 8).
+    row_order
+        Row order of the im2col vectors, as the mapping uses.
+    scales
+        Activation scales to reuse (e.g. learned on SL images); others are calibrated.
+    progress
+        Called with each layer's name before it runs.
+    """
+    if not 1 <= input_bits <= 8:
+        raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
+                        f"{input_bits} is not supported")
+    if pixels.shape[1:] != workload.input_shape:
+        raise DataError(f"images are {pixels.shape[1:]}, workload {workload.name!r} expects "
+                        f"{workload.input_shape}")
+    signs = nonnegative(workload)
+    remaining = {name: workload.graph.out_degree(name) for name in ("input", *workload.layers)}
+    values: dict[str, np.ndarray] = {"input": np.asarray(pixels, dtype=np.float32)}
+    result = Execution()
+    scales = scales or {}
+    for layer in workload:
+        if progress is not None:
+            progress(layer.name)
+        args = [values[s] for s in layer.inputs]
+        if layer.is_crossbar:
+            li, out = _crossbar(layer, args[0], weights, input_bits, not signs[layer.inputs[0]],
+                                scales.get(layer.name), row_order)
+            result.inputs[layer.name] = li
+            result.scales[layer.name] = li.scale
+        else:
+            out = _elementwise(layer, args, weights).astype(np.float32, copy=False)
+        values[layer.name] = out
+        for src in layer.inputs:
+            remaining[src] -= 1
+            if remaining[src] == 0:
+                del values[src]
+        if remaining[layer.name] == 0:
+            result.outputs[layer.name] = out
+            del values[layer.name]
+    return result
