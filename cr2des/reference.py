@@ -141,8 +141,9 @@ def _im2col(xp: np.ndarray, layer: Layer, r0: int, r1: int, row_order: str) -> n
     n, c, rows = window.shape[:3]
     groups = p.groups
     if row_order == "position_major":
-        cols = window.transpose(0, 2, 3, 4, 5, 1).reshape(n * rows * wo, kh * kw, groups, c // groups)
-        return np.ascontiguousarray(cols.transpose(0, 2, 1, 3)).reshape(n * rows * wo, groups, -1)
+        v = n * rows * wo
+        cols = window.transpose(0, 2, 3, 4, 5, 1).reshape(v, kh * kw, groups, c // groups)
+        return np.ascontiguousarray(cols.transpose(0, 2, 1, 3)).reshape(v, groups, -1)
     return window.transpose(0, 2, 3, 1, 4, 5).reshape(n * rows * wo, groups, -1)
 
 
@@ -166,7 +167,7 @@ def _pool(x: np.ndarray, layer: Layer) -> np.ndarray:
     is_max = layer.op == "maxpool"
     if p.global_:
         return (x.max if is_max else x.mean)(axis=(2, 3), keepdims=True)
-    n, c, h, w = x.shape
+    _n, _c, h, w = x.shape
     (kh, kw), (sh, sw) = p.kernel, p.stride or p.kernel
     t, left, b, r = p.padding
     ho, wo = layer.shape[1:]

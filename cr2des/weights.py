@@ -251,13 +251,13 @@ def prune(weights: Weights, sparsity: float, *, scope: str = "layer") -> Weights
     layers = {}
     if scope == "global":
         magnitudes = np.concatenate([np.abs(lw.weight).ravel() for lw in weights.layers.values()])
-        k = int(round(sparsity * magnitudes.size))
+        k = round(sparsity * magnitudes.size)
         threshold = np.partition(magnitudes, k - 1)[k - 1] if k else -1.0
     for name, lw in weights.layers.items():
         w = lw.weight.copy()
         flat = w.reshape(-1)
         if scope == "layer":
-            k = int(round(sparsity * flat.size))
+            k = round(sparsity * flat.size)
             if k:
                 flat[np.argpartition(np.abs(flat), k - 1)[:k]] = 0.0
         else:
