@@ -77,6 +77,86 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+class _Progress:
+    """A rich progress bar on stderr for one phase; silent when stderr is not a terminal."""
+
+    def __init__(self, description: str, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
+                            console=console, transient=True, disable=not console.is_terminal)
+        self.task = self.bar.add_task(description, total=total, item="")
+
+    def __enter__(self) -> _Progress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, item: str) -> None:
+        self.bar.update(self.task, advance=1, item=item)
+
+
+def _data_options(args: argparse.Namespace) -> Any:
+    from .datapath import DataOptions
+
+    return DataOptions(images=args.images, weights=args.weights, prune=args.prune,
+                       prune_scope=args.prune_scope, seed=args.seed)
+
+
+def cmd_profile(args: argparse.Namespace, console: Console) -> int:
+    from .datapath import prepare_weights, preprocessing, run_reference
+    from .images import load_images
+    from .profile import layer_patterns, profile_layer, summarize
+    from .report import print_profile
+    from .spec import load_arch
+    from .workload import load_workload
+
+    arch = load_arch(args.arch)
+    workload = load_workload(args.model)
+    options = _data_options(args)
+    weights = prepare_weights(workload, arch, options)
+    images = load_images(options.images, args.n, prep=preprocessing(workload), seed=args.seed)
+    with _Progress("reference run", len(workload)) as bar:
+        execution = run_reference(workload, arch, weights, images, progress=bar)
+    profiles = []
+    with _Progress("input patterns", len(execution.inputs)) as bar:
+        for name, li in execution.inputs.items():
+            bar(name)
+            profiles.append(profile_layer(li, arch, layer_patterns(li, arch)))
+    if args.json:
+        _print_json({
+            "workload": workload.name, "arch": arch.name,
+            "weights": {"source": weights.source, "synthetic": weights.synthetic,
+                        "description": weights.describe()},
+            "images": {"source": images.source, "names": list(images.names),
+                       "derived": list(images.derived), "warnings": list(images.warnings)},
+            "ou": [arch.crossbar.ou_rows, arch.crossbar.ou_cols], "dac_bits": arch.dac_bits,
+            "totals": summarize(profiles),
+            "layers": [p.to_dict() for p in profiles],
+        })
+    else:
+        print_profile(profiles, summarize(profiles), workload, arch, weights, images, console)
+    return 0
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="cr2", help="architecture (default: cr2)")
+    p.add_argument("--images", default="samples",
+                   help="'samples' (scikit-image photographs), an image directory, or .npy/.npz")
+    p.add_argument("--weights", default=None,
+                   help="'synthetic', or a .pth/.npz/.onnx file (default: the workload's own "
+                        "weights if it has any, else synthetic)")
+    p.add_argument("--prune", type=float, default=0.0, metavar="SPARSITY",
+                   help="magnitude-prune weights to this sparsity before quantization")
+    p.add_argument("--prune-scope", choices=("layer", "global"), default="layer")
+    p.add_argument("--seed", type=int, default=0, help="seed of synthetic weights and images")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cr2des",
@@ -104,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", cmd_import, "convert an ONNX model into a workload YAML (+ weights .npz)")
     p.add_argument("model", type=Path, help="ONNX file")
     p.add_argument("-o", "--output", type=Path, required=True, help="workload YAML to write")
+
+    p = add("profile", cmd_profile, "per-layer input sparsity and OU input-pattern statistics")
+    p.add_argument("model", help="zoo name, workload YAML or .onnx")
+    p.add_argument("--n", type=int, default=4, help="number of images (default: 4)")
+    _add_data_arguments(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     p = add("run", cmd_run, "simulate a workload on an architecture under every scheme")
     p.add_argument("model", nargs="?", default="resnet50", help="workload (default: resnet50)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
@@ -9,6 +11,11 @@ from .costs import AreaPower
 from .spec import Arch, required_adc_bits
 from .units import format_bytes, format_si
 from .workload import Workload
+
+if TYPE_CHECKING:
+    from .images import ImageSet
+    from .profile import LayerProfile
+    from .weights import QuantWeights
 
 
 def _si(value: float | None, unit: str) -> str:
@@ -111,3 +118,43 @@ def print_workload(workload: Workload, console: Console, *, crossbar_only: bool 
                   f"weights per image (conv + fc).")
     for note in workload.notes:
         console.print(f"[yellow]note:[/] {note}")
+
+
+def provenance(weights: QuantWeights, images: ImageSet, console: Console) -> None:
+    """Say where weights and images came from; synthetic weights are flagged loudly."""
+    style = "bold yellow" if weights.synthetic else "green"
+    console.print(f"[{style}]weights:[/] {weights.describe()}")
+    for note in weights.notes:
+        console.print(f"  {note}")
+    console.print(f"[green]images:[/] {images.describe()}: {', '.join(images.names)}")
+    for warning in images.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+def print_profile(profiles: list[LayerProfile], totals: dict[str, float], workload: Workload,
+                  arch: Arch, weights: QuantWeights, images: ImageSet, console: Console) -> None:
+    xb = arch.crossbar
+    table = Table(title=f"Input patterns: {workload.name} on {arch.name} (OU {xb.ou_rows}x"
+                        f"{xb.ou_cols}, {arch.dac_bits}-bit DAC)", title_justify="left")
+    for col in ("layer", "K x N (g)", "vectors", "bands", "zero act.", "zero bits % (b0..b7)",
+                "zero OU patterns", "distinct (band, pattern)", "distinct patterns",
+                "top-16 share"):
+        table.add_column(col, justify="left" if col in ("layer", "zero bits % (b0..b7)") else
+                         "right")
+    for p in profiles:
+        table.add_row(
+            p.name + (" (signed)" if p.signed else ""),
+            f"{p.k} x {p.n}" + (f" ({p.groups})" if p.groups > 1 else ""),
+            f"{p.vectors:,}", f"{p.bands:,}", f"{p.zero_activations:.1%}",
+            " ".join(f"{100 * z:.0f}" for z in p.zero_bits), f"{p.zero_patterns:.1%}",
+            f"{p.distinct_keys:,}", f"{p.distinct_patterns:,}", f"{p.top16_share:.1%}",
+        )
+    table.add_section()
+    table.add_row("all layers", "", "", "", "", "", f"{totals['zero_patterns']:.1%}",
+                  f"{int(totals['distinct_keys']):,}", "", f"{totals['top16_share']:.1%}",
+                  style="bold")
+    console.print(table)
+    console.print(f"{int(totals['patterns']):,} OU input patterns over {len(profiles)} crossbar "
+                  f"layers; 'top-16 share' is the share of non-zero patterns whose value is one "
+                  f"of the layer's 16 most frequent.")
+    provenance(weights, images, console)
