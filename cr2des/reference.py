@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DataError
-from .weights import QuantWeights, weight_matrices
+from .weights import QuantWeights, Weights, weight_matrices
 from .workload import ConvParams, Layer, PoolParams, Workload
 
 #: im2col chunk budget in bytes of uint8 vectors (the float32 copy is 4x this)
@@ -213,7 +213,8 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights) -> np.ndarray:
+def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights | Weights
+                 ) -> np.ndarray:
     op = layer.op
     x = args[0]
     if op == "relu":
@@ -272,34 +273,42 @@ class Execution:
         return out.reshape(out.shape[0], -1).argmax(axis=1)
 
 
-def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights, bits: int, signed: bool,
-              scale: float | None, row_order: str) -> tuple[LayerInput, np.ndarray]:
+def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits: int,
+              signed: bool, scale: float | None, row_order: str
+              ) -> tuple[LayerInput | None, np.ndarray]:
+    """One conv/fc; float weights mean a float reference (no quantization, no LayerInput)."""
     n = x.shape[0]
     if layer.op == "fc":
         x = x.reshape(n, -1)
-    q, scale = quantize_activation(x, bits, signed, scale)
-    li = LayerInput(layer, q, scale, signed, bits, row_order)
-    ql = weights.layers[layer.name]
-    wmat = weight_matrices(layer, ql.q, row_order).astype(np.float32)  # (g, Kg, Ng)
+    if isinstance(weights, Weights):
+        lw = weights.layers[layer.name]
+        source = LayerInput(layer, x, 1.0, True, 0, row_order)
+        w, w_scale, bias, dtype, li = lw.weight, 1.0, lw.bias, x.dtype, None
+    else:
+        q, scale = quantize_activation(x, bits, signed, scale)
+        li = source = LayerInput(layer, q, scale, signed, bits, row_order)
+        ql = weights.layers[layer.name]
+        w, w_scale, bias = ql.q, ql.scale * scale, ql.bias
+        dtype = np.dtype(np.int8 if signed else np.uint8)
+    wmat = weight_matrices(layer, w, row_order).astype(np.float32)  # (g, Kg, Ng)
     groups, _, ng = wmat.shape
-    y = np.empty((li.n_vectors, groups, ng), dtype=np.float32)
-    dtype = np.int8 if signed else np.uint8
-    for first, chunk in li.chunks():
-        xf = chunk.view(dtype).astype(np.float32)
+    y = np.empty((source.n_vectors, groups, ng), dtype=np.float32)
+    for first, chunk in source.chunks(CHUNK_BYTES // max(1, x.itemsize)):
+        xf = chunk.view(dtype).astype(np.float32, copy=False)
         if groups == 1:
             np.matmul(xf[:, 0, :], wmat[0], out=y[first:first + len(xf), 0, :])
         else:
             y[first:first + len(xf)] = np.matmul(xf.transpose(1, 0, 2), wmat).transpose(1, 0, 2)
-    y *= np.float32(scale * ql.scale)
+    y *= np.float32(w_scale)
     cout = groups * ng
-    y = y.reshape(-1, cout) + ql.bias
+    y = y.reshape(-1, cout) + bias
     if layer.op == "fc":
         return li, y.reshape(n, cout, 1, 1)
     _, ho, wo = layer.shape
     return li, np.ascontiguousarray(y.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2))
 
 
-def execute(workload: Workload, weights: QuantWeights, pixels: np.ndarray, *,
+def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
             input_bits: int = 8, row_order: str = "channel_major",
             scales: dict[str, float] | None = None,
             progress: Callable[[str], None] | None = None) -> Execution:
@@ -308,7 +317,9 @@ def execute(workload: Workload, weights: QuantWeights, pixels: np.ndarray, *,
     Parameters
     ----------
     weights
-        Quantized weights (:func:`cr2des.weights.quantize_weights`).
+        Quantized weights (:func:`cr2des.weights.quantize_weights`); float
+        :class:`~cr2des.weights.Weights` give a float32 reference run instead, with no
+        quantization and no recorded inputs.
     input_bits
         Activation precision at the crossbars (at most 8).
     row_order
@@ -336,8 +347,9 @@ def execute(workload: Workload, weights: QuantWeights, pixels: np.ndarray, *,
         if layer.is_crossbar:
             li, out = _crossbar(layer, args[0], weights, input_bits, not signs[layer.inputs[0]],
                                 scales.get(layer.name), row_order)
-            result.inputs[layer.name] = li
-            result.scales[layer.name] = li.scale
+            if li is not None:
+                result.inputs[layer.name] = li
+                result.scales[layer.name] = li.scale
         else:
             out = _elementwise(layer, args, weights).astype(np.float32, copy=False)
         values[layer.name] = out
