@@ -16,7 +16,7 @@ so a testing set can be run with the scales learned on the learning set.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,7 +258,7 @@ class Execution:
     inputs
         Crossbar layer name -> its quantized input.
     outputs
-        Output layer name -> float32 ``(N, C, H, W)``.
+        Output layer name (and kept layers) -> float32 ``(N, C, H, W)``.
     scales
         Activation scale per crossbar layer (pass to a later run to reuse them).
     """
@@ -267,9 +267,9 @@ class Execution:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     scales: dict[str, float] = field(default_factory=dict)
 
-    def top1(self) -> np.ndarray:
-        """Top-1 class per image of the (single) output layer."""
-        (out,) = self.outputs.values()
+    def top1(self, layer: str | None = None) -> np.ndarray:
+        """Top-1 class per image of ``layer`` (default: the only output kept)."""
+        (out,) = self.outputs.values() if layer is None else (self.outputs[layer],)
         return out.reshape(out.shape[0], -1).argmax(axis=1)
 
 
@@ -310,7 +310,7 @@ def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits
 
 def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
             input_bits: int = 8, row_order: str = "channel_major",
-            scales: dict[str, float] | None = None,
+            scales: dict[str, float] | None = None, keep: Collection[str] = (),
             progress: Callable[[str], None] | None = None) -> Execution:
     """Run ``workload`` on ``pixels`` ``(N, C, H, W)`` with quantized crossbar inputs.
 
@@ -326,6 +326,8 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
         Row order of the im2col vectors, as the mapping uses.
     scales
         Activation scales to reuse (e.g. learned on SL images); others are calibrated.
+    keep
+        Layers whose outputs to keep in :attr:`Execution.outputs` besides the network's.
     progress
         Called with each layer's name before it runs.
     """
@@ -357,7 +359,8 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
             remaining[src] -= 1
             if remaining[src] == 0:
                 del values[src]
-        if remaining[layer.name] == 0:
+        if remaining[layer.name] == 0 or layer.name in keep:
             result.outputs[layer.name] = out
+        if remaining[layer.name] == 0:
             del values[layer.name]
     return result
