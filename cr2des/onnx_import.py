@@ -49,7 +49,7 @@ from .workload import Layer, Shape, Workload, make_layer
 __all__ = ["SUPPORTED_OPS", "import_onnx", "import_to_files", "onnx_weights"]
 
 #: per crossbar layer: {"weight": ..., "bias": ...}
-Weights = dict[str, dict[str, NDArray[np.float32]]]
+LayerTensors = dict[str, dict[str, NDArray[np.float32]]]
 
 # ONNX Clip bounds when absent (opset < 11 attribute defaults are +-FLT_MAX)
 _FLT_MAX = float(np.finfo(np.float32).max)
@@ -80,7 +80,7 @@ def import_onnx(path: str | Path) -> Workload:
     return workload
 
 
-def onnx_weights(path: str | Path, workload: Workload) -> Weights | None:
+def onnx_weights(path: str | Path, workload: Workload) -> LayerTensors | None:
     """The weights of an ONNX model's conv and fc layers, batch norms folded.
 
     Parameters
@@ -89,8 +89,8 @@ def onnx_weights(path: str | Path, workload: Workload) -> Weights | None:
         The ``.onnx`` file.
     workload
         The workload imported from it (or loaded from the YAML written by
-        :func:`import_to_files`); its crossbar layers must match the file's by name and
-        weight shape.
+        :func:`import_to_files`); its conv, fc and batchnorm layers must match the file's by
+        name and shape.
 
     Returns
     -------
@@ -98,30 +98,36 @@ def onnx_weights(path: str | Path, workload: Workload) -> Weights | None:
         ``{layer: {"weight": W, "bias": b}}`` for every conv/fc layer, float32, in framework
         layout: conv ``(Cout, Cin/groups, kh, kw)``, fc ``(out, in)`` with the input
         flattened in ``(C, H, W)`` order.  ``b`` has ``Cout`` (``out``) entries and is zero
-        for a layer without a bias.  ``None`` when the file's weights are placeholders
-        (``ConstantOfShape`` fills, as in the ONNX "light" model-zoo graphs).
+        for a layer without a bias.  A batch norm that could not be folded (a
+        ``batchnorm`` layer) gets ``{"weight": gamma, "bias": beta, "running_mean": mean,
+        "running_var": var}``, named as in a PyTorch state dict.  ``None`` when the file's
+        weights are placeholders (``ConstantOfShape`` fills, as in the ONNX "light"
+        model-zoo graphs).
 
     Raises
     ------
     ImportFailure
         As :func:`import_onnx`.
     DataError
-        The weights do not match ``workload``'s conv/fc layers.
+        The weights do not match ``workload``'s layers.
     """
     _, weights = _import(path)
     if weights is None:
         return None
-    expected = {layer.name: layer for layer in workload.crossbar_layers}
+    expected = {layer.name: layer for layer in workload
+                if layer.is_crossbar or layer.op == "batchnorm"}
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:
-        raise DataError(f"{path}: conv/fc layers differ from workload {workload.name!r}: "
-                        f"missing in the file {missing}, not in the workload {extra}")
+        raise DataError(f"{path}: conv/fc/batchnorm layers differ from workload "
+                        f"{workload.name!r}: missing in the file {missing}, not in the "
+                        f"workload {extra}")
     for name, layer in expected.items():
         shape = weights[name]["weight"].shape
-        if shape != layer.weight_shape:
+        wanted = layer.weight_shape if layer.is_crossbar else (layer.shape[0],)
+        if shape != wanted:
             raise DataError(f"{path}: layer {name!r}: weight shape {list(shape)} does not "
-                            f"match the workload's {list(layer.weight_shape)}")
+                            f"match the workload's {list(wanted)}")
     return weights
 
 
@@ -129,8 +135,9 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
                     ) -> tuple[Workload, Path | None]:
     """Convert an ONNX model into a workload YAML and, if it has real weights, an ``.npz``.
 
-    The weights (batch norms folded) go to ``<out_yaml stem>.npz`` next to the YAML,
-    keyed ``"<layer>.weight"`` and ``"<layer>.bias"``, and the YAML's ``weights:`` key
+    The weights (batch norms folded; see :func:`onnx_weights`) go to
+    ``<out_yaml stem>.npz`` next to the YAML, keyed ``"<layer>.<name>"`` as a PyTorch state
+    dict (``"<layer>.weight"``, ``"<layer>.bias"``, ...), and the YAML's ``weights:`` key
     names that file relative to the YAML.  Both files are written atomically and only
     after the whole model has been imported, so a model that fails leaves no output.
 
@@ -176,7 +183,7 @@ def _with_weights(workload: Workload, weights_file: Path) -> Workload:
                     weights_file=weights_file, notes=workload.notes)
 
 
-def _import(path: str | Path) -> tuple[Workload, Weights | None]:
+def _import(path: str | Path) -> tuple[Workload, LayerTensors | None]:
     model = _load_model(path)
     return _Importer(model, str(path), Path(path)).run()
 
@@ -186,9 +193,10 @@ def _load_model(path: str | Path) -> onnx.ModelProto:
     if not file.is_file():
         raise ImportFailure(f"{path}: no such ONNX file")
     try:
+        # random bytes can parse as a protobuf message; the checker tells a model apart.
+        # Given the path, it also checks models over 2 GB and their external data.
+        onnx.checker.check_model(str(file))
         model = onnx.load(str(file))
-        # random bytes can parse as a protobuf message; the checker tells a model apart
-        onnx.checker.check_model(model)
     except Exception as exc:  # protobuf, checker and external-data errors share no base
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImportFailure(f"{path}: not a valid ONNX model: {first}") from None
@@ -219,6 +227,8 @@ class _Built:
     weight: NDArray[Any] | None = None
     bias: NDArray[Any] | None = None
     placeholder: bool = False
+    # an unfolded batch norm's gamma, beta, mean and variance
+    statistics: tuple[NDArray[Any], ...] = ()
     # ONNX tensors that carry this layer's output, and how many of their readers are
     # nodes already absorbed into it (pass-throughs, folded batch norms and biases)
     aliases: list[str] = field(default_factory=list)
@@ -252,12 +262,12 @@ class _Importer:
         self.kept_bn: list[str] = []
 
     # -- driver -------------------------------------------------------------------------
-    def run(self) -> tuple[Workload, Weights | None]:
+    def run(self) -> tuple[Workload, LayerTensors | None]:
         input_shape, notes = self._read_input()
         for node in self.graph.node:
             self._node(node)
-        crossbar = [b for b in self.built.values() if b.op in ("conv", "fc")]
-        placeholder = any(b.placeholder for b in crossbar)
+        with_weights = [b for b in self.built.values() if b.op in ("conv", "fc", "batchnorm")]
+        placeholder = any(b.placeholder for b in with_weights)
         notes += self._notes(placeholder)
         opset = f"opset {self.opset}"
         producer = " ".join(p for p in (self.model.producer_name,
@@ -273,7 +283,7 @@ class _Importer:
             raise ImportFailure(f"{self.file}: {exc.message}") from None
         if placeholder:
             return workload, None
-        return workload, {b.layer.name: self._weights(b) for b in crossbar}
+        return workload, {b.layer.name: self._weights(b) for b in with_weights}
 
     def _read_input(self) -> tuple[Shape, list[str]]:
         real = [i for i in self.graph.input if i.name not in self.consts]
@@ -304,7 +314,8 @@ class _Importer:
                          f"fills, as in the ONNX backend-test 'light' model-zoo graphs) and "
                          f"were ignored: only the layer shapes were imported")
         if self.folded_bn:
-            how = ("removed (no layer)" if placeholder
+            how = ("after a conv/fc removed (their folding into its placeholder weights "
+                   "was skipped)" if placeholder
                    else "folded into the weights and biases of the conv/fc layers they follow")
             notes.append(f"{self.folded_bn} BatchNormalization node(s) {how}")
         if self.kept_bn:
@@ -319,6 +330,11 @@ class _Importer:
         return notes
 
     def _weights(self, built: _Built) -> dict[str, NDArray[np.float32]]:
+        if built.op == "batchnorm":
+            # state-dict names, as cr2des.weights reads unfolded batch norms
+            return {key: np.ascontiguousarray(value, dtype=np.float32).ravel()
+                    for key, value in zip(("weight", "bias", "running_mean", "running_var"),
+                                          built.statistics, strict=True)}
         assert built.weight is not None
         weight = np.ascontiguousarray(built.weight, dtype=np.float32)
         out = weight.shape[0]
@@ -377,6 +393,8 @@ class _Importer:
                     else np.float32(0))
             outputs: list[Any] = [np.broadcast_to(fill, shape)]
         else:
+            # imported here: the reference runtime costs a noticeable import time and most
+            # models need it for nothing (or a handful of shape computations)
             from onnx.reference import ReferenceEvaluator
 
             # a one-node graph, not the bare node: only a graph carries the file's opset,
@@ -575,13 +593,14 @@ class _Importer:
         if any(p is None or p.size != channels for p in params):
             raise self._fail(node, f"scale, bias, mean and variance must each have "
                                    f"{channels} values (one per channel)")
-        eps = _clean_float(attrs.get("epsilon", 1e-5))
+        placeholder = self._is_placeholder(node, 1, 2, 3, 4)
         target = self._foldable(src)
         if target is None:
-            kept = self._add(node, "batchnorm", [src], {"eps": eps}, src.rank)
+            eps = _clean_float(attrs.get("epsilon", 1e-5))
+            kept = self._add(node, "batchnorm", [src], {"eps": eps}, src.rank,
+                             statistics=tuple(params), placeholder=placeholder)
             self.kept_bn.append(kept.layer.name)
             return
-        placeholder = self._is_placeholder(node, 1, 2, 3, 4)
         target.placeholder = target.placeholder or placeholder
         if not target.placeholder:
             gamma, beta, mean, var = (np.asarray(p, dtype=np.float64).ravel()

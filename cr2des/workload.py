@@ -402,6 +402,8 @@ class Workload:
             out["normalize"] = {"mean": list(self.normalize.mean), "std": list(self.normalize.std)}
         if self.weights_file is not None:
             out["weights"] = str(self.weights_file)
+        if self.notes:
+            out["notes"] = list(self.notes)
         layers = []
         previous = "input"
         for layer in self:
@@ -425,8 +427,7 @@ class Workload:
         layers = data.pop("layers")
         head = "".join(f"{key}: {flow(value)}\n" for key, value in data.items())
         lines = [f"  - {flow(layer)}" for layer in layers]
-        notes = "".join(f"# {note}\n" for note in self.notes)
-        return notes + head + "layers:\n" + "\n".join(lines) + "\n"
+        return head + "layers:\n" + "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
         return (f"Workload({self.name!r}, {len(self)} layers, {self.total_macs / 1e9:.3f} GMAC, "
@@ -510,7 +511,7 @@ def workload_from_dict(data: Any, *, file: str | Path | None = None) -> Workload
 
 
 def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
-    top = ("version", "name", "variant", "input", "normalize", "weights", "layers")
+    top = ("version", "name", "variant", "input", "normalize", "weights", "notes", "layers")
     if not isinstance(data, dict):
         raise SpecError(f"expected a mapping with keys {list(top)}, got {type(data).__name__}")
     for key in data:
@@ -568,8 +569,14 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
     return Workload(
         str(data["name"]), tuple(shape), layers,  # type: ignore[arg-type]
         variant=str(data.get("variant", "")), source=str(file) if file else None,
-        weights_file=weights_file, normalize=normalize,
+        weights_file=weights_file, normalize=normalize, notes=_notes(data.get("notes", [])),
     )
+
+
+def _notes(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"expected a list of strings, got {value!r}", path="notes")
+    return value
 
 
 def zoo_names() -> list[str]:

@@ -76,10 +76,12 @@ def test_grouped_and_depthwise_matrices():
 
 
 def test_yaml_round_trip():
-    for name in ("tiny", "googlenet"):
+    for name in ("tiny", "googlenet", "efficientnet_lite0"):
         w = load_workload(name)
+        w.notes.append("a note: survives the round trip")
         again = workload_from_dict(yaml.safe_load(w.to_yaml()))
         assert again.summary()["layers"] == w.summary()["layers"]
+        assert again.notes == w.notes and again.normalize == w.normalize
 
 
 def base(layers):
@@ -144,7 +146,8 @@ def test_top_level_errors(tmp_path):
 def test_unknown_zoo_name_lists_zoo():
     with pytest.raises(SpecError) as info:
         load_workload("resnet51")
-    assert "zoo: alexnet, googlenet, resnet50, tiny, vgg16" in info.value.message
+    zoo = "zoo: alexnet, efficientnet_lite0, googlenet, resnet50, tiny, vgg16"
+    assert zoo in info.value.message
 
 
 def test_zoo_files_are_in_the_zoo_dir():
