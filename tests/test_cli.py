@@ -88,3 +88,39 @@ def test_invalid_arch_exit_2(tmp_path):
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("cr2des ")
+
+
+def test_profile_json_reports_provenance(capsys):
+    assert main(["profile", "tiny", "--arch", "tiny", "--n", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["weights"]["synthetic"] is True
+    assert "SYNTHETIC" in data["weights"]["description"]
+    assert data["images"]["names"] == ["astronaut", "chelsea"]
+    layers = {p["name"]: p for p in data["layers"]}
+    assert set(layers) == {"conv1", "conv2", "dw", "branch_a", "branch_b", "fc"}
+    conv2 = layers["conv2"]
+    # 16x16 outputs x 2 images, 2 groups x ceil(36 / 4) = 18 bands, 8 bit-planes
+    assert conv2["vectors"] == 512 and conv2["bands"] == 18
+    assert conv2["patterns"] == 512 * 18 * 8
+    assert 0 <= conv2["zero_patterns"] <= 1 and len(conv2["zero_bits"]) == 8
+    assert layers["conv1"]["signed"] and not conv2["signed"]
+    # post-ReLU inputs: at least the zeros of the ReLU, so some all-zero patterns
+    assert conv2["zero_activations"] > 0.2 and conv2["zero_patterns"] > 0.05
+
+
+def test_profile_table_says_synthetic(capsys):
+    assert main(["profile", "tiny", "--arch", "tiny", "--n", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "SYNTHETIC" in out and "top-16 share" in out
+
+
+def test_profile_bad_weights_file_exit_2(tmp_path):
+    bad = tmp_path / "w.npz"
+    import numpy as np
+
+    np.savez(bad, **{"conv1.weight": np.zeros((8, 3, 5, 5), np.float32)})
+    result = run_cli("profile", "tiny", "--arch", "tiny", "--n", "1", "--weights", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cr2des: error: {bad}: layer 'conv1' expects weight of shape (8, 3, 3, 3), the file "
+        f"has (8, 3, 5, 5)")

@@ -156,3 +156,71 @@ def test_efficientnet_lite0_real_weights_classify_the_samples():
     top1 = execute(workload, weights, images.pixels).top1()
     assert 281 <= top1[1] <= 285  # chelsea: a cat (tabby, tiger, Persian, Siamese, Egyptian)
     assert top1[2] in (967, 968)  # coffee: espresso or cup
+
+
+# --- the bundled ONNX model-zoo graphs, weights filled in, against onnxruntime -----------
+def _filled(name: str, tmp_path, rng):
+    """A light model-zoo graph with its ConstantOfShape placeholders replaced by random
+    initializers (He-scaled weights, positive batch-norm variances)."""
+    from pathlib import Path
+
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(onnx.__file__).parent / "backend/test/data/light" / f"light_{name}.onnx"
+    model = onnx.load(path)
+    graph = model.graph
+    shapes = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    keep, shape_inputs = [], set()
+    for node in graph.node:
+        if node.op_type != "ConstantOfShape":
+            keep.append(node)
+            continue
+        shape_inputs.add(node.input[0])
+        shape = tuple(int(v) for v in shapes[node.input[0]])
+        out = node.output[0]
+        if len(shape) > 1:
+            fan_in = int(np.prod(shape[1:]))
+            value = rng.standard_normal(shape, dtype=np.float32) * np.sqrt(2.0 / fan_in)
+        elif out.endswith(("_riv_0", "var_0", "_s_0")) or "bn_s" in out or "_scale" in out:
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.standard_normal(shape) * 0.1
+        graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), out))
+    del graph.node[:]
+    graph.node.extend(keep)
+    filled = [i for i in graph.initializer if i.name not in shape_inputs]
+    del graph.initializer[:]
+    graph.initializer.extend(filled)
+    # IR 4 lets initializers stay out of the graph inputs, leaving only the image input(s)
+    model.ir_version = max(model.ir_version, 4)
+    names = {i.name for i in graph.initializer}
+    real_inputs = [i for i in graph.input if i.name not in names | shape_inputs]
+    del graph.input[:]
+    graph.input.extend(real_inputs)
+    target = tmp_path / f"{name}.onnx"
+    onnx.save(model, target)
+    return target
+
+
+@pytest.mark.parametrize("name", ["bvlc_alexnet", "inception_v1", "resnet50",
+                                  pytest.param("vgg19", marks=pytest.mark.slow)])
+def test_float_executor_matches_onnxruntime_on_model_zoo_graphs(name, tmp_path):
+    import onnxruntime as ort
+
+    from cr2des.onnx_import import import_onnx
+    from cr2des.weights import load_weights
+
+    rng = np.random.default_rng(7)
+    path = _filled(name, tmp_path, rng)
+    workload = import_onnx(path)
+    weights = load_weights(workload, path)
+    assert not weights.synthetic
+    x = rng.standard_normal((1, *workload.input_shape)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x}
+    expected = session.run(None, feed)[0].reshape(1, -1)
+    ours = execute(workload, weights, x).outputs[workload.outputs[0]].reshape(1, -1)
+    assert ours.shape == expected.shape
+    err = np.linalg.norm(ours - expected) / np.linalg.norm(expected)
+    assert err < 1e-4, err
