@@ -21,70 +21,19 @@ complement: their top bit-plane is extracted like the others and carries weight
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+from .mapping import LayerMap, RowBands
+from .reference import LayerInput
 
 _M1, _M2, _M3 = (np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC),
                  np.uint64(0x00000000F0F0F0F0))
 _S1, _S2, _S3 = np.uint64(7), np.uint64(14), np.uint64(28)
 
 _KEY_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-@dataclass(frozen=True)
-class RowBands:
-    """The row bands of one ``K``-row weight matrix.
-
-    Rows are cut into crossbar row blocks of ``rows`` and each block into bands of
-    ``ou_rows`` (the last band of a block may be shorter).
-
-    Attributes
-    ----------
-    starts, sizes
-        First row and height of every band.
-    crossbar_row
-        Index of the crossbar row block each band lies in.
-    padded
-        Band height rounded up to a multiple of 8 (the bit-transpose works on bytes).
-    """
-
-    k: int
-    ou_rows: int
-    starts: np.ndarray
-    sizes: np.ndarray
-    crossbar_row: np.ndarray
-    padded: int
-
-    @property
-    def count(self) -> int:
-        return len(self.starts)
-
-    @property
-    def contiguous(self) -> bool:
-        """Bands tile K exactly in padded-width steps, so regrouping is a reshape."""
-        return bool((self.sizes == self.padded).all()) and self.count * self.padded == self.k
-
-    def gather_index(self) -> np.ndarray:
-        """Column index into ``X`` padded with one zero column at index ``k``, per padded row."""
-        offsets = np.arange(self.padded)
-        index = self.starts[:, None] + offsets[None, :]
-        return np.where(offsets[None, :] < self.sizes[:, None], index, self.k).ravel()
-
-
-def row_bands(k: int, rows: int, ou_rows: int) -> RowBands:
-    """Bands of ``ou_rows`` rows inside crossbar row blocks of ``rows`` (MODEL.md section 1)."""
-    block_starts = np.arange(0, k, rows)
-    starts, sizes, block = [], [], []
-    for b, start in enumerate(block_starts):
-        end = min(k, start + rows)
-        s = np.arange(start, end, ou_rows)
-        starts.append(s)
-        sizes.append(np.minimum(ou_rows, end - s))
-        block.append(np.full(len(s), b))
-    return RowBands(k=k, ou_rows=ou_rows, starts=np.concatenate(starts),
-                    sizes=np.concatenate(sizes), crossbar_row=np.concatenate(block),
-                    padded=-(-ou_rows // 8) * 8)
 
 
 def key_bytes(bands: RowBands, dac_bits: int) -> int:
@@ -217,3 +166,226 @@ def merge_counts(parts: list[PatternCounts]) -> PatternCounts:
     band, key, count = band[order], key[order], count[order]
     start = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
     return PatternCounts(n_bands, band[start], key[start], np.add.reduceat(count, start))
+
+
+# ----------------------------------------------------------------------------- layer passes
+def layer_keys(li: LayerInput, bands: RowBands, dac_bits: int
+               ) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first_vector, keys)`` chunks of a layer's input patterns, ``(V, g * bands, cycles)``.
+
+    The bands of group ``g`` are numbered ``g * bands.count + b``, as in
+    :class:`cr2des.mapping.LayerMap`.
+    """
+    for first, chunk in li.chunks():
+        v, g, k = chunk.shape
+        keys = input_patterns(chunk.reshape(v * g, k), bands, dac_bits=dac_bits,
+                              input_bits=li.bits)
+        yield first, keys.reshape(v, g * bands.count, keys.shape[-1])
+
+
+def learn_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int) -> PatternCounts:
+    """Histogram of ``(band, pattern)`` of one layer over all its input vectors."""
+    parts = [count_patterns(keys, groups * bands.count) for _, keys in
+             layer_keys(li, bands, dac_bits)]
+    return merge_counts(parts) if len(parts) > 1 else parts[0]
+
+
+@dataclass(frozen=True)
+class PatternBuffer:
+    """The entries one layer's IPR buffer holds: ``(band, key)`` pairs.
+
+    Lookups are vectorized: a dense bitmap over ``(band, key)`` for keys of at most 16 bits,
+    a sorted search otherwise.
+    """
+
+    n_bands: int
+    key_bits: int
+    band: np.ndarray
+    key: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.band)
+
+    def _combined(self, band: np.ndarray, key: np.ndarray) -> np.ndarray:
+        return (band.astype(np.uint64) << np.uint64(self.key_bits)) | key.astype(np.uint64)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Hit mask of keys shaped ``(V, n_bands, cycles)``."""
+        if self.size == 0:
+            return np.zeros(keys.shape, dtype=bool)
+        if self.key_bits <= 16:
+            table = np.zeros((self.n_bands, 1 << self.key_bits), dtype=bool)
+            table[self.band, self.key.astype(np.int64)] = True
+            return table[np.arange(self.n_bands)[None, :, None], keys]
+        stored = np.sort(self._combined(self.band, self.key))
+        band = np.broadcast_to(np.arange(self.n_bands)[None, :, None], keys.shape)
+        probe = self._combined(band, keys)
+        index = np.minimum(np.searchsorted(stored, probe), len(stored) - 1)
+        return stored[index] == probe
+
+    def contains(self, counts: PatternCounts) -> np.ndarray:
+        """Which entries of a histogram the buffer holds."""
+        if self.size == 0:
+            return np.zeros(len(counts.key), dtype=bool)
+        return np.isin(self._combined(counts.band, counts.key),
+                       self._combined(self.band, self.key))
+
+
+def best_entries(counts: PatternCounts, saved: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate entries of a layer, best first: ``(order, values)``.
+
+    The value of a non-zero ``(band, key)`` is its learned frequency times the OU
+    activations a hit saves in its band (``saved[band]``); ties keep the histogram order.
+    """
+    nonzero = np.flatnonzero(counts.key != 0)
+    values = counts.count[nonzero] * saved[counts.band[nonzero]]
+    order = np.argsort(-values, kind="stable")
+    return nonzero[order], values[order]
+
+
+def make_buffer(counts: PatternCounts, saved: np.ndarray, entries: int, key_bits: int
+                ) -> PatternBuffer:
+    """The buffer holding a layer's ``entries`` best learned entries."""
+    order, _ = best_entries(counts, saved)
+    chosen = order[:entries]
+    return PatternBuffer(counts.n_bands, key_bits, counts.band[chosen], counts.key[chosen])
+
+
+@dataclass(frozen=True)
+class InputCounts:
+    """What the OU input patterns of one layer did, per band and per vector batch.
+
+    Attributes
+    ----------
+    cycles
+        OU cycles per band (vectors x cycles per vector).
+    zero, hits
+        Per band: all-zero cycles (skipped) and pattern-buffer hits.
+    batch_nonzero, batch_hits
+        ``(batches, bands)``: the same per batch of vectors (one output row of one image for
+        a conv, one image for an fc), in vector order; the event simulation consumes these.
+    batch_vectors
+        Vectors per batch.
+    per_vector
+        OU cycles per vector and band (``input_bits / dac_bits``).
+    """
+
+    cycles: np.ndarray
+    zero: np.ndarray
+    hits: np.ndarray
+    batch_nonzero: np.ndarray
+    batch_hits: np.ndarray
+    batch_vectors: int
+    per_vector: int
+
+    @property
+    def nonzero(self) -> np.ndarray:
+        return self.cycles - self.zero
+
+
+def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
+               buffer: PatternBuffer | None) -> InputCounts:
+    """Classify every OU cycle of a layer: skipped (zero input), buffer hit, or computed."""
+    layer = li.layer
+    batch = layer.shape[2] if layer.op == "conv" else 1
+    nonzero_parts, hit_parts = [], []
+    cycles = 0
+    per_vector = li.bits // dac_bits
+    for _, keys in layer_keys(li, bands, dac_bits):
+        v = keys.shape[0]
+        cycles += v * per_vector
+        nz = keys != 0
+        starts = np.arange(0, v, batch)
+        nonzero_parts.append(np.add.reduceat(nz.sum(axis=2, dtype=np.int32), starts, axis=0))
+        if buffer is not None and buffer.size:
+            hit = buffer.lookup(keys) & nz
+            hit_parts.append(np.add.reduceat(hit.sum(axis=2, dtype=np.int32), starts, axis=0))
+    batch_nonzero = np.concatenate(nonzero_parts)
+    batch_hits = np.concatenate(hit_parts) if hit_parts else np.zeros_like(batch_nonzero)
+    nonzero = batch_nonzero.sum(axis=0, dtype=np.int64)
+    n_bands = groups * bands.count
+    per_band = np.full(n_bands, cycles, dtype=np.int64)
+    return InputCounts(cycles=per_band, zero=per_band - nonzero,
+                       hits=batch_hits.sum(axis=0, dtype=np.int64), batch_nonzero=batch_nonzero,
+                       batch_hits=batch_hits, batch_vectors=batch, per_vector=per_vector)
+
+
+# ----------------------------------------------------------------------------- schemes
+@dataclass(frozen=True)
+class SchemeCounts:
+    """Work of one layer (or a whole network) under one scheme.
+
+    OU quantities count OU activations; ``wpr_copies`` counts columns.  ``columns`` is the
+    per-column-activation account: every column of every band in every cycle is exactly one
+    of pruned (zero weight pattern), skipped (zero input), served by the buffer, computed or
+    copied, and the five add up to ``columns["total"]``, the same for every scheme.
+    """
+
+    ou_computes: int
+    skipped: int
+    wpr_copies: int
+    buffer_reads: int
+    adc_conversions: int
+    columns: dict[str, int]
+
+    def __add__(self, other: SchemeCounts) -> SchemeCounts:
+        return SchemeCounts(
+            self.ou_computes + other.ou_computes, self.skipped + other.skipped,
+            self.wpr_copies + other.wpr_copies, self.buffer_reads + other.buffer_reads,
+            self.adc_conversions + other.adc_conversions,
+            {k: self.columns[k] + other.columns[k] for k in self.columns})
+
+    def to_dict(self) -> dict[str, object]:
+        return {"ou_computes": self.ou_computes, "skipped": self.skipped,
+                "wpr_copies": self.wpr_copies, "buffer_reads": self.buffer_reads,
+                "adc_conversions": self.adc_conversions, "columns": dict(self.columns)}
+
+
+def _computed_cycles(scheme: str, counts: InputCounts, hits: np.ndarray) -> np.ndarray:
+    if scheme == "dense":
+        return counts.cycles
+    if scheme == "cr2":
+        return counts.nonzero - hits
+    return counts.nonzero
+
+
+def scheme_counts(lmap: LayerMap, counts: InputCounts, scheme: str) -> SchemeCounts:
+    """Totals of one layer under ``scheme`` (MODEL.md section 2, decision order skip > IPR
+    hit > WPC compute + WPR copies)."""
+    ous = lmap.ous(scheme)
+    stored = lmap.stored_columns(scheme)
+    hits = counts.hits if scheme == "cr2" else np.zeros_like(counts.hits)
+    computed = _computed_cycles(scheme, counts, hits)
+    total = int((counts.cycles * lmap.columns).sum())
+    if scheme == "dense":
+        columns = {"pruned": 0, "skipped": 0, "served": 0, "computed": total, "copied": 0}
+        skipped = 0
+        copies = np.zeros_like(computed)
+    else:
+        kept = lmap.nonzero
+        copies = lmap.copies() if scheme in ("wpr", "cr2") else np.zeros_like(kept)
+        columns = {
+            "pruned": int((counts.cycles * (lmap.columns - kept)).sum()),
+            "skipped": int((counts.zero * kept).sum()),
+            "served": int((hits * kept).sum()),
+            "computed": int((computed * stored).sum()),
+            "copied": int((computed * copies).sum()),
+        }
+        skipped = int((counts.zero * ous).sum())
+    columns["total"] = total
+    return SchemeCounts(
+        ou_computes=int((computed * ous).sum()), skipped=skipped,
+        wpr_copies=int((computed * copies).sum()), buffer_reads=int(hits.sum()),
+        adc_conversions=int((computed * stored).sum()), columns=columns)
+
+
+def batch_ou_computes(lmap: LayerMap, counts: InputCounts, scheme: str) -> np.ndarray:
+    """OU activations per ``(batch, band)`` under ``scheme`` (for the event simulation)."""
+    ous = lmap.ous(scheme)
+    if scheme == "dense":
+        cycles = np.full(counts.batch_nonzero.shape, counts.batch_vectors * counts.per_vector,
+                         dtype=np.int64)
+        return cycles * ous
+    computed = counts.batch_nonzero - (counts.batch_hits if scheme == "cr2" else 0)
+    return computed.astype(np.int64) * ous

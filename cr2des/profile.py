@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .patterns import PatternCounts, count_patterns, input_patterns, merge_counts, row_bands
+from .mapping import row_bands
+from .patterns import PatternCounts, learn_layer
 from .reference import LayerInput
 from .spec import Arch
 
@@ -49,16 +50,8 @@ class LayerProfile:
 
 def layer_patterns(li: LayerInput, arch: Arch) -> PatternCounts:
     """Histogram of ``(band, pattern)`` of one layer; groups are separate sets of bands."""
-    xb = arch.crossbar
-    bands = row_bands(li.k, xb.rows, xb.ou_rows)
-    parts = []
-    for _, chunk in li.chunks():
-        v, g, k = chunk.shape
-        keys = input_patterns(chunk.reshape(v * g, k), bands, dac_bits=arch.dac_bits,
-                              input_bits=li.bits)
-        keys = keys.reshape(v, g * bands.count, keys.shape[-1])
-        parts.append(count_patterns(keys, g * bands.count))
-    return merge_counts(parts) if len(parts) > 1 else parts[0]
+    bands = row_bands(li.k, arch.crossbar.rows, arch.crossbar.ou_rows)
+    return learn_layer(li, bands, arch.dac_bits, li.groups)
 
 
 def profile_layer(li: LayerInput, arch: Arch, counts: PatternCounts | None = None

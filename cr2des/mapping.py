@@ -1,0 +1,367 @@
+"""Crossbar mapping: weights -> encoded cell columns -> row bands -> weight patterns.
+
+For each conv/fc layer and each group, the ``K x N`` integer weight matrix is encoded
+into cell columns (MODEL.md section 1):
+
+- ``differential``: per output, ``slices`` columns of the positive magnitudes then
+  ``slices`` columns of the negative ones (a zero weight stays zero in both);
+- ``offset`` (ISAAC): per output, ``slices`` columns of the biased value
+  ``w + 2^(weight_bits-1)``, whose bias is removed digitally (zeros are not zeros).
+
+Slice ``s`` of a magnitude holds bits ``[s c, (s+1) c)`` for ``c = cell_bits``.  The rows
+are cut into row bands (:func:`row_bands`); the ``ou_rows`` cells of one
+column inside one band form a **weight pattern**.  Per band the mapping counts
+
+- ``columns``: every column (the dense scheme stores and computes them all);
+- ``nonzero``: columns whose pattern is not all zero (sparse: zero patterns are pruned);
+- ``unique``: distinct non-zero patterns (WPC stores these; repeats are WPR copies).
+
+**Crossbars.**  A crossbar offers ``ceil(rows / ou_rows)`` row slots, each
+``cols / ou_cols`` OU-columns wide.  A band's wordlines can be driven into any row slot of
+any crossbar, so a band occupies ``ceil(ceil(n / ou_cols) / (cols / ou_cols))`` row slots
+for the ``n`` columns its scheme stores, and a layer needs ``ceil(row slots / slots per
+crossbar)`` crossbars.  With full bands this equals ISAAC's ``ceil(K/rows) ceil(C/cols)``
+for the dense scheme; pruned and shared patterns free whole OU-columns, then row slots,
+then crossbars.  Groups of a grouped conv never share a row slot (they read different
+inputs), which is why depthwise convs map poorly onto crossbars.
+
+**Placement.**  A PE holds ``pe.crossbar.count`` crossbars of one layer; PEs are handed
+out in layer order, tile after tile.  With ``mapping.replicate``, spare PEs hold copies of
+the slowest layers (ISAAC's pipeline balancing); a network that does not fit the chip
+is a :class:`~cr2des.errors.MappingError` naming the scheme and the largest layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import MappingError
+from .spec import Arch
+from .weights import QuantWeights, weight_matrices
+from .workload import Layer, Workload
+
+SCHEMES = ("dense", "sparse", "wpr", "cr2")
+
+#: rows of weights encoded at once (bounds memory for VGG16's fc6: 25088 x 32768 cells)
+_ROW_CHUNK = 512
+
+
+@dataclass(frozen=True)
+class RowBands:
+    """The row bands of one ``K``-row weight matrix.
+
+    Rows are cut into crossbar row blocks of ``rows`` and each block into bands of
+    ``ou_rows`` (the last band of a block may be shorter).
+
+    Attributes
+    ----------
+    starts, sizes
+        First row and height of every band.
+    crossbar_row
+        Index of the crossbar row block each band lies in.
+    padded
+        Band height rounded up to a multiple of 8 (the bit-transpose works on bytes).
+    """
+
+    k: int
+    ou_rows: int
+    starts: np.ndarray
+    sizes: np.ndarray
+    crossbar_row: np.ndarray
+    padded: int
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
+
+    @property
+    def contiguous(self) -> bool:
+        """Bands tile K exactly in padded-width steps, so regrouping is a reshape."""
+        return bool((self.sizes == self.padded).all()) and self.count * self.padded == self.k
+
+    def gather_index(self) -> np.ndarray:
+        """Column index into ``X`` padded with one zero column at index ``k``, per padded row."""
+        offsets = np.arange(self.padded)
+        index = self.starts[:, None] + offsets[None, :]
+        return np.where(offsets[None, :] < self.sizes[:, None], index, self.k).ravel()
+
+
+def row_bands(k: int, rows: int, ou_rows: int) -> RowBands:
+    """Bands of ``ou_rows`` rows inside crossbar row blocks of ``rows`` (MODEL.md section 1)."""
+    block_starts = np.arange(0, k, rows)
+    starts, sizes, block = [], [], []
+    for b, start in enumerate(block_starts):
+        end = min(k, start + rows)
+        s = np.arange(start, end, ou_rows)
+        starts.append(s)
+        sizes.append(np.minimum(ou_rows, end - s))
+        block.append(np.full(len(s), b))
+    return RowBands(k=k, ou_rows=ou_rows, starts=np.concatenate(starts),
+                    sizes=np.concatenate(sizes), crossbar_row=np.concatenate(block),
+                    padded=-(-ou_rows // 8) * 8)
+
+
+@dataclass(frozen=True)
+class ColumnCode:
+    """How a group's ``N`` outputs become cell columns.
+
+    Column ``j`` belongs to output ``output[j]``, carries slice ``slice_[j]`` and counts
+    with ``sign[j]`` (+1, or -1 for the negative half of a differential pair).
+    """
+
+    output: np.ndarray
+    slice_: np.ndarray
+    sign: np.ndarray
+    cell_bits: int
+    offset: int
+
+    @property
+    def count(self) -> int:
+        return len(self.output)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Signed place value of each column: ``sign * 2^(slice * cell_bits)``."""
+        return self.sign * (1 << (self.slice_ * self.cell_bits)).astype(np.int64)
+
+
+def column_code(n: int, arch: Arch) -> ColumnCode:
+    slices = arch.slices
+    cb = arch.crossbar.cell_bits
+    if arch.mapping.weight_encoding == "differential":
+        output = np.repeat(np.arange(n), 2 * slices)
+        sign = np.tile(np.repeat([1, -1], slices), n)
+        slice_ = np.tile(np.tile(np.arange(slices), 2), n)
+        return ColumnCode(output, slice_, sign, cb, 0)
+    output = np.repeat(np.arange(n), slices)
+    return ColumnCode(output, np.tile(np.arange(slices), n), np.ones(n * slices, dtype=np.int64),
+                      cb, 1 << (arch.mapping.weight_bits - 1))
+
+
+def encode_cells(w: np.ndarray, code: ColumnCode, arch: Arch) -> np.ndarray:
+    """Cell values ``(rows, columns)`` of integer weights ``w`` ``(rows, N)``."""
+    cb = arch.crossbar.cell_bits
+    mask = (1 << cb) - 1
+    slices = arch.slices
+    shifts = (np.arange(slices) * cb).astype(np.int16)
+    w = w.astype(np.int16)
+    if code.offset:
+        value = w + code.offset
+        return ((value[:, :, None] >> shifts) & mask).astype(np.uint8).reshape(len(w), -1)
+    mag = np.abs(w)
+    cells = np.zeros((len(w), w.shape[1], 2, slices), dtype=np.uint8)
+    cells[:, :, 0] = np.where(w[:, :, None] > 0, (mag[:, :, None] >> shifts) & mask, 0)
+    cells[:, :, 1] = np.where(w[:, :, None] < 0, (mag[:, :, None] >> shifts) & mask, 0)
+    return cells.reshape(len(w), -1)
+
+
+def pattern_keys(cells: np.ndarray, bands: RowBands, first_band: int, last_band: int,
+                 row0: int, cell_bits: int) -> np.ndarray:
+    """Weight patterns of bands ``first_band:last_band`` as keys, ``(bands, columns)``.
+
+    ``cells`` holds rows ``row0:`` of the matrix.  A key packs the band's cells, row ``r``
+    at bits ``[r c, (r+1) c)``; patterns wider than 64 bits are packed into several
+    ``uint64`` words along a last axis.
+    """
+    height = bands.ou_rows
+    words = -(-height * cell_bits // 64)
+    dtype = np.uint64 if words > 1 else _key_dtype(height * cell_bits)
+    n = last_band - first_band
+    keys = np.zeros((n, cells.shape[1], words), dtype=dtype)
+    per_word = 64 // cell_bits
+    for r in range(height):
+        rows = bands.starts[first_band:last_band] + r - row0
+        valid = r < bands.sizes[first_band:last_band]
+        plane = np.where(valid[:, None], cells[np.minimum(rows, len(cells) - 1)], 0)
+        keys[:, :, r // per_word] |= plane.astype(dtype) << dtype((r % per_word) * cell_bits)
+    return keys[:, :, 0] if words == 1 else keys
+
+
+def _key_dtype(bits: int) -> type[np.unsignedinteger]:
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if bits <= np.iinfo(dtype).bits:
+            return dtype
+    return np.uint64
+
+
+def _distinct_nonzero(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per band (first axis): non-zero columns and distinct non-zero patterns."""
+    if keys.ndim == 3:  # multi-word patterns: compare whole rows of words
+        nonzero = (keys != 0).any(axis=2)
+        unique = np.empty(len(keys), dtype=np.int64)
+        for b in range(len(keys)):
+            rows = keys[b][nonzero[b]]
+            unique[b] = len(np.unique(rows, axis=0)) if len(rows) else 0
+        return nonzero.sum(axis=1), unique
+    nonzero = (keys != 0).sum(axis=1)
+    ordered = np.sort(keys, axis=1, kind="stable")
+    changes = (ordered[:, 1:] != ordered[:, :-1]).sum(axis=1) + 1
+    has_zero = ordered[:, 0] == 0
+    unique = np.where(nonzero > 0, changes - has_zero, 0)
+    return nonzero, unique
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """The mapping of one crossbar layer.
+
+    Bands of all groups are numbered group-major: band ``g * bands.count + b``.
+
+    Attributes
+    ----------
+    columns
+        Cell columns of every band (dense).
+    nonzero, unique
+        Per band: non-zero columns, distinct non-zero weight patterns.
+    """
+
+    layer: Layer
+    groups: int
+    bands: RowBands
+    columns: int
+    nonzero: np.ndarray
+    unique: np.ndarray
+    ou_cols: int
+    slots_per_row: int
+    row_slots_per_crossbar: int
+
+    @property
+    def n_bands(self) -> int:
+        return self.groups * self.bands.count
+
+    def stored_columns(self, scheme: str) -> np.ndarray:
+        """Columns each band stores under ``scheme``."""
+        if scheme == "dense":
+            return np.full(self.n_bands, self.columns, dtype=np.int64)
+        return self.nonzero if scheme == "sparse" else self.unique
+
+    def ous(self, scheme: str) -> np.ndarray:
+        """OU activations per band per non-skipped cycle under ``scheme``."""
+        return -(-self.stored_columns(scheme) // self.ou_cols)
+
+    def row_slots(self, scheme: str) -> int:
+        return int((-(-self.ous(scheme) // self.slots_per_row)).sum())
+
+    def crossbars(self, scheme: str) -> int:
+        return -(-self.row_slots(scheme) // self.row_slots_per_crossbar)
+
+    def copies(self) -> np.ndarray:
+        """WPR copies (columns) per band per computed cycle."""
+        return self.nonzero - self.unique
+
+
+def map_layer(layer: Layer, q: np.ndarray, arch: Arch) -> LayerMap:
+    """Encode, band and count the weight patterns of one layer (``q``: framework layout)."""
+    xb = arch.crossbar
+    matrices = weight_matrices(layer, q, arch.mapping.row_order)  # (g, K, N)
+    groups, k, n = matrices.shape
+    bands = row_bands(k, xb.rows, xb.ou_rows)
+    code = column_code(n, arch)
+    nonzero = np.empty(groups * bands.count, dtype=np.int64)
+    unique = np.empty_like(nonzero)
+    for g in range(groups):
+        for first, last, row0, cells in _band_chunks(matrices[g], bands, code, arch):
+            keys = pattern_keys(cells, bands, first, last, row0, xb.cell_bits)
+            nz, un = _distinct_nonzero(keys)
+            base = g * bands.count
+            nonzero[base + first:base + last] = nz
+            unique[base + first:base + last] = un
+    return LayerMap(layer=layer, groups=groups, bands=bands, columns=code.count,
+                    nonzero=nonzero, unique=unique, ou_cols=xb.ou_cols,
+                    slots_per_row=max(1, xb.cols // xb.ou_cols),
+                    row_slots_per_crossbar=-(-xb.rows // xb.ou_rows))
+
+
+def _band_chunks(w: np.ndarray, bands: RowBands, code: ColumnCode, arch: Arch
+                 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """Encoded cells of consecutive bands, about ``_ROW_CHUNK`` rows at a time."""
+    per_chunk = max(1, _ROW_CHUNK // bands.ou_rows)
+    for first in range(0, bands.count, per_chunk):
+        last = min(bands.count, first + per_chunk)
+        row0 = int(bands.starts[first])
+        row1 = int(bands.starts[last - 1] + bands.sizes[last - 1])
+        yield first, last, row0, encode_cells(w[row0:row1], code, arch)
+
+
+def map_workload(workload: Workload, weights: QuantWeights, arch: Arch) -> dict[str, LayerMap]:
+    return {layer.name: map_layer(layer, weights.layers[layer.name].q, arch)
+            for layer in workload.crossbar_layers}
+
+
+# ----------------------------------------------------------------------------- placement
+@dataclass(frozen=True)
+class LayerPlacement:
+    """Where one layer's crossbars live: ``replicas`` copies of ``pes`` PEs each."""
+
+    crossbars: int
+    pes: int
+    replicas: int
+    first_pe: int
+
+    @property
+    def pe_range(self) -> range:
+        return range(self.first_pe, self.first_pe + self.pes * self.replicas)
+
+
+@dataclass(frozen=True)
+class Placement:
+    scheme: str
+    layers: dict[str, LayerPlacement]
+    pes_per_tile: int
+    total_pes: int
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def used_pes(self) -> int:
+        return sum(p.pes * p.replicas for p in self.layers.values())
+
+    @property
+    def crossbars(self) -> int:
+        """Crossbars holding one copy of the network."""
+        return sum(p.crossbars for p in self.layers.values())
+
+    def tiles_of(self, name: str) -> list[int]:
+        """Tiles holding the layer's PEs, in PE order."""
+        return sorted({pe // self.pes_per_tile for pe in self.layers[name].pe_range})
+
+
+def place(maps: Mapping[str, LayerMap], arch: Arch, scheme: str,
+          work: Mapping[str, float] | None = None) -> Placement:
+    """Place every layer on PEs; replicate the slowest layers onto spare PEs.
+
+    Parameters
+    ----------
+    work
+        Per layer, the time one copy needs per image in any consistent unit (e.g. OU
+        activations per crossbar); replication splits it.  Without it, or with
+        ``mapping.replicate: false``, every layer gets one copy.
+    """
+    tile = arch.chip.tile
+    per_pe = tile.pe.crossbar.count
+    total = arch.chip.tiles * tile.pes
+    need = {name: max(1, -(-m.crossbars(scheme) // per_pe)) for name, m in maps.items()}
+    used = sum(need.values())
+    if used > total:
+        largest = sorted(need, key=need.get, reverse=True)[:3]  # type: ignore[arg-type]
+        detail = ", ".join(f"{n} {need[n]} PEs" for n in largest)
+        raise MappingError(
+            f"scheme {scheme!r}: the network needs {used:,} PEs "
+            f"({sum(m.crossbars(scheme) for m in maps.values()):,} crossbars) but the chip has "
+            f"{total:,} ({arch.chip.tiles} tiles x {tile.pes}); largest layers: {detail}")
+    replicas = dict.fromkeys(maps, 1)
+    if work is not None and arch.mapping.replicate:
+        spare = total - used
+        while spare > 0:
+            slowest = max(replicas, key=lambda n: work.get(n, 0.0) / replicas[n])
+            if work.get(slowest, 0.0) <= 0 or need[slowest] > spare:
+                break
+            replicas[slowest] += 1
+            spare -= need[slowest]
+    layers, next_pe = {}, 0
+    for name, m in maps.items():
+        layers[name] = LayerPlacement(m.crossbars(scheme), need[name], replicas[name], next_pe)
+        next_pe += need[name] * replicas[name]
+    return Placement(scheme, layers, tile.pes, total)
