@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
-from .errors import Cr2desError
+from .errors import Cr2desError, SpecError
 
 
 def _print_json(data: Any) -> None:
@@ -63,17 +63,67 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .report import arch_summary, print_workload
+    from .report import print_study
     from .spec import load_arch
+    from .study import StudyOptions, run_study
+    from .units import parse_quantity
     from .workload import load_workload
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
+    capacity = None
+    if args.buffer is not None:
+        try:
+            capacity = parse_quantity(args.buffer, "bytes")
+        except ValueError as exc:
+            raise SpecError(f"--buffer: {exc}") from None
+    options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
+                           capacity_bytes=capacity, alloc=args.alloc)
+    with _Phases() as phases:
+        study = run_study(workload, arch, options, progress=phases)
     if args.json:
-        _print_json({"arch": arch.name, "workload": workload.summary()})
-        return 0
-    console.print(arch_summary(arch))
-    print_workload(workload, console, crossbar_only=True)
+        _print_json(study.to_dict())
+    else:
+        print_study(study, console)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    from .datapath import prepare_weights, preprocessing, run_reference
+    from .images import load_images
+    from .report import print_verify
+    from .spec import load_arch
+    from .study import learn_buffers
+    from .verify import first_mismatch, verify_layer
+    from .workload import load_workload
+
+    arch = load_arch(args.arch)
+    workload = load_workload(args.model)
+    options = _data_options(args)
+    weights = prepare_weights(workload, arch, options)
+    images = load_images(options.images, args.n, prep=preprocessing(workload), seed=args.seed)
+    with _Progress("reference run", len(workload)) as bar:
+        run = run_reference(workload, arch, weights, images, progress=bar)
+    learning = learn_buffers(workload, arch, weights, run, int(arch.pattern_buffer_bytes))
+    checks = []
+    with _Progress("verify", len(run.inputs)) as bar:
+        for name, li in run.inputs.items():
+            bar(name)
+            checks.extend(verify_layer(li, weights.layers[name], arch, learning.maps[name],
+                                       learning.buffers[name]))
+    mismatch = first_mismatch(checks)
+    if args.json:
+        _print_json({"ok": mismatch is None, "first_mismatch": str(mismatch) if mismatch else None,
+                     "layers": [{"layer": c.layer, "scheme": c.scheme, "ok": c.ok,
+                                 "ou_computes": c.ou_computes, "wpr_copies": c.wpr_copies,
+                                 "buffer_reads": c.buffer_reads, "skipped": c.skipped}
+                                for c in checks]})
+    else:
+        print_verify(checks, workload, arch, weights, images, console)
+    if mismatch is not None:
+        Console(stderr=True).print(f"cr2des: verification failed: {mismatch}", markup=False,
+                                   highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 
@@ -104,6 +154,33 @@ class _Progress:
 
     def __call__(self, item: str) -> None:
         self.bar.update(self.task, advance=1, item=item)
+
+
+class _Phases:
+    """Progress for a multi-phase run: one bar per phase, advanced per layer."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                            TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
+                            console=console, transient=True, disable=not console.is_terminal)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Phases:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, phase: str, item: str) -> None:
+        if phase not in self.tasks:
+            for task in self.tasks.values():
+                self.bar.update(task, visible=False)
+            self.tasks[phase] = self.bar.add_task(phase, total=None, item="")
+        self.bar.update(self.tasks[phase], item=item)
 
 
 def _data_options(args: argparse.Namespace) -> Any:
@@ -196,10 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
-    p = add("run", cmd_run, "simulate a workload on an architecture under every scheme")
+    p = add("run", cmd_run, "the study: every scheme's work, crossbars and IPR hit rates")
     p.add_argument("model", nargs="?", default="resnet50", help="workload (default: resnet50)")
-    p.add_argument("--arch", default="cr2", help="architecture (default: cr2)")
+    p.add_argument("--sl", type=int, default=4, help="learning images (default: 4)")
+    p.add_argument("--st", type=int, default=4, help="testing images (default: 4)")
+    p.add_argument("--alloc", default="exact",
+                   choices=("exact", "uniform", "proportional", "greedy"),
+                   help="pattern-buffer allocation among layers (default: exact)")
+    p.add_argument("--buffer", default=None, metavar="BYTES",
+                   help="total pattern-buffer capacity, e.g. 1MiB (default: the chip's)")
+    _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    p = add("verify", cmd_verify,
+            "check bit-exactly that every layer's OU decomposition equals its integer matmul")
+    p.add_argument("model", help="zoo name, workload YAML or .onnx")
+    p.add_argument("--n", type=int, default=1, help="number of images (default: 1)")
+    _add_data_arguments(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 

@@ -15,6 +15,8 @@ from .workload import Workload
 if TYPE_CHECKING:
     from .images import ImageSet
     from .profile import LayerProfile
+    from .study import Study
+    from .verify import LayerCheck
     from .weights import QuantWeights
 
 
@@ -157,4 +159,57 @@ def print_profile(profiles: list[LayerProfile], totals: dict[str, float], worklo
     console.print(f"{int(totals['patterns']):,} OU input patterns over {len(profiles)} crossbar "
                   f"layers; 'top-16 share' is the share of non-zero patterns whose value is one "
                   f"of the layer's 16 most frequent.")
+    provenance(weights, images, console)
+
+
+def scheme_table(study: Study) -> Table:
+    data = study.to_dict()
+    table = Table(title=f"{study.workload.name} on {study.arch.name}: work per scheme over "
+                        f"{data['counts_over']}", title_justify="left")
+    for col in ("scheme", "crossbars", "PEs used", "OU activations", "fewer than dense",
+                "skipped (zero in)", "WPR copies (cols)", "buffer reads", "ADC conversions"):
+        table.add_column(col, justify="left" if col == "scheme" else "right")
+    for scheme, s in data["schemes"].items():
+        reduction = s["ou_reduction"]
+        table.add_row(scheme, f"{s['crossbars']:,}", f"{s['pes_used']:,}", f"{s['ou_computes']:,}",
+                      f"{reduction:.2f}x" if reduction else "—", f"{s['skipped']:,}",
+                      f"{s['wpr_copies']:,}", f"{s['buffer_reads']:,}",
+                      f"{s['adc_conversions']:,}")
+    return table
+
+
+def print_study(study: Study, console: Console) -> None:
+    console.print(scheme_table(study))
+    data = study.to_dict()
+    alloc, ipr = data["alloc"], data["ipr"]
+    console.print(
+        f"IPR: {alloc['method']} allocation of {format_bytes(alloc['capacity_bytes'])} "
+        f"({format_bytes(alloc['used_bytes'])} used, "
+        f"{sum(1 for v in alloc['entries'].values() if v)} of {len(alloc['entries'])} layers "
+        f"hold entries); hit rate {ipr['hit_rate_learn']:.1%} on the learning images, "
+        f"{ipr['hit_rate_test']:.1%} on the testing images (of non-zero OU input patterns).")
+    console.print(f"learning images (SL): {', '.join(study.learn.names)}")
+    console.print(f"testing images (ST): {', '.join(study.test.names)}")
+    style = "bold yellow" if study.weights.synthetic else "green"
+    console.print(f"[{style}]weights:[/] {study.weights.describe()}")
+    for note in (*study.weights.notes, *study.workload.notes):
+        console.print(f"[yellow]note:[/] {note}")
+    for warning in study.test.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+def print_verify(checks: list[LayerCheck], workload: Workload, arch: Arch,
+                 weights: QuantWeights, images: ImageSet, console: Console) -> None:
+    table = Table(title=f"Bit-exact OU decomposition: {workload.name} on {arch.name}",
+                  title_justify="left")
+    for col in ("layer", "scheme", "result", "OU activations", "WPR copies", "buffer reads",
+                "skipped"):
+        table.add_column(col, justify="left" if col in ("layer", "scheme", "result") else "right")
+    for c in checks:
+        table.add_row(c.layer, c.scheme, "[green]exact[/]" if c.ok else f"[red]{c.mismatch}[/]",
+                      f"{c.ou_computes:,}", f"{c.wpr_copies:,}", f"{c.buffer_reads:,}",
+                      f"{c.skipped:,}")
+    console.print(table)
+    bad = sum(not c.ok for c in checks)
+    console.print(f"{len(checks) - bad} of {len(checks)} layer x scheme checks exact.")
     provenance(weights, images, console)

@@ -51,10 +51,34 @@ def test_workload_table(capsys):
     assert "140,368" in out and "branch_b" in out
 
 
-def test_run_prints_summary(capsys):
-    assert main(["run", "tiny", "--arch", "tiny"]) == 0
+def test_run_json_has_the_study_keys(capsys):
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "2", "--st", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for scheme in ("dense", "sparse", "wpr", "cr2"):
+        entry = data["schemes"][scheme]
+        for key in ("crossbars", "ou_computes", "wpr_copies", "buffer_reads", "skipped"):
+            assert isinstance(entry[key], int), (scheme, key)
+    assert 0 <= data["ipr"]["hit_rate_learn"] <= 1 and 0 <= data["ipr"]["hit_rate_test"] <= 1
+    alloc = data["alloc"]
+    assert alloc["method"] == "exact" and alloc["capacity_bytes"] == 16 * 64
+    assert sum(alloc["bytes_per_layer"].values()) <= alloc["capacity_bytes"]
+    assert data["images"]["learn"]["names"] == ["astronaut", "chelsea"]
+    assert data["images"]["test"]["names"] == ["coffee", "rocket"]
+    assert data["weights"]["synthetic"] is True
+
+
+def test_run_table(capsys):
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer", "512B",
+                 "--alloc", "greedy"]) == 0
     out = capsys.readouterr().out
-    assert "Architecture: tiny" in out
+    assert "greedy allocation of 512 B" in out and "SYNTHETIC" in out
+    assert "testing images (ST): chelsea" in out
+
+
+def test_run_bad_buffer_exit_2():
+    result = run_cli("run", "tiny", "--arch", "tiny", "--buffer", "lots")
+    assert result.returncode == 2
+    assert result.stderr.startswith("cr2des: error: --buffer: expected a bytes")
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,7 @@ def test_pattern_key_limit(tmp_path, tiny_arch_data):
 
 def test_network_not_connected(tmp_path, tiny_arch_data):
     set_path(tiny_arch_data, "chip.network.topology", "edges")
+    set_path(tiny_arch_data, "chip.network.concentration", 4)
     set_path(tiny_arch_data, "chip.network.dims", ...)
     err = load_modified(tmp_path, tiny_arch_data, "chip.network.edges", [[0, 1], [2, 3]])
     assert err.path == "chip.network.edges"
@@ -183,7 +184,7 @@ def test_network_not_connected(tmp_path, tiny_arch_data):
 def test_network_too_small(tmp_path, tiny_arch_data):
     err = load_modified(tmp_path, tiny_arch_data, "chip.network.dims", [1, 2])
     assert err.path == "chip.network.dims"
-    assert err.message == "2 routers x concentration 1 = 2 ports cannot attach 4 tiles"
+    assert err.message == "2 routers x concentration 1 = 2 ports cannot attach 16 tiles"
 
 
 def test_dims_with_edges(tmp_path, tiny_arch_data):
@@ -206,6 +207,7 @@ def test_cmesh_needs_concentration(tmp_path, tiny_arch_data):
 
 def test_explicit_edges_accepted(tiny_arch_data):
     set_path(tiny_arch_data, "chip.network.topology", "edges")
+    set_path(tiny_arch_data, "chip.network.concentration", 4)
     set_path(tiny_arch_data, "chip.network.dims", ...)
     set_path(tiny_arch_data, "chip.network.edges", [[0, 1], [1, 2], [2, 3], [3, 0]])
     arch = arch_from_dict(tiny_arch_data)

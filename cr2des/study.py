@@ -1,0 +1,281 @@
+"""The analytic study: learn on SL images, allocate the pattern buffer, test on ST images.
+
+:func:`run_study` is the one entry point for the counting side of a simulation:
+
+1. weights (loaded or synthetic, pruned, quantized) and disjoint SL/ST image sets;
+2. reference runs: SL with calibrated activation scales, ST with the SL scales;
+3. mapping of every layer (weight patterns, crossbars per scheme);
+4. learning: the ``(row band, pattern)`` histogram of every layer on SL;
+5. allocation of the chip's pattern-buffer capacity among layers (exact knapsack or a
+   baseline), each layer's buffer filled with its best learned entries;
+6. testing: every OU cycle of the ST images classified (skip, buffer hit, compute), per
+   band and per vector batch; per-scheme counts; placement of each scheme on the chip.
+
+The event simulation consumes the per-batch counts; the report and JSON the totals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .allocation import Allocation, LayerValues, allocate
+from .datapath import DataOptions, prepare_weights, preprocessing, run_reference
+from .images import ImageSet, learn_test_split
+from .mapping import SCHEMES, LayerMap, Placement, map_layer, place
+from .patterns import (
+    InputCounts,
+    PatternBuffer,
+    PatternCounts,
+    SchemeCounts,
+    best_entries,
+    classify_layer,
+    key_bytes,
+    learn_layer,
+    make_buffer,
+    scheme_counts,
+)
+from .reference import Execution
+from .spec import Arch
+from .weights import QuantWeights
+from .workload import Workload
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """What a study runs on.
+
+    Attributes
+    ----------
+    n_learn, n_test
+        Images in the learning (SL) and testing (ST) sets.
+    capacity_bytes
+        Total pattern-buffer capacity to allocate; ``None`` takes the chip's.
+    alloc
+        ``exact``, ``uniform``, ``proportional`` or ``greedy``.
+    """
+
+    data: DataOptions = field(default_factory=DataOptions)
+    n_learn: int = 4
+    n_test: int = 4
+    capacity_bytes: float | None = None
+    alloc: str = "exact"
+
+
+@dataclass(frozen=True)
+class LayerStudy:
+    """Everything the study learned and counted for one crossbar layer."""
+
+    name: str
+    map: LayerMap
+    learned: PatternCounts
+    width_bytes: int
+    buffer: PatternBuffer
+    counts: InputCounts
+    schemes: dict[str, SchemeCounts]
+
+    @property
+    def entries(self) -> int:
+        return self.buffer.size
+
+    @property
+    def hit_rate_learn(self) -> float:
+        nonzero = self.learned.count[self.learned.key != 0].sum()
+        hits = self.learned.count[self.buffer.contains(self.learned)].sum()
+        return float(hits / nonzero) if nonzero else 0.0
+
+    @property
+    def hit_rate_test(self) -> float:
+        nonzero = self.counts.nonzero.sum()
+        return float(self.counts.hits.sum() / nonzero) if nonzero else 0.0
+
+
+@dataclass
+class Study:
+    workload: Workload
+    arch: Arch
+    weights: QuantWeights
+    learn: ImageSet
+    test: ImageSet
+    layers: dict[str, LayerStudy]
+    allocation: Allocation
+    placements: dict[str, Placement]
+    timings: dict[str, float]
+    test_run: Execution
+
+    def totals(self, scheme: str) -> SchemeCounts:
+        parts = [layer.schemes[scheme] for layer in self.layers.values()]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
+
+    def crossbars(self, scheme: str) -> int:
+        return sum(layer.map.crossbars(scheme) for layer in self.layers.values())
+
+    def hit_rates(self) -> tuple[float, float]:
+        """Overall IPR hit rates on the learning and the testing images."""
+        learn_hits = learn_nonzero = test_hits = test_nonzero = 0
+        for layer in self.layers.values():
+            nz = layer.learned.key != 0
+            learn_nonzero += int(layer.learned.count[nz].sum())
+            learn_hits += int(layer.learned.count[layer.buffer.contains(layer.learned)].sum())
+            test_hits += int(layer.counts.hits.sum())
+            test_nonzero += int(layer.counts.nonzero.sum())
+        return (learn_hits / learn_nonzero if learn_nonzero else 0.0,
+                test_hits / test_nonzero if test_nonzero else 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        dense = self.totals("dense")
+        learn_rate, test_rate = self.hit_rates()
+        schemes = {}
+        for scheme in SCHEMES:
+            t = self.totals(scheme)
+            schemes[scheme] = {
+                "crossbars": self.crossbars(scheme),
+                "ou_computes": t.ou_computes,
+                "wpr_copies": t.wpr_copies,
+                "buffer_reads": t.buffer_reads,
+                "skipped": t.skipped,
+                "adc_conversions": t.adc_conversions,
+                "columns": t.columns,
+                "ou_reduction": dense.ou_computes / t.ou_computes if t.ou_computes else None,
+                "pes_used": self.placements[scheme].used_pes,
+            }
+        return {
+            "workload": {"name": self.workload.name, "variant": self.workload.variant,
+                         "notes": list(self.workload.notes)},
+            "arch": {"name": self.arch.name, "source": self.arch.source},
+            "weights": {"source": self.weights.source, "synthetic": self.weights.synthetic,
+                        "description": self.weights.describe()},
+            "images": {
+                "learn": {"names": list(self.learn.names), "derived": list(self.learn.derived)},
+                "test": {"names": list(self.test.names), "derived": list(self.test.derived)},
+                "source": self.test.source, "warnings": list(self.test.warnings),
+            },
+            "counts_over": f"{len(self.test)} testing images",
+            "schemes": schemes,
+            "ipr": {"hit_rate_learn": learn_rate, "hit_rate_test": test_rate},
+            "alloc": self.allocation.to_dict(),
+            "layers": [
+                {"name": name, "crossbars": {s: layer.map.crossbars(s) for s in SCHEMES},
+                 "bands": layer.map.n_bands, "entry_bytes": layer.width_bytes,
+                 "entries": layer.entries, "hit_rate_learn": layer.hit_rate_learn,
+                 "hit_rate_test": layer.hit_rate_test,
+                 "schemes": {s: c.to_dict() for s, c in layer.schemes.items()}}
+                for name, layer in self.layers.items()
+            ],
+            "timings_s": dict(self.timings),
+        }
+
+
+def entry_width(lmap: LayerMap, arch: Arch) -> int:
+    """Bytes of one buffer entry of a layer: the widest band's unique columns x partial-sum
+    bits, rounded up to the buffer's entry alignment."""
+    pb = arch.chip.tile.pattern_buffer
+    psum_bits = pb.psum_bits if pb is not None else 16
+    align = int(pb.entry_align_bytes) if pb is not None else 1
+    raw = -(-int(lmap.unique.max(initial=0)) * psum_bits // 8)
+    return max(align, -(-raw // align) * align)
+
+
+def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = None,
+              progress: Callable[[str, str], None] | None = None) -> Study:
+    """Run the analytic study (module docstring).  ``progress(phase, item)`` is called as
+    work advances."""
+    options = options or StudyOptions()
+    tick = progress or (lambda phase, item: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
+    weights = prepare_weights(workload, arch, options.data)
+    learn_set, test_set = learn_test_split(options.data.images, options.n_learn, options.n_test,
+                                           prep=preprocessing(workload), seed=options.data.seed)
+    lap("data")
+    learn_run = run_reference(workload, arch, weights, learn_set,
+                              progress=lambda name: tick("reference SL", name))
+    test_run = run_reference(workload, arch, weights, test_set, scales=learn_run.scales,
+                             progress=lambda name: tick("reference ST", name))
+    lap("reference")
+
+    dac = arch.dac_bits
+    capacity = int(options.capacity_bytes if options.capacity_bytes is not None
+                   else arch.pattern_buffer_bytes)
+    learning = learn_buffers(workload, arch, weights, learn_run, capacity, options.alloc,
+                             progress=lambda name: tick("learn", name))
+    del learn_run
+    lap("mapping, learning and allocation")
+
+    layers = {}
+    for name, lmap in learning.maps.items():
+        tick("test", name)
+        buffer = learning.buffers[name]
+        counts = classify_layer(test_run.inputs[name], lmap.bands, dac, lmap.groups, buffer)
+        layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
+                                  buffer, counts,
+                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES})
+    lap("testing")
+
+    placements = {}
+    for scheme in SCHEMES:
+        per_crossbar = {name: layer.schemes[scheme].ou_computes / max(1, layer.map.crossbars(
+            scheme)) for name, layer in layers.items()}
+        placements[scheme] = place(learning.maps, arch, scheme, per_crossbar)
+    lap("placement")
+    return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
+                 placements, timings, test_run)
+
+
+@dataclass(frozen=True)
+class Learning:
+    """Maps, learned histograms, the allocation and the filled buffers of every layer."""
+
+    maps: dict[str, LayerMap]
+    learned: dict[str, PatternCounts]
+    widths: dict[str, int]
+    allocation: Allocation
+    buffers: dict[str, PatternBuffer]
+
+
+def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Execution,
+                  capacity_bytes: int, method: str = "exact",
+                  progress: Callable[[str], None] | None = None) -> Learning:
+    """Map every layer, learn its patterns on ``run``, allocate ``capacity_bytes`` among the
+    layers and fill each buffer with its best learned entries."""
+    dac = arch.dac_bits
+    maps, learned, widths, candidates, work = {}, {}, {}, [], {}
+    for layer in workload.crossbar_layers:
+        if progress is not None:
+            progress(layer.name)
+        name = layer.name
+        maps[name] = lmap = map_layer(layer, weights.layers[name].q, arch)
+        learned[name] = counts = learn_layer(run.inputs[name], lmap.bands, dac, lmap.groups)
+        widths[name] = entry_width(lmap, arch)
+        _, values = best_entries(counts, lmap.ous("wpr"))
+        candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
+        work[name] = float(scheme_counts_learned(lmap, counts))
+    allocation = allocate(candidates, capacity_bytes, method, work=work)
+    buffers = {
+        name: make_buffer(learned[name], lmap.ous("wpr"), allocation.entries[name],
+                          8 * key_bytes(lmap.bands, dac))
+        for name, lmap in maps.items()
+    }
+    return Learning(maps, learned, widths, allocation, buffers)
+
+
+def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:
+    """OU activations of a layer under ``wpr`` on the learning images (the work that
+    proportional allocation divides the buffer by)."""
+    nonzero = np.bincount(learned.band[learned.key != 0],
+                          weights=learned.count[learned.key != 0], minlength=lmap.n_bands)
+    return int((nonzero * lmap.ous("wpr")).sum())
