@@ -141,10 +141,8 @@ def count_patterns(keys: np.ndarray, n_bands: int) -> PatternCounts:
     """Histogram of ``(band, key)`` over keys of shape ``(V, n_bands, cycles)``."""
     bits = keys.dtype.itemsize * 8
     if n_bands << bits <= _DENSE_BINS:
-        index = np.empty(keys.shape, dtype=np.int32 if n_bands << bits < 2**31 else np.int64)
-        index[...] = (np.arange(n_bands, dtype=index.dtype) << bits)[None, :, None]
-        index |= keys
-        dense = np.bincount(index.ravel(), minlength=n_bands << bits)
+        dense = np.bincount(_band_key_index(keys, n_bands, bits).ravel(),
+                            minlength=n_bands << bits)
         nz = np.flatnonzero(dense)
         return PatternCounts(n_bands, (nz >> bits).astype(np.int64),
                              (nz & ((1 << bits) - 1)).astype(np.uint64), dense[nz])
@@ -154,6 +152,21 @@ def count_patterns(keys: np.ndarray, n_bands: int) -> PatternCounts:
     start = np.flatnonzero(np.r_[True, (b[1:] != b[:-1]) | (k[1:] != k[:-1])])
     counts = np.diff(np.r_[start, len(b)])
     return PatternCounts(n_bands, b[start], k[start].astype(np.uint64), counts)
+
+
+def _band_key_index(keys: np.ndarray, n_bands: int, bits: int) -> np.ndarray:
+    """Dense ``band << bits | key`` index of keys shaped ``(V, n_bands, cycles)``."""
+    index = np.empty(keys.shape, dtype=np.int32 if n_bands << bits < 2**31 else np.int64)
+    index[...] = (np.arange(n_bands, dtype=index.dtype) << bits)[None, :, None]
+    index |= keys
+    return index
+
+
+def _count_true(mask: np.ndarray) -> np.ndarray:
+    """``mask.sum(axis=-1)`` as int32; eight cycles of bools are one word's popcount."""
+    if mask.shape[-1] == 8 and mask.flags.c_contiguous:
+        return np.bitwise_count(mask.view(np.uint64)[..., 0]).astype(np.int32)
+    return mask.sum(axis=-1, dtype=np.int32)
 
 
 def merge_counts(parts: list[PatternCounts]) -> PatternCounts:
@@ -215,9 +228,9 @@ class PatternBuffer:
         if self.size == 0:
             return np.zeros(keys.shape, dtype=bool)
         if self.key_bits <= 16:
-            table = np.zeros((self.n_bands, 1 << self.key_bits), dtype=bool)
-            table[self.band, self.key.astype(np.int64)] = True
-            return table[np.arange(self.n_bands)[None, :, None], keys]
+            table = np.zeros(self.n_bands << self.key_bits, dtype=bool)
+            table[(self.band << self.key_bits) + self.key.astype(np.int64)] = True
+            return table[_band_key_index(keys, self.n_bands, self.key_bits)]
         stored = np.sort(self._combined(self.band, self.key))
         band = np.broadcast_to(np.arange(self.n_bands)[None, :, None], keys.shape)
         probe = self._combined(band, keys)
@@ -297,10 +310,11 @@ def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
         cycles += v * per_vector
         nz = keys != 0
         starts = np.arange(0, v, batch)
-        nonzero_parts.append(np.add.reduceat(nz.sum(axis=2, dtype=np.int32), starts, axis=0))
+        nonzero_parts.append(np.add.reduceat(_count_true(nz), starts, axis=0))
         if buffer is not None and buffer.size:
-            hit = buffer.lookup(keys) & nz
-            hit_parts.append(np.add.reduceat(hit.sum(axis=2, dtype=np.int32), starts, axis=0))
+            hit = buffer.lookup(keys)
+            hit &= nz
+            hit_parts.append(np.add.reduceat(_count_true(hit), starts, axis=0))
     batch_nonzero = np.concatenate(nonzero_parts)
     batch_hits = np.concatenate(hit_parts) if hit_parts else np.zeros_like(batch_nonzero)
     nonzero = batch_nonzero.sum(axis=0, dtype=np.int64)
