@@ -7,6 +7,7 @@ Errors in the user's input print one line to stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -63,28 +64,71 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .report import print_study
+    from .mapping import SCHEMES
+    from .report import print_study, print_timing
+    from .sim import SimOptions, estimate, simulate
     from .spec import load_arch
     from .study import StudyOptions, run_study
+    from .trace import write_trace
     from .units import parse_quantity
     from .workload import load_workload
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
-    capacity = None
-    if args.buffer is not None:
+
+    def quantity(option: str, value: str | None) -> int | None:
+        if value is None:
+            return None
         try:
-            capacity = parse_quantity(args.buffer, "bytes")
+            return int(parse_quantity(value, "bytes"))
         except ValueError as exc:
-            raise SpecError(f"--buffer: {exc}") from None
+            raise SpecError(f"{option}: {exc}") from None
+
     options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
-                           capacity_bytes=capacity, alloc=args.alloc)
+                           capacity_bytes=quantity("--buffer", args.buffer), alloc=args.alloc)
+    if args.max_events < 1:
+        raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
     with _Phases() as phases:
         study = run_study(workload, arch, options, progress=phases)
+        estimates = {s: estimate(study, s) for s in SCHEMES}
+        sims = {}
+        if args.engine in ("event", "both"):
+            sim_options = SimOptions(granularity=args.granularity, max_events=args.max_events,
+                                     edge_buffer_bytes=quantity("--edge-buffer",
+                                                                args.edge_buffer))
+            for scheme in SCHEMES:
+                phases("simulate", scheme)
+                traced = args.trace is not None and scheme == args.trace_scheme
+                sims[scheme] = simulate(study, scheme, dataclasses.replace(
+                    sim_options, trace=traced))
+    trace_info = None
+    if args.trace is not None:
+        trace_info = write_trace(args.trace, sims[args.trace_scheme].stats,
+                                 title=f"{workload.name} on {arch.name}, {args.trace_scheme}")
+    data = study.to_dict()
+    for scheme in SCHEMES:
+        entry = data["schemes"][scheme]
+        entry["analytic"] = estimates[scheme].to_dict()
+        if scheme in sims:
+            result = sims[scheme]
+            entry.update(result.to_dict())
+            dense = sims["dense"]
+            entry["speedup"] = (dense.latency_s / result.latency_s
+                                if result.latency_s and not result.partial else None)
+    if sims:
+        data["sim"] = {"engine": args.engine, "granularity": args.granularity,
+                       "events": sum(r.events for r in sims.values()),
+                       "wall_s": sum(r.wall_s for r in sims.values()),
+                       "partial": any(r.partial for r in sims.values()),
+                       "trace": {"path": str(args.trace), **trace_info} if trace_info else None}
+    else:
+        data["sim"] = {"engine": args.engine, "granularity": None, "events": 0, "wall_s": 0.0,
+                       "partial": False, "trace": None}
     if args.json:
-        _print_json(study.to_dict())
+        _print_json(data)
     else:
         print_study(study, console)
+        print_timing(data, sims, estimates, console)
     return 0
 
 
@@ -282,6 +326,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pattern-buffer allocation among layers (default: exact)")
     p.add_argument("--buffer", default=None, metavar="BYTES",
                    help="total pattern-buffer capacity, e.g. 1MiB (default: the chip's)")
+    p.add_argument("--engine", choices=("event", "analytic", "both"), default="event",
+                   help="event simulation, closed-form bottleneck estimate, or both side by "
+                        "side (default: event; the estimate is always in --json)")
+    p.add_argument("--granularity", choices=("coarse", "fine"), default="coarse",
+                   help="coarse: one event per output row per layer replica; fine: one per "
+                        "OU activation (small networks only)")
+    p.add_argument("--max-events", type=int, default=10_000_000,
+                   help="stop a simulation after this many events (its report says partial)")
+    p.add_argument("--edge-buffer", default=None, metavar="BYTES",
+                   help="inter-layer buffer per layer input (default: an eDRAM share)")
+    p.add_argument("--trace", type=Path, default=None, metavar="PATH",
+                   help="write a Chrome trace-event JSON (Perfetto) of one scheme's run")
+    p.add_argument("--trace-scheme", choices=("dense", "sparse", "wpr", "cr2"), default="cr2",
+                   help="scheme to trace (default: cr2)")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

@@ -15,6 +15,7 @@ from .workload import Workload
 if TYPE_CHECKING:
     from .images import ImageSet
     from .profile import LayerProfile
+    from .sim import Estimate, SimResult
     from .study import Study
     from .verify import LayerCheck
     from .weights import QuantWeights
@@ -213,3 +214,45 @@ def print_verify(checks: list[LayerCheck], workload: Workload, arch: Arch,
     bad = sum(not c.ok for c in checks)
     console.print(f"{len(checks) - bad} of {len(checks)} layer x scheme checks exact.")
     provenance(weights, images, console)
+
+
+def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Estimate],
+                 console: Console) -> None:
+    images = len(data["images"]["test"]["names"])
+    table = Table(title=f"Timing over {images} testing images streamed through the chip",
+                  title_justify="left")
+    columns = ["scheme"]
+    if sims:
+        columns += ["latency", "throughput (img/s)", "speedup", "events", "wall"]
+    columns += ["analytic latency", "analytic throughput", "bottleneck stage"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("scheme", "bottleneck stage")
+                         else "right")
+    for scheme, est in estimates.items():
+        row = [scheme]
+        if sims:
+            r = sims[scheme]
+            speed = data["schemes"][scheme].get("speedup")
+            row += [format_si(r.latency_s, "s") + (" (partial)" if r.partial else ""),
+                    f"{r.throughput_ips:,.1f}", f"{speed:.2f}x" if speed else "—",
+                    f"{r.events:,}", f"{r.wall_s:.2f} s"]
+        row += [format_si(est.latency_s, "s"), f"{est.throughput_ips:,.1f}",
+                est.bottleneck_stage]
+        table.add_row(*row)
+    console.print(table)
+    for scheme, r in sims.items():
+        if r.partial:
+            console.print(f"[bold red]{scheme}: partial result[/]: {r.reason}")
+    if "cr2" in sims and sims["cr2"].stalls_by_stage:
+        stalls = Table(title="Top stalls (cr2): where the pipeline waited", title_justify="left")
+        for col in ("stage", "cause", "on", "time"):
+            stalls.add_column(col, justify="right" if col == "time" else "left")
+        for stage, cause, resource, seconds in sims["cr2"].stalls_by_stage[:8]:
+            stalls.add_row(stage, cause, resource, format_si(seconds, "s"))
+        console.print(stalls)
+    trace = data["sim"].get("trace")
+    if trace:
+        note = (f", aggregated into {trace['bin_us']:.3g} µs bins to stay small"
+                if trace["aggregated"] else "")
+        console.print(f"trace: {trace['path']} ({trace['events_written']:,} events from "
+                      f"{trace['intervals']:,} intervals{note}); open it in ui.perfetto.dev")

@@ -1,0 +1,249 @@
+"""SimPy components: one class per hardware unit, all of the same shape.
+
+Every component is built as ``Component(env, spec, *, name, stats)``: ``env`` is the run's
+SimPy environment (never a global), ``spec`` its frozen description, ``name`` its place in
+the chip (``tile3.pe1.adc``), ``stats`` the run's :class:`Stats`.  Contention is always a
+SimPy resource: a :class:`Slots` unit wraps a ``simpy.Resource`` with one trace track per
+slot, so events on a track never overlap.  The :class:`Chip` makes and checks all
+connections in one place (:meth:`Chip.tile`, :meth:`Chip.link`) and builds units lazily, so a
+1024-tile chip costs only the tiles a mapping uses.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from .network import Topology
+from .spec import Arch, Component, PatternBuffer, Pe, Tile
+from .timing import FS, Periphery
+
+Process = Generator[simpy.Event, Any, Any]
+
+#: stall causes, as reports name them
+INPUT = "input not ready"
+ADC = "ADC busy"
+PORT = "buffer port busy"
+LINK = "link busy"
+FULL = "output buffer full"
+UNIT = "digital unit busy"
+CAUSES = (INPUT, ADC, PORT, LINK, FULL, UNIT)
+
+
+@dataclass
+class Stats:
+    """What a simulation counted: stalls, busy time and (when tracing) every interval.
+
+    Times are integer femtoseconds.
+    """
+
+    trace: bool = False
+    stalls: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    busy: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    intervals: list[tuple[str, int, int, str]] = field(default_factory=list)
+    counters: list[tuple[str, int, float]] = field(default_factory=list)
+
+    def stall(self, stage: str, cause: str, resource: str, duration: int) -> None:
+        if duration > 0:
+            self.stalls[(stage, cause, resource)] += duration
+
+    def interval(self, track: str, start: int, end: int, label: str) -> None:
+        self.busy[track.split("[")[0]] += end - start
+        if self.trace and end > start:
+            self.intervals.append((track, start, end, label))
+
+    def counter(self, name: str, time: int, value: float) -> None:
+        if self.trace:
+            self.counters.append((name, time, value))
+
+
+class Slots:
+    """``count`` identical units behind one ``simpy.Resource``; one trace track per unit."""
+
+    def __init__(self, env: simpy.Environment, spec: Any, *, name: str, stats: Stats,
+                 count: int) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.resource = simpy.Resource(env, capacity=max(1, count))
+        self._free = list(range(max(1, count)))[::-1]
+
+    def use(self, duration: int, *, stage: str, cause: str, label: str) -> Process:
+        """Wait for a unit (charging the wait to ``stage`` as ``cause``), hold it."""
+        asked = self.env.now
+        with self.resource.request() as req:
+            yield req
+            self.stats.stall(stage, cause, self.name, self.env.now - asked)
+            slot = self._free.pop()
+            start = self.env.now
+            yield self.env.timeout(duration)
+            self._free.append(slot)
+            self.stats.interval(f"{self.name}[{slot}]", start, self.env.now, label)
+
+
+class Crossbar(Slots):
+    """A crossbar: one OU activation at a time, ``read_latency`` each."""
+
+    def __init__(self, env: simpy.Environment, spec: Any, *, name: str, stats: Stats) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=1)
+
+
+class AdcPool(Slots):
+    """The PE's ADCs, shared by its crossbars; one OU's bitlines convert on one ADC."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=spec.count)
+
+
+class ShiftAdd(Slots):
+    """Shift-and-add units: WPR copies and buffer-served columns."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=spec.count)
+
+
+class DigitalUnit(Slots):
+    """A tile's vector unit (max-pool, sigmoid, shift-and-add) for digital stages."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=spec.count)
+
+
+class PatternBufferPorts(Slots):
+    """The tile's IPR pattern buffer: ``ports`` readers; its contents are fixed after
+    deployment, so occupancy is a constant reported once."""
+
+    def __init__(self, env: simpy.Environment, spec: PatternBuffer | None, *, name: str,
+                 stats: Stats) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=spec.ports if spec else 1)
+        self.occupied_bytes = 0
+
+    def load(self, nbytes: int) -> None:
+        self.occupied_bytes += nbytes
+        self.stats.counter(f"{self.name} occupancy (bytes)", self.env.now, self.occupied_bytes)
+
+
+class Edram:
+    """A tile's eDRAM: inter-layer rows held in it are counted (a counter track)."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.held = 0
+
+    def change(self, nbytes: int) -> None:
+        self.held += nbytes
+        self.stats.counter(f"{self.name} rows held (bytes)", self.env.now, self.held)
+
+
+class Link(Slots):
+    """One direction of a router-to-router link, with its parallel channels."""
+
+    def __init__(self, env: simpy.Environment, spec: Topology, *, name: str, stats: Stats,
+                 channels: int) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=channels)
+        self.in_flight = 0
+
+
+class PeUnits:
+    """A PE's crossbars, ADC pool and shift-and-add units (fine-grained runs only)."""
+
+    def __init__(self, env: simpy.Environment, spec: Pe, *, name: str, stats: Stats) -> None:
+        self.crossbars = [Crossbar(env, spec.crossbar, name=f"{name}.xbar{i}", stats=stats)
+                          for i in range(spec.crossbar.count)]
+        self.adcs = AdcPool(env, spec.adc, name=f"{name}.adc", stats=stats)
+        self.shift_add = ShiftAdd(env, spec.shift_add, name=f"{name}.sa", stats=stats)
+
+
+class TileUnits:
+    """A tile's shared units: eDRAM, pattern-buffer ports and digital vector units."""
+
+    def __init__(self, env: simpy.Environment, spec: Tile, *, name: str, stats: Stats) -> None:
+        self.edram = Edram(env, spec.edram, name=f"{name}.edram", stats=stats)
+        self.pattern_buffer = PatternBufferPorts(env, spec.pattern_buffer,
+                                                 name=f"{name}.pbuf", stats=stats)
+        self.units = {
+            "maxpool": DigitalUnit(env, spec.maxpool, name=f"{name}.maxpool", stats=stats),
+            "sigmoid": DigitalUnit(env, spec.sigmoid, name=f"{name}.sigmoid", stats=stats),
+            "shift_add": DigitalUnit(env, spec.shift_add, name=f"{name}.shift_add", stats=stats),
+        }
+        self._pes: dict[int, PeUnits] = {}
+        self._pe_spec, self._env, self._stats, self._name = spec.pe, env, stats, name
+
+    def pe(self, index: int) -> PeUnits:
+        if index not in self._pes:
+            self._pes[index] = PeUnits(self._env, self._pe_spec, name=f"{self._name}.pe{index}",
+                                       stats=self._stats)
+        return self._pes[index]
+
+
+class Chip:
+    """Tiles and the network; every connection is made here."""
+
+    def __init__(self, env: simpy.Environment, spec: Arch, *, name: str, stats: Stats,
+                 topology: Topology) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.topology = topology
+        self.periphery = Periphery.of(spec)
+        self._tiles: dict[int, TileUnits] = {}
+        self._links: dict[tuple[int, int], Link] = {}
+        self._channels = topology.links()
+        self.bandwidth = topology.link_bandwidth_bytes_per_s
+        self.router_fs = round(topology.router_latency_s * FS)
+
+    def tile(self, index: int) -> TileUnits:
+        if not 0 <= index < self.spec.chip.tiles:
+            raise ValueError(f"tile {index} does not exist on {self.spec.chip.tiles} tiles")
+        if index not in self._tiles:
+            self._tiles[index] = TileUnits(self.env, self.spec.chip.tile, name=f"tile{index}",
+                                           stats=self.stats)
+        return self._tiles[index]
+
+    def link(self, hop: tuple[int, int]) -> Link:
+        if hop not in self._links:
+            if hop not in self._channels:
+                raise ValueError(f"no link between routers {hop[0]} and {hop[1]}")
+            self._links[hop] = Link(self.env, self.topology, name=f"link{hop[0]}-{hop[1]}",
+                                    stats=self.stats, channels=self._channels[hop])
+        return self._links[hop]
+
+    def serialization_fs(self, nbytes: int) -> int:
+        return round(nbytes / self.bandwidth * FS)
+
+    def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
+                  ) -> Process:
+        """Send ``nbytes`` from one tile to several: the message holds every link of its
+        routes' union at once (requested together, so the earliest message is first in every
+        link's queue and holding links cannot deadlock), for the longest route's router
+        latencies plus one serialization; waiting for busy links is a stall of ``stage``."""
+        routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
+        hops = list(dict.fromkeys(hop for route in routes for hop in route))
+        if not hops:
+            return
+        links = [self.link(hop) for hop in hops]
+        asked = self.env.now
+        requests = [link.resource.request() for link in links]
+        blocked = next((link.name for link, req in zip(links, requests, strict=True)
+                        if not req.triggered), None)
+        yield self.env.all_of(requests)
+        if blocked is not None:
+            self.stats.stall(stage, LINK, blocked, self.env.now - asked)
+        start = self.env.now
+        slots = []
+        for link in links:
+            slots.append(link._free.pop())
+            link.in_flight += nbytes
+            self.stats.counter(f"{link.name} load (bytes)", start, link.in_flight)
+        longest = max(len(route) for route in routes)
+        yield self.env.timeout(longest * self.router_fs + self.serialization_fs(nbytes))
+        for link, req, slot in zip(links, requests, slots, strict=True):
+            link.resource.release(req)
+            link._free.append(slot)
+            link.in_flight -= nbytes
+            self.stats.interval(f"{link.name}[{slot}]", start, self.env.now, stage)
+            self.stats.counter(f"{link.name} load (bytes)", self.env.now, link.in_flight)

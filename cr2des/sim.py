@@ -1,0 +1,559 @@
+"""The event simulation: the testing images streamed through the pipelined chip.
+
+:func:`simulate` runs one scheme of a :class:`~cr2des.study.Study` in SimPy.  Each stage
+replica (:mod:`cr2des.timing`) is a process that, for every output row assigned to it
+(rows are dealt round-robin over a layer's replicas):
+
+1. waits until the input rows it needs have arrived (*input not ready*);
+2. computes the row: at ``coarse`` granularity one event per row and replica, lasting the
+   closed-form row time (ADC waits inside it are charged as *ADC busy*), with the row's IPR
+   reads on the tile's pattern-buffer ports alongside (*buffer port busy*); at ``fine``
+   granularity one event per OU activation: crossbars, ADC pools, shift-and-add units and
+   buffer ports are all SimPy resources;
+3. frees the input rows it will not need again;
+4. sends the output row to every consumer replica that needs it: first a slot in that
+   replica's inter-layer buffer (*output buffer full* while there is none), then a transfer
+   over the network's links (*link busy*).
+
+Inter-layer buffers live in the consumer's eDRAM: each of a stage's inputs gets an equal
+share of its home tiles' eDRAM, in rows of the producer (or ``edge_buffer_bytes``).
+Consumers of a whole tensor (fc, global pools) absorb rows as they arrive.  A buffer that
+cannot hold the rows one output row needs is a deadlock, reported before the run; any
+other deadlock is detected when events run out with images unfinished, and reported with
+the stages involved.  ``max_events`` stops a run early; its result is marked partial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from .errors import Cr2desError
+from .hardware import ADC, CAUSES, FULL, INPUT, PORT, UNIT, Chip, Process, Stats
+from .mapping import Placement
+from .network import build_topology
+from .timing import FS, Periphery, RowTimes, Stage, crossbar_row_times, digital_row_fs, stage_graph
+
+GRANULARITIES = ("coarse", "fine")
+
+
+class SimulationError(Cr2desError):
+    """The simulation cannot run or cannot finish (deadlock, bad option)."""
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    granularity: str = "coarse"
+    max_events: int = 10_000_000
+    edge_buffer_bytes: int | None = None
+    trace: bool = False
+
+
+@dataclass
+class SimResult:
+    """Timing of one scheme.
+
+    Attributes
+    ----------
+    latency_s
+        Mean time from an image's first input row to its last output row.
+    makespan_s
+        Time until the last image finished.
+    throughput_ips
+        Images per second over the run (``images / makespan``, pipeline fill included).
+    stalls
+        Waiting time per cause, summed over stages (seconds).
+    """
+
+    scheme: str
+    granularity: str
+    images: int
+    latency_s: float
+    image_latency_s: list[float]
+    makespan_s: float
+    throughput_ips: float
+    events: int
+    wall_s: float
+    partial: bool
+    reason: str | None
+    stalls: dict[str, float]
+    stalls_by_stage: list[tuple[str, str, str, float]]
+    stats: Stats = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency_s": self.latency_s, "image_latency_s": self.image_latency_s,
+            "makespan_s": self.makespan_s, "throughput_ips": self.throughput_ips,
+            "events": self.events, "wall_s": self.wall_s, "partial": self.partial,
+            "reason": self.reason, "stalls": self.stalls,
+            "top_stalls": [{"stage": s, "cause": c, "resource": r, "seconds": t}
+                           for s, c, r, t in self.stalls_by_stage[:10]],
+        }
+
+
+# ----------------------------------------------------------------------------- runtime
+class _Tracker:
+    """Rows of one producer, one image, at one consumer replica."""
+
+    __slots__ = ("arrived", "event", "held", "missing")
+
+    def __init__(self) -> None:
+        self.arrived: set[int] = set()
+        self.held: set[int] = set()
+        self.missing: set[int] = set()
+        self.event: simpy.Event | None = None
+
+    def arrive(self, row: int) -> None:
+        self.arrived.add(row)
+        if self.event is not None and row in self.missing:
+            self.missing.discard(row)
+            if not self.missing:
+                event, self.event = self.event, None
+                event.succeed()
+
+
+class _OrderedBuffer:
+    """A stage's inter-layer buffer for one input: ``capacity`` producer rows, granted in
+    reading order.  Rows of a replicated producer finish out of order; granting a later row
+    first could fill the buffer with rows the consumer cannot use yet while the row it waits
+    for has no slot (a deadlock a hardware FIFO would not have)."""
+
+    __slots__ = ("env", "free", "images", "order", "position", "waiting")
+
+    def __init__(self, env: simpy.Environment, capacity: int, images: int, order: list[int]
+                 ) -> None:
+        self.env = env
+        self.free = capacity
+        self.images = images
+        self.order = order  # producer rows the stage reads, per image, in order
+        self.position = (0, 0)  # (image, index into order)
+        self.waiting: dict[tuple[int, int], simpy.Event] = {}
+
+    def request(self, image: int, row: int) -> simpy.Event:
+        event = self.env.event()
+        self.waiting[(image, row)] = event
+        self._grant()
+        return event
+
+    def release(self, count: int) -> None:
+        self.free += count
+        self._grant()
+
+    def _grant(self) -> None:
+        while self.free > 0:
+            image, index = self.position
+            if index >= len(self.order):
+                if image + 1 >= self.images:
+                    return
+                self.position = (image + 1, 0)
+                continue
+            event = self.waiting.pop((image, self.order[index]), None)
+            if event is None:
+                return
+            self.free -= 1
+            self.position = (image, index + 1)
+            event.succeed()
+
+
+@dataclass
+class _Runtime:
+    stage: Stage
+    replicas: int
+    homes: list[int]
+    times: RowTimes | None = None
+    digital_fs: int = 0
+    entry_fs: int = 0
+    consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
+    capacity: list[int] = field(default_factory=list)  # rows per dependency
+    buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
+    readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
+    pending: list[dict[int, np.ndarray]] = field(default_factory=list)  # [dep][image]
+    trackers: list[list[dict[int, _Tracker]]] = field(default_factory=list)  # [replica][dep]
+    state: list[str] = field(default_factory=list)
+    first_pe: int = 0
+    pes: int = 1
+
+    def replica_of(self, batch: int) -> int:
+        return batch % self.replicas
+
+
+class _Simulation:
+    def __init__(self, study: Any, scheme: str, options: SimOptions) -> None:
+        if options.granularity not in GRANULARITIES:
+            raise SimulationError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
+                                  f"got {options.granularity!r}")
+        self.study, self.scheme, self.options = study, scheme, options
+        self.arch = study.arch
+        self.env = simpy.Environment()
+        self.stats = Stats(trace=options.trace)
+        self.chip = Chip(self.env, self.arch, name="chip", stats=self.stats,
+                         topology=build_topology(self.arch.chip))
+        self.periphery = Periphery.of(self.arch)
+        self.images = len(study.test)
+        placement: Placement = study.placements[scheme]
+        self.placement = placement
+        self.stages = stage_graph(study.workload)
+        self.runtimes: dict[str, _Runtime] = {}
+        self._build(placement)
+        self.started: dict[int, int] = {}
+        self.finished_rows: dict[str, list[int]] = {}
+        self.done: dict[int, int] = {}
+        sinks = [name for name, rt in self.runtimes.items()
+                 if not rt.consumers and rt.stage.kind != "input"]
+        self.sinks = {name: [0] * self.images for name in sinks}
+
+    # -- assembly -------------------------------------------------------------------
+    def _build(self, placement: Placement) -> None:
+        p = self.periphery
+        per_tile = self.arch.chip.tile.pes
+        for name, stage in self.stages.items():
+            if stage.kind == "input":
+                rt = _Runtime(stage, 1, [0])
+            elif stage.kind == "crossbar":
+                lp = placement.layers[name]
+                layer = self.study.layers[name]
+                homes = [(lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas)]
+                rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes)
+                rt.times = crossbar_row_times(layer.map, layer.counts, self.scheme, p,
+                                              keep_crossbars=self.options.granularity == "fine")
+                rt.entry_fs = p.entry_read_fs(layer.width_bytes)
+            else:
+                producer = self.runtimes[stage.deps[0].producer]
+                rt = _Runtime(stage, 1, [producer.homes[0]])
+                rt.digital_fs = digital_row_fs(self.study.workload[name], self.arch, p)
+            self.runtimes[name] = rt
+            for index, dep in enumerate(stage.deps):
+                self.runtimes[dep.producer].consumers.append((rt, index))
+        edram_per_pe = self.arch.chip.tile.edram.capacity_bytes / per_tile
+        for rt in self.runtimes.values():
+            stage = rt.stage
+            rt.capacity, rt.buffers, rt.readers, rt.pending = [], [], [], []
+            pes = self._pes_of(rt)
+            for dep in stage.deps:
+                row_bytes = self.stages[dep.producer].row_bytes
+                share = (self.options.edge_buffer_bytes if self.options.edge_buffer_bytes
+                         is not None else edram_per_pe * pes / max(1, len(stage.deps)))
+                rows = int(share // row_bytes)
+                if dep.window.kind != "all" and rows < dep.window.span:
+                    raise SimulationError(
+                        f"deadlock: layer {stage.name!r} needs {dep.window.span} rows of "
+                        f"{dep.producer!r} at once ({dep.window.span * row_bytes:,} bytes), but "
+                        f"its inter-layer buffer holds {rows} rows ({int(share):,} bytes)")
+                readers = np.zeros(self.stages[dep.producer].rows, dtype=np.int64)
+                for j in range(stage.rows):
+                    lo, hi = dep.window.rows(j)
+                    readers[lo:hi + 1] += 1
+                rt.capacity.append(max(1, rows))
+                rt.readers.append(readers)
+                rt.pending.append({})
+                rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.images,
+                                                 [int(i) for i in np.flatnonzero(readers)]))
+            rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
+                           for _ in range(rt.replicas)]
+            rt.state = ["idle"] * rt.replicas
+
+    def _pes_of(self, rt: _Runtime) -> float:
+        """PEs whose tiles hold a stage's inputs: its own, or for a digital stage, those of
+        the stages it runs beside (its producers)."""
+        if rt.stage.kind == "crossbar":
+            return rt.pes * rt.replicas
+        if rt.stage.kind == "input":
+            return self.arch.chip.tile.pes
+        return sum(self._pes_of(self.runtimes[d.producer]) for d in rt.stage.deps)
+
+    # -- processes ------------------------------------------------------------------
+    def start(self) -> None:
+        self.env.process(self._source(self.runtimes["input"]))
+        for rt in self.runtimes.values():
+            if rt.stage.kind != "input":
+                for r in range(rt.replicas):
+                    self.env.process(self._replica(rt, r))
+
+    def _source(self, rt: _Runtime) -> Process:
+        rows = rt.stage.rows
+        for m in range(self.images):
+            for i in range(rows):
+                yield from self._deliver(rt, 0, m, i, send=False)
+                self.started.setdefault(m, self.env.now)
+
+    def _replica(self, rt: _Runtime, r: int) -> Process:
+        stage = rt.stage
+        rows = stage.rows
+        batches = range(r, self.images * rows, rt.replicas)
+        for q in batches:
+            m, j = divmod(q, rows)
+            for index, dep in enumerate(stage.deps):
+                lo, hi = dep.window.rows(j)
+                tracker = rt.trackers[r][index][m]
+                missing = {i for i in range(lo, hi + 1) if i not in tracker.arrived}
+                if missing:
+                    asked = self.env.now
+                    rt.state[r] = (f"waits for rows {min(missing)}-{max(missing)} of image {m} "
+                                   f"from {dep.producer!r}")
+                    tracker.missing, tracker.event = missing, self.env.event()
+                    yield tracker.event
+                    self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
+            rt.state[r] = f"computes row {j} of image {m}"
+            start = self.env.now
+            if stage.kind == "crossbar":
+                yield from self._compute(rt, r, q)
+            else:
+                unit = self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
+                yield from unit.use(rt.digital_fs, stage=stage.name, cause=UNIT,
+                                    label=f"img{m} row{j}")
+            self.stats.interval(f"{stage.name}.r{r}", start, self.env.now, f"img{m} row{j}")
+            self._free(rt, m, j)
+            yield from self._deliver(rt, r, m, j, send=True)
+            if stage.name in self.sinks:
+                self.sinks[stage.name][m] += 1
+                if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
+                    self.done[m] = self.env.now
+        rt.state[r] = "done"
+
+    def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
+        times = rt.times
+        assert times is not None
+        name = rt.stage.name
+        reads = int(times.buffer_reads[q])
+        waits = []
+        if reads:
+            ports = self.chip.tile(rt.homes[r]).pattern_buffer
+            count = min(reads, ports.resource.capacity)
+            per_port = -(-reads // count) * rt.entry_fs
+            waits = [self.env.process(ports.use(per_port, stage=name, cause=PORT,
+                                                label=f"{name} IPR reads"))
+                     for _ in range(count)]
+        if self.options.granularity == "fine":
+            yield from self._compute_fine(rt, r, q, waits)
+            return
+        self.stats.stall(name, ADC, f"{name}.adcs", int(times.adc_fs[q]))
+        compute = self.env.timeout(int(times.compute_fs[q]))
+        yield self.env.all_of([compute, *waits]) if waits else compute
+
+    def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
+        times = rt.times
+        assert times is not None and times.ou_per_crossbar is not None
+        per_pe = times.crossbars_per_pe
+        per_tile = self.arch.chip.tile.pes
+        procs = list(waits)
+        for x in np.flatnonzero(times.ou_per_crossbar[q]):
+            pe_global = rt.first_pe + r * rt.pes + int(x) // per_pe
+            pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
+            procs.append(self.env.process(self._ous(rt.stage.name, pe, int(x) % per_pe,
+                                                    int(times.ou_per_crossbar[q, x]))))
+        assert times.copies_per_pe is not None
+        for pe_local in np.flatnonzero(times.copies_per_pe[q]):
+            pe_global = rt.first_pe + r * rt.pes + int(pe_local)
+            pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
+            duration = -(-int(times.copies_per_pe[q, pe_local]) * self.periphery.sa_fs
+                         // self.periphery.sa_units)
+            procs.append(self.env.process(pe.shift_add.use(duration, stage=rt.stage.name,
+                                                           cause=ADC, label="WPR/IPR columns")))
+        if procs:
+            yield self.env.all_of(procs)
+
+    def _ous(self, stage: str, pe: Any, x: int, count: int) -> Process:
+        """One crossbar's OU activations: read, then hand the sample-and-hold to an ADC
+        (the crossbar waits while no ADC is free), then the next read."""
+        p = self.periphery
+        crossbar = pe.crossbars[x]
+        last = None
+        for _ in range(count):
+            yield from crossbar.use(p.read_fs, stage=stage, cause=ADC, label="OU read")
+            asked = self.env.now
+            req = pe.adcs.resource.request()
+            yield req
+            self.stats.stall(stage, ADC, pe.adcs.name, self.env.now - asked)
+            last = self.env.process(self._convert(pe.adcs, req, stage))
+        if last is not None:
+            yield last
+
+    def _convert(self, adcs: Any, req: simpy.Event, stage: str) -> Process:
+        slot = adcs._free.pop()
+        start = self.env.now
+        yield self.env.timeout(self.periphery.conv_fs)
+        adcs._free.append(slot)
+        adcs.resource.release(req)
+        self.stats.interval(f"{adcs.name}[{slot}]", start, self.env.now, stage)
+
+    def _free(self, rt: _Runtime, m: int, j: int) -> None:
+        """Output row ``j`` is done: input rows no other output row reads leave the buffer."""
+        for index, dep in enumerate(rt.stage.deps):
+            if dep.window.kind == "all":
+                continue
+            lo, hi = dep.window.rows(j)
+            pending = rt.pending[index].setdefault(m, rt.readers[index].copy())
+            pending[lo:hi + 1] -= 1
+            stale = int((pending[lo:hi + 1] == 0).sum())
+            if stale:
+                rt.buffers[index].release(stale)
+                row_bytes = self.stages[dep.producer].row_bytes
+                self.chip.tile(rt.homes[0]).edram.change(-row_bytes * stale)
+
+    def _deliver(self, rt: _Runtime, r: int, m: int, j: int, *, send: bool) -> Process:
+        """Send row ``j`` of image ``m`` to every consumer replica that needs it: a slot in
+        each consumer's buffer first (absorbing consumers take rows without one), then one
+        multicast to their tiles (replicas on a tile share its eDRAM)."""
+        row_bytes = rt.stage.row_bytes
+        by_tile: dict[int, list[_Tracker]] = defaultdict(list)
+        for consumer, index in rt.consumers:
+            window = consumer.stage.deps[index].window
+            targets = _destinations(consumer, window, m, j)
+            if not targets:
+                continue
+            if window.kind != "all":
+                asked = self.env.now
+                rt.state[r] = f"waits for buffer space at {consumer.stage.name!r}"
+                yield consumer.buffers[index].request(m, j)
+                self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
+                                 self.env.now - asked)
+                self.chip.tile(consumer.homes[0]).edram.change(row_bytes)
+            for d in targets:
+                by_tile[consumer.homes[d]].append(consumer.trackers[d][index][m])
+        remote = [tile for tile in by_tile
+                  if send and self.chip.topology.hops(rt.homes[r], tile)]
+        for tile, trackers in by_tile.items():
+            if tile not in remote:
+                for tracker in trackers:
+                    tracker.arrive(j)
+        if remote:
+            self.env.process(self._multicast(rt, r, {t: by_tile[t] for t in remote}, j))
+
+    def _multicast(self, rt: _Runtime, r: int, targets: dict[int, list[_Tracker]], j: int
+                   ) -> Process:
+        yield from self.chip.multicast(rt.stage.row_bytes, rt.homes[r], list(targets),
+                                       stage=rt.stage.name)
+        for trackers in targets.values():
+            for tracker in trackers:
+                tracker.arrive(j)
+
+    # -- run ------------------------------------------------------------------------
+    def run(self) -> SimResult:
+        self.start()
+        wall = time.perf_counter()
+        events, reason = 0, None
+        limit = self.options.max_events
+        while True:
+            try:
+                self.env.step()
+            except simpy.core.EmptySchedule:
+                break
+            events += 1
+            if events >= limit:
+                reason = (f"stopped after --max-events {limit:,} events at simulated time "
+                          f"{self.env.now / FS:.6g} s with {len(self.done)} of {self.images} "
+                          f"images finished")
+                break
+        wall = time.perf_counter() - wall
+        if reason is None and len(self.done) < self.images:
+            blocked = [f"{name} (replica {r}) {state}" for name, rt in self.runtimes.items()
+                       for r, state in enumerate(rt.state) if state not in ("idle", "done")]
+            raise SimulationError(
+                f"deadlock at simulated time {self.env.now / FS:.6g} s: "
+                f"{len(self.done)} of {self.images} images finished; blocked: "
+                + "; ".join(blocked[:6]) + (f"; and {len(blocked) - 6} more"
+                                            if len(blocked) > 6 else ""))
+        return self._result(events, wall, reason)
+
+    def _result(self, events: int, wall: float, reason: str | None) -> SimResult:
+        latencies = [(self.done[m] - self.started.get(m, 0)) / FS for m in sorted(self.done)]
+        makespan = max(self.done.values(), default=self.env.now) / FS
+        by_cause = dict.fromkeys(CAUSES, 0.0)
+        rows = []
+        for (stage, cause, resource), t in self.stats.stalls.items():
+            by_cause[cause] += t / FS
+            rows.append((stage, cause, resource, t / FS))
+        rows.sort(key=lambda row: -row[3])
+        return SimResult(
+            scheme=self.scheme, granularity=self.options.granularity, images=self.images,
+            latency_s=float(np.mean(latencies)) if latencies else float("nan"),
+            image_latency_s=latencies, makespan_s=makespan,
+            throughput_ips=len(self.done) / makespan if makespan > 0 else 0.0,
+            events=events, wall_s=wall, partial=reason is not None, reason=reason,
+            stalls=by_cause, stalls_by_stage=rows, stats=self.stats)
+
+
+_UNIT_OF = {"maxpool": "maxpool", "avgpool": "maxpool", "add": "shift_add", "lrn": "sigmoid",
+            "softmax": "sigmoid"}
+
+
+def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
+    """Replicas of ``consumer`` whose rows of image ``m`` need producer row ``i``."""
+    rows = consumer.stage.rows
+    if window.kind == "all":
+        first, last = 0, rows - 1
+    elif window.kind == "same":
+        first = last = i
+    else:
+        span = (window.kernel - 1) * window.dilation
+        first = max(0, -(-(i + window.pad - span) // window.stride))
+        last = min(rows - 1, (i + window.pad) // window.stride)
+    if first > last:
+        return []
+    base = m * rows
+    if last - first + 1 >= consumer.replicas:
+        return list(range(consumer.replicas))
+    return sorted({(base + j) % consumer.replicas for j in range(first, last + 1)})
+
+
+def simulate(study: Any, scheme: str, options: SimOptions | None = None) -> SimResult:
+    """Simulate ``scheme`` of ``study`` on its testing images (module docstring)."""
+    return _Simulation(study, scheme, options or SimOptions()).run()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The closed-form bottleneck estimate of one scheme (no contention, perfect balance).
+
+    ``bottleneck_s`` is the largest per-image time of a stage (its rows' times divided over
+    its replicas); ``throughput_ips`` its inverse.  ``latency_s`` adds to it the pipeline
+    fill along the slowest dependency path: each stage waits for the rows its first output
+    row needs from its producer.
+    """
+
+    scheme: str
+    bottleneck_stage: str
+    bottleneck_s: float
+    throughput_ips: float
+    latency_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bottleneck_stage": self.bottleneck_stage, "bottleneck_s": self.bottleneck_s,
+                "throughput_ips": self.throughput_ips, "latency_s": self.latency_s}
+
+
+def estimate(study: Any, scheme: str) -> Estimate:
+    """Closed-form throughput and latency of ``scheme`` (see :class:`Estimate`)."""
+    p = Periphery.of(study.arch)
+    stages = stage_graph(study.workload)
+    images = len(study.test)
+    per_image, per_row = {}, {}
+    for name, stage in stages.items():
+        if stage.kind == "input":
+            per_image[name] = per_row[name] = 0.0
+            continue
+        if stage.kind == "crossbar":
+            layer = study.layers[name]
+            times = crossbar_row_times(layer.map, layer.counts, scheme, p).compute_fs
+            replicas = study.placements[scheme].layers[name].replicas
+            total = float(times.sum()) / images
+            per_image[name] = total / replicas / FS
+            per_row[name] = total / stage.rows / FS
+        else:
+            row = digital_row_fs(study.workload[name], study.arch, p)
+            per_image[name] = row * stage.rows / FS
+            per_row[name] = row / FS
+    bottleneck = max((n for n in stages if n != "input"), key=lambda n: per_image[n])
+    fill: dict[str, float] = {}
+    for name, stage in stages.items():
+        fill[name] = max((fill[d.producer] + d.window.span * per_row[d.producer]
+                          for d in stage.deps), default=0.0)
+    latency = max(fill.values()) + per_image[bottleneck]
+    slowest = per_image[bottleneck]
+    return Estimate(scheme, bottleneck, slowest, 1.0 / slowest if slowest else float("inf"),
+                    latency)
