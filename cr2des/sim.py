@@ -359,27 +359,32 @@ class _Simulation:
 
     def _ous(self, stage: str, pe: Any, x: int, count: int) -> Process:
         """One crossbar's OU activations: read, then hand the sample-and-hold to an ADC
-        (the crossbar waits while no ADC is free), then the next read."""
+        (the crossbar waits while no ADC is free), then the next read.  The crossbar belongs
+        to this replica alone, so its reads are timed without a queue."""
         p = self.periphery
-        crossbar = pe.crossbars[x]
-        last = None
+        crossbar, adcs = pe.crossbars[x], pe.adcs
+        drained = None
         for _ in range(count):
-            yield from crossbar.use(p.read_fs, stage=stage, cause=ADC, label="OU read")
+            start = self.env.now
+            yield self.env.timeout(p.read_fs)
+            self.stats.interval(f"{crossbar.name}[0]", start, self.env.now, "OU read")
             asked = self.env.now
-            req = pe.adcs.resource.request()
+            req = adcs.resource.request()
             yield req
-            self.stats.stall(stage, ADC, pe.adcs.name, self.env.now - asked)
-            last = self.env.process(self._convert(pe.adcs, req, stage))
-        if last is not None:
-            yield last
+            self.stats.stall(stage, ADC, adcs.name, self.env.now - asked)
+            drained = self.env.timeout(p.conv_fs)
+            drained.callbacks.append(self._converted(adcs, req, adcs._free.pop(), stage))
+        if drained is not None and not drained.processed:
+            yield drained
 
-    def _convert(self, adcs: Any, req: simpy.Event, stage: str) -> Process:
-        slot = adcs._free.pop()
+    def _converted(self, adcs: Any, req: simpy.Event, slot: int, stage: str) -> Any:
         start = self.env.now
-        yield self.env.timeout(self.periphery.conv_fs)
-        adcs._free.append(slot)
-        adcs.resource.release(req)
-        self.stats.interval(f"{adcs.name}[{slot}]", start, self.env.now, stage)
+
+        def release(_: simpy.Event) -> None:
+            adcs._free.append(slot)
+            adcs.resource.release(req)
+            self.stats.interval(f"{adcs.name}[{slot}]", start, self.env.now, stage)
+        return release
 
     def _free(self, rt: _Runtime, m: int, j: int) -> None:
         """Output row ``j`` is done: input rows no other output row reads leave the buffer."""
