@@ -65,6 +65,16 @@ def test_run_json_has_the_study_keys(capsys):
     assert data["images"]["learn"]["names"] == ["astronaut", "chelsea"]
     assert data["images"]["test"]["names"] == ["coffee", "rocket"]
     assert data["weights"]["synthetic"] is True
+    for scheme in ("dense", "sparse", "wpr", "cr2"):
+        entry = data["schemes"][scheme]
+        assert entry["latency_s"] > 0 and entry["throughput_ips"] > 0
+        assert set(entry["stalls"]) >= {"input not ready", "ADC busy", "buffer port busy",
+                                        "link busy", "output buffer full"}
+        assert entry["analytic"]["throughput_ips"] > 0
+    assert data["schemes"]["cr2"]["speedup"] > 1
+    sim = data["sim"]
+    assert sim["granularity"] == "coarse" and sim["events"] > 0 and sim["wall_s"] > 0
+    assert sim["partial"] is False
 
 
 def test_run_table(capsys):
@@ -148,3 +158,39 @@ def test_profile_bad_weights_file_exit_2(tmp_path):
     assert result.stderr.strip() == (
         f"cr2des: error: {bad}: layer 'conv1' expects weight of shape (8, 3, 3, 3), the file "
         f"has (8, 3, 5, 5)")
+
+
+def test_run_writes_a_trace(tmp_path, capsys):
+    trace = tmp_path / "out" / "trace.json"
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--trace",
+                 str(trace), "--trace-scheme", "wpr"]) == 0
+    out = capsys.readouterr().out
+    assert f"trace: {trace}" in out and "Top stalls" in out
+    data = json.loads(trace.read_text())
+    assert data["otherData"]["title"].endswith("wpr")
+    assert [p.name for p in trace.parent.iterdir()] == ["trace.json"]  # no temporary left
+
+
+def test_run_partial_is_marked(capsys):
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--max-events",
+                 "100", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sim"]["partial"] is True
+    assert all(data["schemes"][s]["partial"] for s in ("dense", "sparse", "wpr", "cr2"))
+    assert "stopped after --max-events 100 events" in data["schemes"]["cr2"]["reason"]
+
+
+def test_run_analytic_engine_only(capsys):
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--engine",
+                 "analytic", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sim"]["events"] == 0 and "latency_s" not in data["schemes"]["cr2"]
+    assert data["schemes"]["cr2"]["analytic"]["bottleneck_s"] > 0
+
+
+def test_run_deadlock_exit_2():
+    result = run_cli("run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1",
+                     "--edge-buffer", "100B")
+    assert result.returncode == 2
+    assert result.stderr.startswith("cr2des: error: deadlock: layer ")
+    assert "Traceback" not in result.stderr
