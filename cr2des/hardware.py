@@ -19,7 +19,8 @@ from typing import Any
 import simpy
 
 from .network import Topology
-from .spec import Arch, Component, PatternBuffer, Pe, Tile
+from .spec import Arch, Component, Pe, Tile
+from .spec import PatternBuffer as PatternBufferSpec
 from .timing import FS, Periphery
 
 Process = Generator[simpy.Event, Any, Any]
@@ -114,18 +115,38 @@ class DigitalUnit(Slots):
         super().__init__(env, spec, name=name, stats=stats, count=spec.count)
 
 
-class PatternBufferPorts(Slots):
-    """The tile's IPR pattern buffer: ``ports`` readers; its contents are fixed after
-    deployment, so occupancy is a constant reported once."""
+class PatternBuffer:
+    """One layer's IPR pattern buffer: its entries fill ``banks`` tiles' buffers (the
+    allocation gives a layer more bytes than one tile holds), whose ``ports x banks`` ports
+    serve the reads of every replica of the layer.  The ports are a ``simpy.Container`` of
+    tokens so that a row's reads take several ports in one event; each port is its own
+    trace track.  Contents are fixed after deployment: occupancy is a constant counter."""
 
-    def __init__(self, env: simpy.Environment, spec: PatternBuffer | None, *, name: str,
-                 stats: Stats) -> None:
-        super().__init__(env, spec, name=name, stats=stats, count=spec.ports if spec else 1)
-        self.occupied_bytes = 0
+    def __init__(self, env: simpy.Environment, spec: PatternBufferSpec, *, name: str,
+                 stats: Stats, banks: int) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.banks = banks
+        self.ports = spec.ports * banks
+        self.tokens = simpy.Container(env, capacity=self.ports, init=self.ports)
+        self._free = list(range(self.ports))[::-1]
 
     def load(self, nbytes: int) -> None:
-        self.occupied_bytes += nbytes
-        self.stats.counter(f"{self.name} occupancy (bytes)", self.env.now, self.occupied_bytes)
+        self.stats.counter(f"{self.name} occupancy (bytes)", self.env.now, nbytes)
+
+    def read(self, reads: int, entry_fs: int, *, stage: str) -> Process:
+        """``reads`` entry reads spread over as many ports as there are reads (at most all),
+        waiting for free ports as a stall of ``stage``."""
+        ports = min(reads, self.ports)
+        asked = self.env.now
+        yield self.tokens.get(ports)
+        self.stats.stall(stage, PORT, self.name, self.env.now - asked)
+        slots = [self._free.pop() for _ in range(ports)]
+        start = self.env.now
+        yield self.env.timeout(-(-reads // ports) * entry_fs)
+        for slot in slots:
+            self._free.append(slot)
+            self.stats.interval(f"{self.name}[{slot}]", start, self.env.now, "IPR reads")
+        yield self.tokens.put(ports)
 
 
 class Edram:
@@ -161,12 +182,10 @@ class PeUnits:
 
 
 class TileUnits:
-    """A tile's shared units: eDRAM, pattern-buffer ports and digital vector units."""
+    """A tile's shared units: eDRAM and digital vector units."""
 
     def __init__(self, env: simpy.Environment, spec: Tile, *, name: str, stats: Stats) -> None:
         self.edram = Edram(env, spec.edram, name=f"{name}.edram", stats=stats)
-        self.pattern_buffer = PatternBufferPorts(env, spec.pattern_buffer,
-                                                 name=f"{name}.pbuf", stats=stats)
         self.units = {
             "maxpool": DigitalUnit(env, spec.maxpool, name=f"{name}.maxpool", stats=stats),
             "sigmoid": DigitalUnit(env, spec.sigmoid, name=f"{name}.sigmoid", stats=stats),

@@ -34,7 +34,7 @@ import numpy as np
 import simpy
 
 from .errors import Cr2desError
-from .hardware import ADC, CAUSES, FULL, INPUT, PORT, UNIT, Chip, Process, Stats
+from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
 from .mapping import Placement
 from .network import build_topology
 from .timing import FS, Periphery, RowTimes, Stage, crossbar_row_times, digital_row_fs, stage_graph
@@ -177,6 +177,7 @@ class _Runtime:
     state: list[str] = field(default_factory=list)
     first_pe: int = 0
     pes: int = 1
+    pattern_buffer: PatternBuffer | None = None
 
     def replica_of(self, batch: int) -> int:
         return batch % self.replicas
@@ -222,6 +223,13 @@ class _Simulation:
                 rt.times = crossbar_row_times(layer.map, layer.counts, self.scheme, p,
                                               keep_crossbars=self.options.granularity == "fine")
                 rt.entry_fs = p.entry_read_fs(layer.width_bytes)
+                stored = self.study.allocation.bytes_per_layer.get(name, 0)
+                spec = self.arch.chip.tile.pattern_buffer
+                if stored and spec is not None and scheme_uses_buffer(self.scheme):
+                    banks = max(1, -(-stored // int(spec.capacity_bytes * spec.count)))
+                    rt.pattern_buffer = PatternBuffer(self.env, spec, name=f"{name}.pbuf",
+                                                      stats=self.stats, banks=banks)
+                    rt.pattern_buffer.load(stored)
             else:
                 producer = self.runtimes[stage.deps[0].producer]
                 rt = _Runtime(stage, 1, [producer.homes[0]])
@@ -322,12 +330,13 @@ class _Simulation:
         reads = int(times.buffer_reads[q])
         waits = []
         if reads:
-            ports = self.chip.tile(rt.homes[r]).pattern_buffer
-            count = min(reads, ports.resource.capacity)
-            per_port = -(-reads // count) * rt.entry_fs
-            waits = [self.env.process(ports.use(per_port, stage=name, cause=PORT,
-                                                label=f"{name} IPR reads"))
-                     for _ in range(count)]
+            assert rt.pattern_buffer is not None
+            if self.options.granularity == "fine":  # one event per buffer read
+                waits = [self.env.process(rt.pattern_buffer.read(1, rt.entry_fs, stage=name))
+                         for _ in range(reads)]
+            else:
+                waits = [self.env.process(rt.pattern_buffer.read(reads, rt.entry_fs,
+                                                                 stage=name))]
         if self.options.granularity == "fine":
             yield from self._compute_fine(rt, r, q, waits)
             return
@@ -481,6 +490,10 @@ class _Simulation:
             throughput_ips=len(self.done) / makespan if makespan > 0 else 0.0,
             events=events, wall_s=wall, partial=reason is not None, reason=reason,
             stalls=by_cause, stalls_by_stage=rows, stats=self.stats)
+
+
+def scheme_uses_buffer(scheme: str) -> bool:
+    return scheme == "cr2"
 
 
 _UNIT_OF = {"maxpool": "maxpool", "avgpool": "maxpool", "add": "shift_add", "lrn": "sigmoid",
