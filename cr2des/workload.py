@@ -38,6 +38,9 @@ from .schema import build, join, param, read_yaml
 
 WORKLOAD_VERSION = 1
 
+#: ``weights: package:MODULE/PATH`` names a file inside an installed Python package
+PACKAGE_PREFIX = "package:"
+
 #: folder of the bundled workload zoo
 ZOO_DIR = Path(__file__).resolve().parent.parent / "workloads"
 
@@ -304,7 +307,8 @@ class Workload:
     source
         The file it came from.
     weights_file
-        Optional weights (``.npz`` or ``.onnx``) that belong to this description.
+        Optional weights (``.npz``, ``.pth`` or ``.onnx``) that belong to this description,
+        or ``package:MODULE/PATH`` for a file shipped inside an installed Python package.
     notes
         What an importer did that a reader should know (operators passed through, batch
         norms folded, placeholder weights), shown in every report.
@@ -314,7 +318,7 @@ class Workload:
 
     def __init__(self, name: str, input_shape: Shape, layers: Iterable[Layer], *,
                  variant: str = "", source: str | None = None,
-                 weights_file: Path | None = None, notes: Iterable[str] = (),
+                 weights_file: Path | str | None = None, notes: Iterable[str] = (),
                  normalize: Normalize | None = None) -> None:
         self.name = name
         self.input_shape = input_shape
@@ -532,11 +536,17 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
         raise SpecError("expected a non-empty list of layers", path="layers")
     normalize = build(Normalize, data.get("normalize", {}), "normalize")
     weights = data.get("weights")
-    weights_file = None
+    weights_file: Path | str | None = None
     if weights is not None:
-        weights_file = Path(weights)
-        if file is not None and not weights_file.is_absolute():
-            weights_file = Path(file).parent / weights_file
+        if not isinstance(weights, str):
+            raise SpecError(f"expected a file name or 'package:MODULE/PATH', got {weights!r}",
+                            path="weights")
+        if weights.startswith(PACKAGE_PREFIX):
+            weights_file = weights  # a file inside an installed Python package
+        else:
+            weights_file = Path(weights)
+            if file is not None and not weights_file.is_absolute():
+                weights_file = Path(file).parent / weights_file
     shapes: dict[str, Shape] = {"input": tuple(shape)}  # type: ignore[dict-item]
     layers: list[Layer] = []
     previous = "input"

