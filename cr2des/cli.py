@@ -127,7 +127,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _print_json(data)
     else:
-        print_study(study, console)
+        print_study(study, console, layers=args.layers)
         print_timing(data, sims, estimates, console)
     return 0
 
@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a Chrome trace-event JSON (Perfetto) of one scheme's run")
     p.add_argument("--trace-scheme", choices=("dense", "sparse", "wpr", "cr2"), default="cr2",
                    help="scheme to trace (default: cr2)")
+    p.add_argument("--layers", action="store_true",
+                   help="also print the per-layer table (crossbars, OU activations, IPR)")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

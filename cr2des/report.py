@@ -179,7 +179,26 @@ def scheme_table(study: Study) -> Table:
     return table
 
 
-def print_study(study: Study, console: Console) -> None:
+def layer_table(study: Study) -> Table:
+    table = Table(title=f"Per layer: {study.workload.name} on {study.arch.name}",
+                  title_justify="left")
+    for col in ("layer", "bands", "crossbars dense/sparse/wpr", "OU dense", "OU cr2",
+                "entries", "entry bytes", "hit rate SL", "hit rate ST"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for name, layer in study.layers.items():
+        table.add_row(
+            name, f"{layer.map.n_bands:,}",
+            "/".join(f"{layer.map.crossbars(s):,}" for s in ("dense", "sparse", "wpr")),
+            f"{layer.schemes['dense'].ou_computes:,}", f"{layer.schemes['cr2'].ou_computes:,}",
+            f"{layer.entries:,}", f"{layer.width_bytes:,}",
+            f"{layer.hit_rate_learn:.1%}" if layer.entries else "—",
+            f"{layer.hit_rate_test:.1%}" if layer.entries else "—")
+    return table
+
+
+def print_study(study: Study, console: Console, *, layers: bool = False) -> None:
+    if layers:
+        console.print(layer_table(study))
     console.print(scheme_table(study))
     data = study.to_dict()
     alloc, ipr = data["alloc"], data["ipr"]

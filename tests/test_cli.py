@@ -79,8 +79,9 @@ def test_run_json_has_the_study_keys(capsys):
 
 def test_run_table(capsys):
     assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer", "512B",
-                 "--alloc", "greedy"]) == 0
+                 "--alloc", "greedy", "--layers"]) == 0
     out = capsys.readouterr().out
+    assert "Per layer: tiny on tiny" in out and "branch_b" in out
     assert "greedy allocation of 512 B" in out and "SYNTHETIC" in out
     assert "testing images (ST): chelsea" in out
 
