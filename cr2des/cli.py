@@ -132,13 +132,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace, console: Console) -> int:
+def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
+    """Architecture, workload, weights, images and the reference run the options name."""
     from .datapath import prepare_weights, preprocessing, run_reference
     from .images import load_images
-    from .report import print_verify
     from .spec import load_arch
-    from .study import learn_buffers
-    from .verify import first_mismatch, verify_layer
     from .workload import load_workload
 
     arch = load_arch(args.arch)
@@ -148,6 +146,15 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     images = load_images(options.images, args.n, prep=preprocessing(workload), seed=args.seed)
     with _Progress("reference run", len(workload)) as bar:
         run = run_reference(workload, arch, weights, images, progress=bar)
+    return arch, workload, weights, images, run
+
+
+def cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    from .report import print_verify
+    from .study import learn_buffers
+    from .verify import first_mismatch, verify_layer
+
+    arch, workload, weights, images, run = _reference_run(args)
     learning = learn_buffers(workload, arch, weights, run, int(arch.pattern_buffer_bytes))
     checks = []
     with _Progress("verify", len(run.inputs)) as bar:
@@ -235,20 +242,10 @@ def _data_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_profile(args: argparse.Namespace, console: Console) -> int:
-    from .datapath import prepare_weights, preprocessing, run_reference
-    from .images import load_images
     from .profile import layer_patterns, profile_layer, summarize
     from .report import print_profile
-    from .spec import load_arch
-    from .workload import load_workload
 
-    arch = load_arch(args.arch)
-    workload = load_workload(args.model)
-    options = _data_options(args)
-    weights = prepare_weights(workload, arch, options)
-    images = load_images(options.images, args.n, prep=preprocessing(workload), seed=args.seed)
-    with _Progress("reference run", len(workload)) as bar:
-        execution = run_reference(workload, arch, weights, images, progress=bar)
+    arch, workload, weights, images, execution = _reference_run(args)
     profiles = []
     with _Progress("input patterns", len(execution.inputs)) as bar:
         for name, li in execution.inputs.items():

@@ -7,6 +7,9 @@ weights beforehand, as any deployment would.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 
 from cr2des.weights import Weights
@@ -78,3 +81,17 @@ def forward(workload: Workload, weights: Weights, x: np.ndarray) -> np.ndarray:
             out = a[0]
         values[layer.name] = out.astype(np.float32, copy=False)
     return values[workload.outputs[0]]
+
+
+def side_by_side(ours: Callable[[], object], reference: Callable[[], object], repeats: int = 3
+                 ) -> tuple[float, float]:
+    """Median wall times of ``ours`` and ``reference``, run alternately in this process."""
+    mine, theirs = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        reference()
+        theirs.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ours()
+        mine.append(time.perf_counter() - t)
+    return float(np.median(mine)), float(np.median(theirs))

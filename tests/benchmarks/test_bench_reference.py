@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-
-import numpy as np
 
 from cr2des.images import load_images
 from cr2des.reference import execute
 from cr2des.weights import quantize_weights, synthetic_weights
 from cr2des.workload import load_workload
 
-from .plain import forward
+from .plain import forward, side_by_side
 
 REPEATS = 3
 
@@ -30,17 +27,11 @@ def test_resnet50_reference_within_3x_plain_forward():
     qweights = quantize_weights(weights)
     images = load_images("samples", 8).pixels
     forward(workload, weights, images[:1])  # warm up BLAS and caches
-    ours, plain = [], []
-    for _ in range(REPEATS):
-        t = time.perf_counter()
-        forward(workload, weights, images)
-        plain.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        execute(workload, qweights, images)
-        ours.append(time.perf_counter() - t)
-    ratio = float(np.median(ours) / np.median(plain))
-    print(f"\nresnet50, 8 images: reference executor median {np.median(ours):.2f} s, plain "
-          f"float32 forward median {np.median(plain):.2f} s, ratio {ratio:.2f} (target <= 3)")
+    ours, plain = side_by_side(lambda: execute(workload, qweights, images),
+                               lambda: forward(workload, weights, images), REPEATS)
+    ratio = ours / plain
+    print(f"\nresnet50, 8 images: reference executor median {ours:.2f} s, plain "
+          f"float32 forward median {plain:.2f} s, ratio {ratio:.2f} (target <= 3)")
     assert ratio <= 3.0
 
 
