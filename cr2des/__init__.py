@@ -18,7 +18,6 @@ from .errors import (
     ImportFailure,
     MappingError,
     SpecError,
-    VerificationError,
     WorkloadError,
 )
 from .images import ImageSet, learn_test_split, load_images
@@ -45,7 +44,6 @@ __all__ = [
     "SpecError",
     "Study",
     "StudyOptions",
-    "VerificationError",
     "Workload",
     "WorkloadError",
     "__version__",

@@ -58,7 +58,3 @@ class DataError(Cr2desError):
 
 class MappingError(Cr2desError):
     """A network does not fit the chip, or a mapping parameter is unusable."""
-
-
-class VerificationError(Cr2desError):
-    """The OU decomposition of a layer does not reproduce the integer matmul."""

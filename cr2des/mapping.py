@@ -40,8 +40,8 @@ import numpy as np
 
 from .errors import MappingError
 from .spec import Arch
-from .weights import QuantWeights, weight_matrices
-from .workload import Layer, Workload
+from .weights import weight_matrices
+from .workload import Layer
 
 SCHEMES = ("dense", "sparse", "wpr", "cr2")
 
@@ -286,11 +286,6 @@ def _band_chunks(w: np.ndarray, bands: RowBands, code: ColumnCode, arch: Arch
         yield first, last, row0, encode_cells(w[row0:row1], code, arch)
 
 
-def map_workload(workload: Workload, weights: QuantWeights, arch: Arch) -> dict[str, LayerMap]:
-    return {layer.name: map_layer(layer, weights.layers[layer.name].q, arch)
-            for layer in workload.crossbar_layers}
-
-
 # ----------------------------------------------------------------------------- placement
 @dataclass(frozen=True)
 class LayerPlacement:
@@ -300,10 +295,6 @@ class LayerPlacement:
     pes: int
     replicas: int
     first_pe: int
-
-    @property
-    def pe_range(self) -> range:
-        return range(self.first_pe, self.first_pe + self.pes * self.replicas)
 
 
 @dataclass(frozen=True)
@@ -322,10 +313,6 @@ class Placement:
     def crossbars(self) -> int:
         """Crossbars holding one copy of the network."""
         return sum(p.crossbars for p in self.layers.values())
-
-    def tiles_of(self, name: str) -> list[int]:
-        """Tiles holding the layer's PEs, in PE order."""
-        return sorted({pe // self.pes_per_tile for pe in self.layers[name].pe_range})
 
 
 def place(maps: Mapping[str, LayerMap], arch: Arch, scheme: str,

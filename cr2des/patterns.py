@@ -119,9 +119,6 @@ class PatternCounts:
         np.add.at(out, self.band[zero], self.count[zero])
         return out
 
-    def __add__(self, other: PatternCounts) -> PatternCounts:
-        return merge_counts([self, other])
-
 
 #: above this many (band, key) bins counting sorts instead of using a dense histogram
 _DENSE_BINS = 1 << 22

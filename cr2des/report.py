@@ -197,6 +197,7 @@ def layer_table(study: Study) -> Table:
 
 
 def print_study(study: Study, console: Console, *, layers: bool = False) -> None:
+    console.print(arch_summary(study.arch))
     if layers:
         console.print(layer_table(study))
     console.print(scheme_table(study))

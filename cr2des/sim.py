@@ -93,6 +93,9 @@ class SimResult:
             "reason": self.reason, "stalls": self.stalls,
             "top_stalls": [{"stage": s, "cause": c, "resource": r, "seconds": t}
                            for s, c, r, t in self.stalls_by_stage[:10]],
+            "busiest": [{"resource": name, "busy_s": busy / FS}
+                        for name, busy in sorted(self.stats.busy.items(),
+                                                 key=lambda item: -item[1])[:10]],
         }
 
 
@@ -178,9 +181,6 @@ class _Runtime:
     first_pe: int = 0
     pes: int = 1
     pattern_buffer: PatternBuffer | None = None
-
-    def replica_of(self, batch: int) -> int:
-        return batch % self.replicas
 
 
 class _Simulation:

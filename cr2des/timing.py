@@ -34,7 +34,7 @@ All times are integer femtoseconds so that sums are exact.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -182,7 +182,6 @@ class RowTimes:
     ou_per_crossbar: np.ndarray | None = None
     copies_per_pe: np.ndarray | None = None
     crossbars_per_pe: int = 1
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

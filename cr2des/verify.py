@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from .errors import VerificationError
 from .mapping import (
     SCHEMES,
     ColumnCode,
@@ -299,9 +298,3 @@ def verify(inputs: dict[str, LayerInput], weights: dict[str, QuantLayer], arch: 
 
 def first_mismatch(checks: list[LayerCheck]) -> Mismatch | None:
     return next((c.mismatch for c in checks if c.mismatch is not None), None)
-
-
-def require_exact(checks: list[LayerCheck]) -> None:
-    mismatch = first_mismatch(checks)
-    if mismatch is not None:
-        raise VerificationError(str(mismatch))
