@@ -265,8 +265,8 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
             console.print(f"[bold red]{scheme}: partial result[/]: {r.reason}")
     if "cr2" in sims and sims["cr2"].stalls_by_stage:
         stalls = Table(title="Top stalls (cr2): where the pipeline waited", title_justify="left")
-        for col in ("stage", "cause", "on", "time"):
-            stalls.add_column(col, justify="right" if col == "time" else "left")
+        for col in ("stage", "cause", "on", "waited (summed over replicas)"):
+            stalls.add_column(col, justify="right" if col.startswith("waited") else "left")
         for stage, cause, resource, seconds in sims["cr2"].stalls_by_stage[:8]:
             stalls.add_row(stage, cause, resource, format_si(seconds, "s"))
         console.print(stalls)

@@ -195,3 +195,34 @@ def test_run_deadlock_exit_2():
     assert result.returncode == 2
     assert result.stderr.startswith("cr2des: error: deadlock: layer ")
     assert "Traceback" not in result.stderr
+
+
+def _light(name):
+    from pathlib import Path
+
+    import onnx
+
+    return Path(onnx.__file__).parent / "backend/test/data/light" / f"light_{name}.onnx"
+
+
+def test_import_and_workload_of_an_onnx_graph(tmp_path, capsys):
+    out = tmp_path / "inception.yaml"
+    assert main(["import", str(_light("inception_v1")), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "placeholders" in printed
+    assert main(["workload", str(out), "--json"]) == 0
+    from_yaml = json.loads(capsys.readouterr().out)
+    assert main(["workload", str(_light("inception_v1")), "--json"]) == 0
+    from_onnx = json.loads(capsys.readouterr().out)
+    assert from_yaml["total_macs"] == from_onnx["total_macs"] == 1_431_556_352
+    assert from_yaml["layers"] == from_onnx["layers"]
+
+
+def test_import_of_a_bad_file_exit_2_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    out = tmp_path / "out.yaml"
+    result = run_cli("import", str(bad), "-o", str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"cr2des: error: {bad}")
+    assert list(tmp_path.iterdir()) == [bad]
