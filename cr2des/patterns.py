@@ -14,7 +14,11 @@ one cycle (MODEL.md section 2).  For a chunk of input vectors ``X`` (``V x K`` c
 
 Key layout: bit ``j * R + r`` of the key of cycle ``c`` is bit ``c * dac_bits + j`` of the
 input on row ``r`` of the band, where ``R`` is the band height rounded up to 8.  The key is
-zero exactly when the band's inputs are all zero in that cycle.  Signed inputs are two's
+zero exactly when the band's inputs are all zero in that cycle.  Patterns wider than 64 bits
+(ISAAC's 128-row reads) get 64-bit fingerprints instead: still zero exactly for all-zero
+patterns, so skipping stays exact, and distinct patterns collide only with hash probability;
+the architecture validation forbids a pattern buffer for such OUs, so no buffer lookup ever
+relies on a fingerprint.  Signed inputs are two's
 complement: their top bit-plane is extracted like the others and carries weight
 ``-2^(input_bits-1)`` when partial sums are combined.
 """
@@ -37,12 +41,38 @@ _KEY_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def key_bytes(bands: RowBands, dac_bits: int) -> int:
-    """Bytes of one key: ``dac_bits x padded / 8`` rounded up to 1, 2, 4 or 8."""
+    """Bytes of one key: ``dac_bits x padded / 8`` rounded up to 1, 2, 4 or 8 (wider
+    patterns get 8-byte fingerprints, see :func:`input_patterns`)."""
     width = dac_bits * bands.padded // 8
-    for size in (1, 2, 4, 8):
-        if width <= size:
-            return size
-    raise ValueError(f"an input pattern of {width * 8} bits does not fit a 64-bit key")
+    return next(size for size in (1, 2, 4, 8) if width <= size or size == 8)
+
+
+def is_fingerprint(bands: RowBands, dac_bits: int) -> bool:
+    """Whether keys of these bands are fingerprints of patterns wider than 64 bits."""
+    return dac_bits * bands.padded > 64
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, the usual multiplicative hash
+_TOP = np.uint64(1 << 63)
+
+
+def _fingerprint(pattern_bytes: np.ndarray) -> np.ndarray:
+    """64-bit keys of wide patterns ``(..., bytes)``: 0 exactly for all-zero patterns (so
+    skipping stays exact), otherwise a multiplicative hash with the top bit set."""
+    words = pattern_bytes.shape[-1] // 8
+    padded = np.zeros((*pattern_bytes.shape[:-1], 8 * -(-pattern_bytes.shape[-1] // 8)),
+                      dtype=np.uint8)
+    padded[..., :pattern_bytes.shape[-1]] = pattern_bytes
+    view = padded.view(np.uint64)
+    key = np.zeros(view.shape[:-1], dtype=np.uint64)
+    nonzero = np.zeros(view.shape[:-1], dtype=bool)
+    for i in range(max(words, view.shape[-1])):
+        word = view[..., i]
+        nonzero |= word != 0
+        key ^= word
+        key *= _MIX
+        key ^= key >> np.uint64(29)
+    return np.where(nonzero, key | _TOP, np.uint64(0))
 
 
 def _transpose8(words: np.ndarray) -> None:
@@ -87,6 +117,8 @@ def input_patterns(x: np.ndarray, bands: RowBands, *, dac_bits: int = 1, input_b
     # (V, B, cycles, dac_bits, width): the bytes of one key, plane-major
     planes = planes[..., :cycles * dac_bits].transpose(0, 1, 3, 2)
     planes = planes.reshape(v, bands.count, cycles, dac_bits * width)
+    if is_fingerprint(bands, dac_bits):
+        return _fingerprint(np.ascontiguousarray(planes))
     size = key_bytes(bands, dac_bits)
     if size == 1:
         return np.ascontiguousarray(planes[..., 0])

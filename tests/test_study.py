@@ -187,3 +187,35 @@ def test_verify_alexnet_one_image():
     checks = verify(run.inputs, weights.layers, arch, learning.maps, learning.buffers)
     assert first_mismatch(checks) is None
     assert sum(c.buffer_reads for c in checks) > 0
+
+
+def test_isaac_wide_reads_use_exact_zero_fingerprints():
+    # ISAAC reads 128-row columns: input patterns are 128 bits, keyed by fingerprints that
+    # are zero exactly for all-zero patterns; skipping is then still bit-exact
+    arch, weights, run, learning = verification_setup("isaac")
+    assert arch.chip.tile.pattern_buffer is None
+    checks = verify(run.inputs, weights.layers, arch, learning.maps, learning.buffers)
+    assert first_mismatch(checks) is None
+    assert sum(c.skipped for c in checks if c.scheme == "sparse") > 0
+    study = run_study(load_workload("tiny"), arch, StudyOptions(n_learn=1, n_test=1))
+    assert study.totals("cr2").ou_computes == study.totals("wpr").ou_computes
+
+
+def test_fingerprints_keep_zero_and_separate_patterns():
+    from cr2des.mapping import row_bands
+    from cr2des.patterns import input_patterns, is_fingerprint
+
+    bands = row_bands(256, 128, 128)
+    assert is_fingerprint(bands, 1)
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, (300, 256)) * (rng.random((300, 256)) < 0.02)).astype(np.uint8)
+    x[:5] = 0
+    keys = input_patterns(x, bands)
+    assert (keys[:5] == 0).all()
+    # a key is zero exactly when the band's bit-plane is all zero
+    planes = (x.reshape(300, 2, 128)[:, :, :, None] >> np.arange(8)) & 1
+    assert np.array_equal(keys == 0, planes.sum(axis=2) == 0)
+    nonzero = keys[keys != 0]
+    distinct_planes = {tuple(p) for p in planes.transpose(0, 1, 3, 2).reshape(-1, 128)
+                       if p.any()}
+    assert len(np.unique(nonzero)) == len(distinct_planes)
