@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -38,6 +38,9 @@ from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Proce
 from .mapping import Placement
 from .network import build_topology
 from .timing import FS, Periphery, RowTimes, Stage, crossbar_row_times, digital_row_fs, stage_graph
+
+if TYPE_CHECKING:
+    from .study import Study
 
 GRANULARITIES = ("coarse", "fine")
 
@@ -184,7 +187,7 @@ class _Runtime:
 
 
 class _Simulation:
-    def __init__(self, study: Any, scheme: str, options: SimOptions) -> None:
+    def __init__(self, study: Study, scheme: str, options: SimOptions) -> None:
         if options.granularity not in GRANULARITIES:
             raise SimulationError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
                                   f"got {options.granularity!r}")
@@ -196,13 +199,10 @@ class _Simulation:
                          topology=build_topology(self.arch.chip))
         self.periphery = Periphery.of(self.arch)
         self.images = len(study.test)
-        placement: Placement = study.placements[scheme]
-        self.placement = placement
         self.stages = stage_graph(study.workload)
         self.runtimes: dict[str, _Runtime] = {}
-        self._build(placement)
+        self._build(study.placements[scheme])
         self.started: dict[int, int] = {}
-        self.finished_rows: dict[str, list[int]] = {}
         self.done: dict[int, int] = {}
         sinks = [name for name, rt in self.runtimes.items()
                  if not rt.consumers and rt.stage.kind != "input"]
@@ -519,7 +519,7 @@ def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
     return sorted({(base + j) % consumer.replicas for j in range(first, last + 1)})
 
 
-def simulate(study: Any, scheme: str, options: SimOptions | None = None) -> SimResult:
+def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> SimResult:
     """Simulate ``scheme`` of ``study`` on its testing images (module docstring)."""
     return _Simulation(study, scheme, options or SimOptions()).run()
 
@@ -545,7 +545,7 @@ class Estimate:
                 "throughput_ips": self.throughput_ips, "latency_s": self.latency_s}
 
 
-def estimate(study: Any, scheme: str) -> Estimate:
+def estimate(study: Study, scheme: str) -> Estimate:
     """Closed-form throughput and latency of ``scheme`` (see :class:`Estimate`)."""
     p = Periphery.of(study.arch)
     stages = stage_graph(study.workload)
