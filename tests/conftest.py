@@ -6,6 +6,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
+
+# shared, noisy machines: no per-example deadlines (properties, not timings, are tested)
+settings.register_profile("cr2des", deadline=None)
+settings.load_profile("cr2des")
 
 ROOT = Path(__file__).resolve().parent.parent
 
