@@ -127,7 +127,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _print_json(data)
     else:
-        print_study(study, console, layers=args.layers)
+        print_study(study, data, console, layers=args.layers)
         print_timing(data, sims, estimates, console)
     return 0
 

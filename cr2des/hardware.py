@@ -71,24 +71,37 @@ class Slots:
         self.resource = simpy.Resource(env, capacity=max(1, count))
         self._free = list(range(max(1, count)))[::-1]
 
+    def claim(self) -> int:
+        """The trace track of a unit just granted (call after the request succeeds)."""
+        return self._free.pop()
+
+    def done(self, slot: int, start: int, label: str) -> None:
+        """Give back a unit's track and record its busy interval from ``start`` to now."""
+        self._free.append(slot)
+        self.stats.interval(f"{self.name}[{slot}]", start, self.env.now, label)
+
     def use(self, duration: int, *, stage: str, cause: str, label: str) -> Process:
         """Wait for a unit (charging the wait to ``stage`` as ``cause``), hold it."""
         asked = self.env.now
         with self.resource.request() as req:
             yield req
             self.stats.stall(stage, cause, self.name, self.env.now - asked)
-            slot = self._free.pop()
+            slot = self.claim()
             start = self.env.now
             yield self.env.timeout(duration)
-            self._free.append(slot)
-            self.stats.interval(f"{self.name}[{slot}]", start, self.env.now, label)
+            self.done(slot, start, label)
 
 
-class Crossbar(Slots):
-    """A crossbar: one OU activation at a time, ``read_latency`` each."""
+class Crossbar:
+    """A crossbar: one OU activation at a time, ``read_latency`` each.  It belongs to one
+    layer replica, which issues its reads in sequence, so it never has a queue; it only
+    names the trace track of its reads."""
 
     def __init__(self, env: simpy.Environment, spec: Any, *, name: str, stats: Stats) -> None:
-        super().__init__(env, spec, name=name, stats=stats, count=1)
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+
+    def read(self, start: int) -> None:
+        self.stats.interval(f"{self.name}[0]", start, self.env.now, "OU read")
 
 
 class AdcPool(Slots):
@@ -255,14 +268,13 @@ class Chip:
         start = self.env.now
         slots = []
         for link in links:
-            slots.append(link._free.pop())
+            slots.append(link.claim())
             link.in_flight += nbytes
             self.stats.counter(f"{link.name} load (bytes)", start, link.in_flight)
         longest = max(len(route) for route in routes)
         yield self.env.timeout(longest * self.router_fs + self.serialization_fs(nbytes))
         for link, req, slot in zip(links, requests, slots, strict=True):
             link.resource.release(req)
-            link._free.append(slot)
+            link.done(slot, start, stage)
             link.in_flight -= nbytes
-            self.stats.interval(f"{link.name}[{slot}]", start, self.env.now, stage)
             self.stats.counter(f"{link.name} load (bytes)", self.env.now, link.in_flight)

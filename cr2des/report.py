@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -163,8 +163,7 @@ def print_profile(profiles: list[LayerProfile], totals: dict[str, float], worklo
     provenance(weights, images, console)
 
 
-def scheme_table(study: Study) -> Table:
-    data = study.to_dict()
+def scheme_table(study: Study, data: dict[str, Any]) -> Table:
     table = Table(title=f"{study.workload.name} on {study.arch.name}: work per scheme over "
                         f"{data['counts_over']}", title_justify="left")
     for col in ("scheme", "crossbars", "PEs used", "OU activations", "fewer than dense",
@@ -196,12 +195,13 @@ def layer_table(study: Study) -> Table:
     return table
 
 
-def print_study(study: Study, console: Console, *, layers: bool = False) -> None:
+def print_study(study: Study, data: dict[str, Any], console: Console, *,
+                layers: bool = False) -> None:
+    """The study's tables; ``data`` is ``study.to_dict()``, computed once by the caller."""
     console.print(arch_summary(study.arch))
     if layers:
         console.print(layer_table(study))
-    console.print(scheme_table(study))
-    data = study.to_dict()
+    console.print(scheme_table(study, data))
     alloc, ipr = data["alloc"], data["ipr"]
     console.print(
         f"IPR: {alloc['method']} allocation of {format_bytes(alloc['capacity_bytes'])} "

@@ -180,7 +180,6 @@ class _Runtime:
     digital_fs: int = 0
     entry_fs: int = 0
     consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
-    capacity: list[int] = field(default_factory=list)  # rows per dependency
     buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
     readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
     pending: list[dict[int, np.ndarray]] = field(default_factory=list)  # [dep][image]
@@ -245,7 +244,7 @@ class _Simulation:
         edram_per_pe = self.arch.chip.tile.edram.capacity_bytes / per_tile
         for rt in self.runtimes.values():
             stage = rt.stage
-            rt.capacity, rt.buffers, rt.readers, rt.pending = [], [], [], []
+            rt.buffers, rt.readers, rt.pending = [], [], []
             pes = self._pes_of(rt)
             for dep in stage.deps:
                 row_bytes = self.stages[dep.producer].row_bytes
@@ -261,7 +260,6 @@ class _Simulation:
                 for j in range(stage.rows):
                     lo, hi = dep.window.rows(j)
                     readers[lo:hi + 1] += 1
-                rt.capacity.append(max(1, rows))
                 rt.readers.append(readers)
                 rt.pending.append({})
                 rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.images,
@@ -381,13 +379,13 @@ class _Simulation:
         for _ in range(count):
             start = self.env.now
             yield self.env.timeout(p.read_fs)
-            self.stats.interval(f"{crossbar.name}[0]", start, self.env.now, "OU read")
+            crossbar.read(start)
             asked = self.env.now
             req = adcs.resource.request()
             yield req
             self.stats.stall(stage, ADC, adcs.name, self.env.now - asked)
             drained = self.env.timeout(p.conv_fs)
-            drained.callbacks.append(self._converted(adcs, req, adcs._free.pop(), stage))
+            drained.callbacks.append(self._converted(adcs, req, adcs.claim(), stage))
         if drained is not None and not drained.processed:
             yield drained
 
@@ -395,9 +393,8 @@ class _Simulation:
         start = self.env.now
 
         def release(_: simpy.Event) -> None:
-            adcs._free.append(slot)
             adcs.resource.release(req)
-            self.stats.interval(f"{adcs.name}[{slot}]", start, self.env.now, stage)
+            adcs.done(slot, start, stage)
         return release
 
     def _free(self, rt: _Runtime, m: int, j: int) -> None:

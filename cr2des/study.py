@@ -82,16 +82,23 @@ class LayerStudy:
     def entries(self) -> int:
         return self.buffer.size
 
+    def hits(self) -> tuple[int, int, int, int]:
+        """Buffer hits and non-zero OU input patterns on the learning, then the testing
+        images."""
+        learned = self.learned
+        return (int(learned.count[self.buffer.contains(learned)].sum()),
+                int(learned.count[learned.key != 0].sum()),
+                int(self.counts.hits.sum()), int(self.counts.nonzero.sum()))
+
     @property
     def hit_rate_learn(self) -> float:
-        nonzero = self.learned.count[self.learned.key != 0].sum()
-        hits = self.learned.count[self.buffer.contains(self.learned)].sum()
-        return float(hits / nonzero) if nonzero else 0.0
+        hits, nonzero, _, _ = self.hits()
+        return hits / nonzero if nonzero else 0.0
 
     @property
     def hit_rate_test(self) -> float:
-        nonzero = self.counts.nonzero.sum()
-        return float(self.counts.hits.sum() / nonzero) if nonzero else 0.0
+        _, _, hits, nonzero = self.hits()
+        return hits / nonzero if nonzero else 0.0
 
 
 @dataclass
@@ -105,7 +112,6 @@ class Study:
     allocation: Allocation
     placements: dict[str, Placement]
     timings: dict[str, float]
-    test_run: Execution
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -119,13 +125,9 @@ class Study:
 
     def hit_rates(self) -> tuple[float, float]:
         """Overall IPR hit rates on the learning and the testing images."""
-        learn_hits = learn_nonzero = test_hits = test_nonzero = 0
-        for layer in self.layers.values():
-            nz = layer.learned.key != 0
-            learn_nonzero += int(layer.learned.count[nz].sum())
-            learn_hits += int(layer.learned.count[layer.buffer.contains(layer.learned)].sum())
-            test_hits += int(layer.counts.hits.sum())
-            test_nonzero += int(layer.counts.nonzero.sum())
+        learn_hits, learn_nonzero, test_hits, test_nonzero = (
+            sum(column) for column in zip(*(layer.hits() for layer in self.layers.values()),
+                                          strict=True))
         return (learn_hits / learn_nonzero if learn_nonzero else 0.0,
                 test_hits / test_nonzero if test_nonzero else 0.0)
 
@@ -233,7 +235,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         placements[scheme] = place(learning.maps, arch, scheme, per_crossbar)
     lap("placement")
     return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
-                 placements, timings, test_run)
+                 placements, timings)
 
 
 @dataclass(frozen=True)

