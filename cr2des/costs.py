@@ -5,17 +5,24 @@ shared by ``concentration`` tiles is charged to each tile by its share (ISAAC qu
 330 mW tile with a quarter of a router).  The chip is ``tiles`` tiles (without their
 router share) plus every router plus the off-chip links.
 
-Per-action energies are the YAML's ``energy`` where given; otherwise, for components whose
-action has a natural duration, ``power x duration``:
+Costs come from the YAML, through the models of :mod:`cr2des.costmodels` for ADCs with a
+``reference_bits`` and memories with an SRAM ``reference``.
 
-- ADC conversion: ``power / sample_rate``;
+Per-action energies are the YAML's ``energy`` where given; otherwise the unit's operating
+power (less its leakage) divided by its action rate when the chip is fully busy
+(:func:`full_rate_hz`), so that a chip whose every unit is busy draws exactly the YAML's
+power (ISAAC: 65.8 W):
+
+- ADC conversion: ``power / sample_rate`` (ISAAC: 2 mW / 1.28 GS/s = 1.5625 pJ);
 - crossbar OU activation: ``power x read_latency x (ou_rows ou_cols) / (rows cols)`` (the
   published crossbar power is for a read of the whole array; an OU activates a fraction of
   its cells);
 - DAC and sample-and-hold: ``power x read_latency`` (one row or column for one OU read);
-- digital units with a ``latency``: ``power x latency``.
+- PE shift-and-add: ``power x count / (adcs x sample_rate)``, one per column result;
+- memories: ``power x latency / ports``; digital units: ``power x latency``;
+- router: ``power / clock`` per flit and hop; eDRAM bus: per eDRAM access.
 
-Other components without an ``energy`` report none; they add only their static power.
+Components without an action (the off-chip links) draw their power all the time.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .spec import Arch, Component, Crossbar
+from .costmodels import adc_figures, memory_figures
+from .spec import Adc, Arch, Component, Crossbar, Memory
 
 
 @dataclass(frozen=True)
@@ -83,23 +91,71 @@ class AreaPower:
         }
 
 
-def action_energy(name: str, comp: Component, arch: Arch) -> float | None:
-    """Energy of one action of one unit of ``comp`` (see the module docstring)."""
-    if comp.energy_j is not None:
-        return comp.energy_j
-    xb = arch.crossbar
-    pe = arch.chip.tile.pe
-    if comp is pe.adc:
-        return pe.adc.power_w / pe.adc.sample_rate_hz
-    if isinstance(comp, Crossbar):
-        return comp.power_w * comp.read_latency_s * (comp.ou_rows * comp.ou_cols) / (
-            comp.rows * comp.cols)
-    if comp is pe.dac or comp is pe.sample_hold:
-        return comp.power_w * xb.read_latency_s
+def full_rate_hz(name: str, comp: Component, arch: Arch) -> float | None:
+    """Actions per second of one unit of ``comp`` when the chip is fully busy.
+
+    A crossbar reads once per ``read_latency`` (its DACs drive and its sample-and-holds
+    sample once per read); an ADC converts at its sample rate; the PE's shift-and-add units
+    take every result the PE's ADCs deliver (``adcs x sample_rate / count``, as ISAAC sizes
+    them); a memory does one access per port per ``latency``; a digital unit one operation
+    per ``latency``; a router moves one flit per network clock; the eDRAM bus one transfer
+    per eDRAM access.  ``None``: the unit has no counted action (off-chip links), its
+    power is drawn all the time.
+    """
+    tile = arch.chip.tile
+    pe = tile.pe
+    xb = pe.crossbar
+    if isinstance(comp, Crossbar) or comp is pe.dac or comp is pe.sample_hold:
+        return 1.0 / xb.read_latency_s
+    if isinstance(comp, Adc):
+        return comp.sample_rate_hz
+    if comp is pe.shift_add:
+        return pe.adc.count * pe.adc.sample_rate_hz / max(1, comp.count)
+    if isinstance(comp, Memory):
+        return comp.ports / comp.latency_s if comp.latency_s > 0 else None
+    if name == "router":
+        return arch.chip.network.clock_hz
+    if name == "bus":
+        return tile.edram.ports / tile.edram.latency_s if tile.edram.latency_s > 0 else None
     latency = getattr(comp, "latency_s", 0.0)
-    if latency > 0 and comp.power_w > 0:
-        return comp.power_w * latency
-    return None
+    return 1.0 / latency if latency > 0 else None
+
+
+@dataclass(frozen=True)
+class UnitFigures:
+    """Costs of one unit: area, operating power when fully busy, static power, energy of
+    one action (``None`` when it has no counted action)."""
+
+    area_mm2: float
+    power_w: float
+    leakage_w: float
+    energy_j: float | None
+
+
+def unit_figures(name: str, comp: Component, arch: Arch,
+                 capacity_bytes: float | None = None) -> UnitFigures:
+    """Costs of one unit of ``comp`` (module docstring); a memory with an SRAM
+    ``reference`` is modeled at ``capacity_bytes`` (default: its own)."""
+    rate = full_rate_hz(name, comp, arch)
+    if isinstance(comp, Adc):
+        adc = adc_figures(comp)
+        return UnitFigures(adc.area_mm2, adc.power_w, comp.leakage_w, adc.energy_j)
+    if isinstance(comp, Memory) and comp.reference is not None:
+        sram = memory_figures(comp, capacity_bytes)
+        assert sram is not None
+        busy = sram.energy_j * rate if rate else 0.0
+        return UnitFigures(sram.area_mm2, sram.leakage_w + busy, sram.leakage_w, sram.energy_j)
+    energy = comp.energy_j
+    if energy is None and rate:
+        energy = max(0.0, comp.power_w - comp.leakage_w) / rate
+        if isinstance(comp, Crossbar):
+            energy *= comp.ou_rows * comp.ou_cols / (comp.rows * comp.cols)
+    return UnitFigures(comp.area_mm2, comp.power_w, comp.leakage_w, energy)
+
+
+def action_energy(name: str, comp: Component, arch: Arch) -> float | None:
+    """Energy of one action of one unit of ``comp`` (see :func:`unit_figures`)."""
+    return unit_figures(name, comp, arch).energy_j
 
 
 _ACTIONS = {
@@ -107,16 +163,17 @@ _ACTIONS = {
     "sample_hold": "column sample", "shift_add": "shift-and-add", "sigmoid": "activation",
     "maxpool": "pool", "edram": "access", "input_register": "access",
     "output_register": "access", "pattern_buffer": "entry read", "wpr_index": "lookup",
-    "router": "flit hop", "bus": "transfer", "io": "transfer",
+    "router": "flit hop", "bus": "transfer", "io": "",
 }
 
 
 def _cost(level: str, name: str, comp: Component, arch: Arch, share: float = 1.0
           ) -> ComponentCost:
     n = comp.count * share
+    unit = unit_figures(name, comp, arch)
     return ComponentCost(
-        level=level, name=name, count=n, area_mm2=comp.area_mm2 * n, power_w=comp.power_w * n,
-        leakage_w=comp.leakage_w * n, energy_per_action_j=action_energy(name, comp, arch),
+        level=level, name=name, count=n, area_mm2=unit.area_mm2 * n, power_w=unit.power_w * n,
+        leakage_w=unit.leakage_w * n, energy_per_action_j=unit.energy_j,
         action=_ACTIONS.get(name, "action"),
     )
 

@@ -44,6 +44,22 @@ class Component:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SramReference:
+    """Published figures of one SRAM from which a memory's costs are scaled
+    (:mod:`cr2des.costmodels`): area, leakage and per-access energy at a known capacity,
+    access width and port count."""
+
+    source: str = param(doc="where the figures come from")
+    capacity_bytes: float = param(key="capacity", unit="bytes", gt=0)
+    width_bits: int = param(256, key="width", ge=1)
+    ports: int = param(1, ge=1)
+    area_mm2: float = param(key="area", unit="area", gt=0)
+    leakage_w: float = param(key="leakage", unit="power", ge=0)
+    energy_j: float = param(key="energy", unit="energy", gt=0, doc="energy of one access")
+    port_growth: float = param(0.5, ge=0, doc="cell pitch growth per extra port (fraction)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Crossbar(Component):
     """ReRAM crossbar array; one action is one OU activation (read of one OU)."""
 
@@ -64,6 +80,11 @@ class Adc(Component):
     sample_rate_hz: float = param(1.28e9, key="sample_rate", unit="frequency", gt=0)
     bit_saving: int = param(0, ge=0, le=2,
                             doc="bits saved by data encoding (ISAAC flips weights: 1)")
+    reference_bits: int | None = param(None, ge=1, le=16,
+                                       doc="resolution the power and area are given at; "
+                                           "scaled to bits by `scaling`")
+    scaling: str = param("isaac", choices=("isaac", "saberi"),
+                         doc="ADC resolution scaling (cr2des.costmodels)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +109,7 @@ class Memory(Component):
     width_bits: int = param(256, key="width", ge=1, doc="bits per access")
     ports: int = param(1, ge=1)
     latency_s: float = param(1e-9, key="latency", unit="time", ge=0, doc="time of one access")
+    reference: SramReference | None = param(None, doc="scale costs from these SRAM figures")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,8 +282,26 @@ def validate(arch: Arch) -> Arch:
     if pb is not None and pb.count < 1:
         raise SpecError("must be >= 1 (remove pattern_buffer to model a chip without IPR)",
                         path="chip.tile.pattern_buffer.count")
+    _validate_costs(arch)
     _validate_network(arch.chip)
     return arch
+
+
+def _validate_costs(arch: Arch) -> None:
+    """A memory costed from an SRAM ``reference`` takes no area, power, leakage or energy
+    of its own (they would silently disagree with the model)."""
+    tile = arch.chip.tile
+    memories = [(f"chip.tile.{f.name}", getattr(tile, f.name)) for f in dataclasses.fields(tile)]
+    memories += [(f"chip.tile.pe.{f.name}", getattr(tile.pe, f.name))
+                 for f in dataclasses.fields(tile.pe)]
+    for path, mem in memories:
+        if not isinstance(mem, Memory) or mem.reference is None:
+            continue
+        for key, value in (("area", mem.area_mm2), ("power", mem.power_w),
+                           ("leakage", mem.leakage_w), ("energy", mem.energy_j)):
+            if value:
+                raise SpecError(f"{key} is derived from the SRAM reference; give one or the "
+                                f"other", path=f"{path}.{key}")
 
 
 def _validate_network(chip: Chip) -> None:

@@ -175,13 +175,22 @@ class Study:
         }
 
 
+def tag_bits(lmap: LayerMap, arch: Arch) -> int:
+    """Bits of one pattern-buffer entry's tag: the key (the band's ``ou_rows x dac_bits``
+    input pattern and ``ceil(log2 bands)`` bits naming the row band) and a valid bit."""
+    band_bits = max(0, (lmap.n_bands - 1).bit_length())
+    return arch.crossbar.ou_rows * arch.dac_bits + band_bits + 1
+
+
 def entry_width(lmap: LayerMap, arch: Arch) -> int:
-    """Bytes of one buffer entry of a layer: the widest band's unique columns x partial-sum
-    bits, rounded up to the buffer's entry alignment."""
+    """Bytes ``W_j`` of one buffer entry of a layer: the widest band's unique columns x
+    partial-sum bits plus the entry's tag (:func:`tag_bits`), rounded up to the buffer's
+    entry alignment."""
     pb = arch.chip.tile.pattern_buffer
     psum_bits = pb.psum_bits if pb is not None else 16
     align = int(pb.entry_align_bytes) if pb is not None else 1
-    raw = -(-int(lmap.unique.max(initial=0)) * psum_bits // 8)
+    bits = int(lmap.unique.max(initial=0)) * psum_bits + tag_bits(lmap, arch)
+    raw = -(-bits // 8)
     return max(align, -(-raw // align) * align)
 
 
