@@ -64,8 +64,9 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from .energy import assumed_numbers
     from .mapping import SCHEMES
-    from .report import print_study, print_timing
+    from .report import print_energy, print_study, print_timing
     from .sim import SimOptions, estimate, simulate
     from .spec import load_arch
     from .study import StudyOptions, run_study
@@ -115,6 +116,19 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             dense = sims["dense"]
             entry["speedup"] = (dense.latency_s / result.latency_s
                                 if result.latency_s and not result.partial else None)
+    energies = _energies(study, sims, estimates)
+    dense_energy = energies["dense"].energy_j
+    for scheme, result in energies.items():
+        entry = data["schemes"][scheme]
+        entry.update(result.to_dict())
+        entry["energy_by_layer_j"] = dict(result.energy_by_layer_j)
+        entry["energy_saving"] = dense_energy / result.energy_j if result.energy_j else None
+    for layer in data["layers"]:
+        layer["energy_j"] = {s: energies[s].energy_by_layer_j[layer["name"]] for s in SCHEMES}
+    data["energy_time"] = ("event simulation" if sims and not any(r.partial for r in
+                                                                   sims.values())
+                           else "closed-form estimate (no network energy)")
+    data["assumed"] = assumed_numbers(arch)
     if sims:
         data["sim"] = {"engine": args.engine, "granularity": args.granularity,
                        "events": sum(r.events for r in sims.values()),
@@ -129,7 +143,27 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     else:
         print_study(study, data, console, layers=args.layers)
         print_timing(data, sims, estimates, console)
+        print_energy(data, console)
     return 0
+
+
+def _energies(study: Any, sims: dict[str, Any], estimates: dict[str, Any]) -> dict[str, Any]:
+    """Energy and area of every scheme, timed by its simulation (steady-state time per
+    image, network flits) or, without one, by the closed-form estimate."""
+    from .energy import evaluate
+
+    out = {}
+    for scheme, est in estimates.items():
+        sim = sims.get(scheme)
+        if sim is not None and not sim.partial and sim.throughput_ips > 0:
+            flits = {stage: n for (stage, action), n in sim.stats.actions.items()
+                     if action == "flit_hops"}
+            out[scheme] = evaluate(study, scheme, seconds_per_image=1.0 / sim.throughput_ips,
+                                   latency_s=sim.latency_s, flit_hops=flits)
+        else:
+            out[scheme] = evaluate(study, scheme, seconds_per_image=est.bottleneck_s,
+                                   latency_s=est.latency_s)
+    return out
 
 
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:

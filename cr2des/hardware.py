@@ -37,7 +37,8 @@ CAUSES = (INPUT, ADC, PORT, LINK, FULL, UNIT)
 
 @dataclass
 class Stats:
-    """What a simulation counted: stalls, busy time and (when tracing) every interval.
+    """What a simulation counted: stalls, busy time, actions per stage (network flits x
+    hops) and (when tracing) every interval.
 
     Times are integer femtoseconds.
     """
@@ -47,6 +48,10 @@ class Stats:
     busy: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     intervals: list[tuple[str, int, int, str]] = field(default_factory=list)
     counters: list[tuple[str, int, float]] = field(default_factory=list)
+    actions: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+    def count(self, stage: str, action: str, n: int) -> None:
+        self.actions[(stage, action)] += n
 
     def stall(self, stage: str, cause: str, resource: str, duration: int) -> None:
         if duration > 0:
@@ -258,6 +263,8 @@ class Chip:
         if not hops:
             return
         links = [self.link(hop) for hop in hops]
+        flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
+        self.stats.count(stage, "flit_hops", flits * len(hops))
         asked = self.env.now
         requests = [link.resource.request() for link in links]
         blocked = next((link.name for link, req in zip(links, requests, strict=True)

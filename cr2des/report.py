@@ -276,3 +276,35 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
                 if trace["aggregated"] else "")
         console.print(f"trace: {trace['path']} ({trace['events_written']:,} events from "
                       f"{trace['intervals']:,} intervals{note}); open it in ui.perfetto.dev")
+
+
+def print_energy(data: dict[str, Any], console: Console) -> None:
+    """Energy and area per scheme beside latency and throughput, and the assumed numbers
+    they depend on."""
+    table = Table(title=f"Energy and area per inference (time from the {data['energy_time']})",
+                  title_justify="left")
+    for col in ("scheme", "latency", "throughput (img/s)", "energy", "saving", "power", "EDP",
+                "area (used tiles)", "chip area", "largest components"):
+        table.add_column(col, justify="left" if col in ("scheme", "largest components")
+                         else "right")
+    for scheme, s in data["schemes"].items():
+        parts = sorted(s["energy_by_component_j"].items(), key=lambda kv: -kv[1])[:3]
+        total = s["energy_j"] or 1.0
+        latency = s.get("latency_s", s["analytic"]["latency_s"])
+        throughput = s.get("throughput_ips", s["analytic"]["throughput_ips"])
+        saving = s["energy_saving"]
+        table.add_row(scheme, format_si(latency, "s"), f"{throughput:,.1f}",
+                      format_si(s["energy_j"], "J"), f"{saving:.2f}x" if saving else "—",
+                      format_si(s["power_w"], "W"), format_si(s["edp_js"], "Js"),
+                      f"{s['area_mm2']:.4g} mm²", f"{s['chip_area_mm2']:.4g} mm²",
+                      ", ".join(f"{k} {v / total:.0%}" for k, v in parts))
+    console.print(table)
+    assumed = data.get("assumed", [])
+    if assumed:
+        console.print(f"Assumed numbers these results depend on ({len(assumed)}, from the "
+                      f"architecture file):")
+        for a in assumed:
+            value = a["value"]
+            shown = (format_si(value, a["unit"]) if isinstance(value, float) and a["unit"]
+                     not in ("mm2", "B", "bit", "") else f"{value:g} {a['unit']}".strip())
+            console.print(f"  {a['path']} = {shown}", highlight=False)
