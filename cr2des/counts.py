@@ -28,7 +28,7 @@ its rows:
                                 ``ceil(copies x index entry bits / index width)``
 ``edram_read_bytes``            every input vector read into the input register (no reuse of
                                 overlapping windows, as ISAAC's buffer feeds its IMAs)
-``edram_write_bytes``           the layer's output tensor
+``edram_write_bytes``           the layer's output tensors
 ``tile_output_register_accesses``  output bytes / register width
 ``activation_ops``              output elements / vector lanes, when a ReLU or sigmoid follows
 ==============================  =================================================================
@@ -73,9 +73,6 @@ COUNTS = (
     "tile_output_register_accesses", "activation_ops", "pool_ops", "add_ops", "lrn_ops",
     "softmax_ops", "flit_hops",
 )
-
-#: counts of one-time work (deployment), not of inference
-DEPLOY_COUNTS = frozenset({"buffer_fill_lines"})
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -145,7 +142,9 @@ def crossbar_counts(layer: LayerStudy, arch: Arch, scheme: str, *, activation: b
     in_bits = arch.mapping.input_bits
     input_bits_total = vectors * lmap.bands.k * lmap.groups * in_bits
     shift_adds = sc.columns["computed"] + sc.columns["copied"] + sc.columns["served"]
-    out_elements = math.prod(layer.map.layer.shape)
+    shape = layer.map.layer.shape
+    images = vectors // max(1, shape[1] * shape[2])
+    out_elements = images * math.prod(shape)
     out_bytes = _ceil_div(out_elements * in_bits, 8)
     reads_per_cycle = -(-(rows * arch.dac_bits) // pe.input_register.width_bits)
     lanes = max(1, tile.edram.width_bits // 8)

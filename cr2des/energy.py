@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .costs import unit_figures
-from .counts import COUNTS, DEPLOY_COUNTS, count_actions, total_counts, wpr_index_tile_bytes
+from .counts import COUNTS, count_actions, total_counts, wpr_index_tile_bytes
 from .spec import Arch, Component
 from .timing import stage_graph
 

@@ -72,6 +72,18 @@ def test_run_json_has_the_study_keys(capsys):
                                         "link busy", "output buffer full"}
         assert entry["analytic"]["throughput_ips"] > 0
     assert data["schemes"]["cr2"]["speedup"] > 1
+    for scheme in ("dense", "sparse", "wpr", "cr2"):  # energy and area, as results read them
+        entry = data["schemes"][scheme]
+        for key in ("energy_j", "power_w", "area_mm2", "chip_area_mm2", "energy_saving",
+                    "edp_js"):
+            assert entry[key] > 0, (scheme, key)
+        assert sum(entry["energy_by_component_j"].values()) == pytest.approx(entry["energy_j"])
+        assert sum(entry["area_by_component_mm2"].values()) == pytest.approx(entry["area_mm2"])
+        assert entry["counts"]["ou_activations"] == entry["ou_computes"]
+    assert data["schemes"]["dense"]["energy_saving"] == 1
+    for layer in data["layers"]:
+        assert set(layer["energy_j"]) == {"dense", "sparse", "wpr", "cr2"}
+    assert {"path", "value", "unit"} <= set(data["assumed"][0])
     sim = data["sim"]
     assert sim["granularity"] == "coarse" and sim["events"] > 0 and sim["wall_s"] > 0
     assert sim["partial"] is False
@@ -84,6 +96,8 @@ def test_run_table(capsys):
     assert "Per layer: tiny on tiny" in out and "branch_b" in out
     assert "greedy allocation of 512 B" in out and "SYNTHETIC" in out
     assert "testing images (ST): chelsea" in out
+    assert "Energy and area per inference" in out
+    assert "chip.tile.pattern_buffer.reference.leakage = 124 µW" in out
 
 
 def test_run_bad_buffer_exit_2():
