@@ -24,8 +24,8 @@ its rows:
 ``buffer_hits``, ``_misses``    lookups that found / did not find their entry
 ``buffer_line_reads``           hits x ``ceil(W_j bits / line bits)``
 ``buffer_fill_lines``           entries x the same: writing the learned entries once
-``wpr_index_reads``             per computed cycle of a band with WPR copies:
-                                ``ceil(copies x index entry bits / index width)``
+``wpr_index_reads``             per computed cycle of a band with WPR copies, its
+                                index (:func:`wpr_band_bits`) in index-width words
 ``edram_read_bytes``            every input vector read into the input register (no reuse of
                                 overlapping windows, as ISAAC's buffer feeds its IMAs)
 ``edram_write_bytes``           the layer's output tensors
@@ -89,16 +89,30 @@ def computed_cycles(counts: InputCounts, scheme: str) -> np.ndarray:
 
 
 def wpr_entry_bits(lmap: LayerMap) -> int:
-    """Bits of one WPR index entry: the repeated column's position in its band and its
-    twin's position among the band's stored (unique) columns."""
+    """Bits of one explicit WPR index entry: the repeated column's position in its band and
+    its twin's position among the band's stored (unique) columns."""
     column_bits = max(1, (lmap.columns - 1).bit_length())
-    twin_bits = max(1, (int(lmap.unique.max(initial=1)) - 1).bit_length())
-    return column_bits + twin_bits
+    return column_bits + twin_bits(lmap)
+
+
+def twin_bits(lmap: LayerMap) -> int:
+    """Bits naming a twin among a band's stored columns (the widest band's)."""
+    return max(1, (int(lmap.unique.max(initial=1)) - 1).bit_length())
+
+
+def wpr_band_bits(lmap: LayerMap) -> np.ndarray:
+    """WPR index bits of every band: the cheaper of an explicit entry per repeated column
+    (``copies x (column bits + twin bits)``) and a bitmap of the band's columns marking the
+    repeated ones plus a twin per repeated column (``columns + copies x twin bits``)."""
+    copies = lmap.copies()
+    explicit = copies * wpr_entry_bits(lmap)
+    bitmap = lmap.columns + copies * twin_bits(lmap)
+    return np.where(copies > 0, np.minimum(explicit, bitmap), 0)
 
 
 def wpr_index_bytes(lmap: LayerMap) -> int:
-    """Bytes of the WPR index one copy of a layer needs: an entry per repeated column."""
-    return _ceil_div(int(lmap.copies().sum()) * wpr_entry_bits(lmap), 8)
+    """Bytes of the WPR index one copy of a layer needs (:func:`wpr_band_bits`)."""
+    return _ceil_div(int(wpr_band_bits(lmap).sum()), 8)
 
 
 def wpr_index_tile_bytes(study: Study, scheme: str) -> np.ndarray:
@@ -173,7 +187,7 @@ def crossbar_counts(layer: LayerStudy, arch: Arch, scheme: str, *, activation: b
                       buffer_line_reads=hits * lines, buffer_fill_lines=layer.entries * lines)
     index = tile.wpr_index
     if scheme in ("wpr", "cr2") and index is not None:
-        per_cycle = -(-(lmap.copies() * wpr_entry_bits(lmap)) // index.width_bits)
+        per_cycle = -(-wpr_band_bits(lmap) // index.width_bits)
         counts["wpr_index_reads"] = int((computed * per_cycle).sum())
     return counts
 

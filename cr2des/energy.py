@@ -12,8 +12,9 @@ the YAML and the models of :mod:`cr2des.costmodels`):
 - ``power_w`` = energy per inference x throughput; ``edp_js`` = energy x latency.
 
 Per scheme the chip is the one that scheme needs: the WPR index is sized from the repeated
-columns the mapping stores (:func:`cr2des.counts.wpr_index_tile_bytes`; every tile gets the
-largest any tile needs) and only ``cr2`` carries the IPR pattern buffer.  Area of the used
+columns the mapping stores (:func:`cr2des.counts.wpr_index_tile_bytes`): every tile's index
+is as large as that tile needs, and a read costs what an access of the largest index among
+the layer's tiles costs; only ``cr2`` carries the IPR pattern buffer.  Area of the used
 tiles (``area_mm2``) counts the tiles the placement occupies, with their router share; the
 chip (``chip_area_mm2``) every tile, router and off-chip link.
 
@@ -106,10 +107,12 @@ class EnergyResult:
     area_by_component_mm2: dict[str, float]
     chip_area_mm2: float
     used_tiles: int
+    wpr_index_bytes: int
     wpr_index_bytes_per_tile: int
     deploy_energy_j: float
     counts: dict[str, int]
     counts_by_layer: dict[str, dict[str, int]] = field(repr=False)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,10 +123,12 @@ class EnergyResult:
             "area_mm2": self.area_mm2,
             "area_by_component_mm2": dict(self.area_by_component_mm2),
             "chip_area_mm2": self.chip_area_mm2, "used_tiles": self.used_tiles,
+            "wpr_index_bytes": self.wpr_index_bytes,
             "wpr_index_bytes_per_tile": self.wpr_index_bytes_per_tile,
             "deploy_energy_j": self.deploy_energy_j,
             "energy_by_tile_j": {str(t): e for t, e in self.energy_by_tile_j.items()},
             "counts": dict(self.counts),
+            "energy_notes": list(self.notes),
         }
 
 
@@ -191,16 +196,14 @@ def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: 
     images = len(study.test)
     by_layer_counts = count_actions(study, scheme, flit_hops)
 
+    placement = study.placements[scheme]
     index_tiles = wpr_index_tile_bytes(study, scheme)
-    index_bytes = int(index_tiles.max(initial=0))
     comps = components(arch)
     figures = {}
     for name, (comp, _) in comps.items():
-        if name == "wpr_index":
-            figures[name] = unit_figures(name, comp, arch, capacity_bytes=index_bytes)
-            if index_bytes == 0:
-                figures[name] = dataclasses.replace(figures[name], area_mm2=0.0, leakage_w=0.0,
-                                                    power_w=0.0)
+        if name == "wpr_index":  # sized per tile below
+            figures[name] = dataclasses.replace(unit_figures(name, comp, arch), area_mm2=0.0,
+                                                leakage_w=0.0, power_w=0.0)
         elif name == "pattern_buffer" and scheme != "cr2":
             figures[name] = dataclasses.replace(unit_figures(name, comp, arch), area_mm2=0.0,
                                                 leakage_w=0.0, power_w=0.0)
@@ -212,9 +215,18 @@ def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: 
     by_component = dict.fromkeys(comps, 0.0)
     by_layer: dict[str, float] = {}
     deploy = 0.0
+    index_spec = tile_spec.wpr_index
     for name, counts in by_layer_counts.items():
         tb = tag_bits(study.layers[name].map, arch) if name in study.layers else 0
-        energies = layer_energy(_priced_counts(counts, tb), per_action)
+        priced = per_action
+        if counts.get("wpr_index_reads") and index_spec is not None:
+            # a read costs what the index of the layer's (largest) tile costs
+            lp = placement.layers[name]
+            tiles = np.arange(lp.first_pe, lp.first_pe + lp.pes * lp.replicas) // tile_spec.pes
+            fig = unit_figures("wpr_index", index_spec, arch,
+                               capacity_bytes=float(index_tiles[tiles].max()))
+            priced = {**per_action, ("wpr_index_reads", "wpr_index"): fig.energy_j or 0.0}
+        energies = layer_energy(_priced_counts(counts, tb), priced)
         for component, e in energies.items():
             by_component[component] += e
         by_layer[name] = math.fsum(energies.values()) / images
@@ -224,7 +236,6 @@ def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: 
 
     # static power of the used tiles (their units' leakage and router share) and of the
     # units without a counted action (the off-chip links)
-    placement = study.placements[scheme]
     used_tiles = -(-placement.used_pes // tile_spec.pes)
     router_share = chip.network.routers / chip.tiles
     static_by_component: dict[str, float] = {}
@@ -248,6 +259,13 @@ def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: 
         static_by_component[name] = fig.leakage_w * per_tile * used_tiles
         area_by_component[name] = fig.area_mm2 * per_tile * used_tiles
         chip_area += fig.area_mm2 * per_tile * chip.tiles
+    if index_spec is not None:  # every tile's WPR index at the size that tile needs
+        needs = index_tiles[index_tiles > 0]
+        sized = [unit_figures("wpr_index", index_spec, arch, capacity_bytes=float(c))
+                 for c in needs]
+        static_by_component["wpr_index"] = math.fsum(f.leakage_w for f in sized)
+        area_by_component["wpr_index"] = math.fsum(f.area_mm2 for f in sized)
+        chip_area += area_by_component["wpr_index"]
     static_w = math.fsum(static_by_component.values())
     for name, watts in static_by_component.items():
         by_component[name] = by_component.get(name, 0.0) + watts * seconds_per_image
@@ -269,6 +287,8 @@ def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: 
     if used_tiles:
         by_tile[:used_tiles] += tile_static / used_tiles
     power = energy / seconds_per_image if seconds_per_image > 0 else 0.0
+    notes = _notes(by_component, energy, static_by_component, index_tiles,
+                   total_counts(by_layer_counts), images)
     return EnergyResult(
         scheme=scheme, energy_j=energy, energy_by_component_j=by_component,
         energy_by_layer_j=by_layer,
@@ -277,9 +297,34 @@ def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: 
         power_w=power, edp_js=energy * latency_s,
         area_mm2=math.fsum(area_by_component.values()),
         area_by_component_mm2={k: v for k, v in area_by_component.items() if v},
-        chip_area_mm2=chip_area, used_tiles=used_tiles, wpr_index_bytes_per_tile=index_bytes,
+        chip_area_mm2=chip_area, used_tiles=used_tiles,
+        wpr_index_bytes=int(index_tiles.sum()),
+        wpr_index_bytes_per_tile=int(index_tiles.max(initial=0)),
         deploy_energy_j=deploy, counts=total_counts(by_layer_counts),
-        counts_by_layer=by_layer_counts)
+        counts_by_layer=by_layer_counts, notes=notes)
+
+
+#: a component above this share of a scheme's energy gets an explanation in the report
+DOMINANT_SHARE = 0.25
+
+
+def _notes(by_component: Mapping[str, float], energy: float,
+           static: Mapping[str, float], index_tiles: np.ndarray, counts: Mapping[str, int],
+           images: int) -> tuple[str, ...]:
+    """Why the largest components are large, when one dominates."""
+    notes = []
+    share = {k: v / energy for k, v in by_component.items()} if energy else {}
+    if share.get("wpr_index", 0.0) > DOMINANT_SHARE:
+        notes.append(
+            f"the WPR index is {share['wpr_index']:.0%} of the energy: "
+            f"{index_tiles.sum() / 2**20:,.1f} MiB of index on "
+            f"{int((index_tiles > 0).sum())} tiles (one copy per layer replica; up to "
+            f"{index_tiles.max() / 2**10:,.0f} KiB on a tile), read "
+            f"{counts['wpr_index_reads'] / images:,.0f} times per inference")
+    if share.get("io", 0.0) > DOMINANT_SHARE:
+        notes.append(f"the off-chip links' static power ({static.get('io', 0.0):.3g} W, drawn "
+                     f"for the whole inference) is {share['io']:.0%} of the energy")
+    return tuple(notes)
 
 
 def _home_layer(name: str, stages: Mapping[str, Any], study: Study) -> str:

@@ -299,6 +299,9 @@ def print_energy(data: dict[str, Any], console: Console) -> None:
                       f"{s['area_mm2']:.4g} mm²", f"{s['chip_area_mm2']:.4g} mm²",
                       ", ".join(f"{k} {v / total:.0%}" for k, v in parts))
     console.print(table)
+    for scheme, s in data["schemes"].items():
+        for note in s.get("energy_notes", []):
+            console.print(f"[yellow]{scheme}:[/] {note}")
     assumed = data.get("assumed", [])
     if assumed:
         console.print(f"Assumed numbers these results depend on ({len(assumed)}, from the "
