@@ -201,10 +201,8 @@ def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: 
     comps = components(arch)
     figures = {}
     for name, (comp, _) in comps.items():
-        if name == "wpr_index":  # sized per tile below
-            figures[name] = dataclasses.replace(unit_figures(name, comp, arch), area_mm2=0.0,
-                                                leakage_w=0.0, power_w=0.0)
-        elif name == "pattern_buffer" and scheme != "cr2":
+        # the WPR index is sized per tile below; only cr2 carries a pattern buffer
+        if name == "wpr_index" or (name == "pattern_buffer" and scheme != "cr2"):
             figures[name] = dataclasses.replace(unit_figures(name, comp, arch), area_mm2=0.0,
                                                 leakage_w=0.0, power_w=0.0)
         else:
