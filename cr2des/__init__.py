@@ -7,11 +7,15 @@ The public API follows the flow of a study::
     cr2des.area_power(arch)
     study = cr2des.run_study(workload, arch, cr2des.StudyOptions(n_learn=4, n_test=4))
     result = cr2des.simulate(study, "cr2")
+    energy = cr2des.evaluate_energy(study, "cr2", seconds_per_image=1 / result.throughput_ips,
+                                    latency_s=result.latency_s)
 """
 
 from ._version import __version__
 from .costs import AreaPower, area_power
+from .counts import count_actions
 from .datapath import DataOptions
+from .energy import EnergyResult, evaluate_energy
 from .errors import (
     Cr2desError,
     DataError,
@@ -34,6 +38,7 @@ __all__ = [
     "Cr2desError",
     "DataError",
     "DataOptions",
+    "EnergyResult",
     "ImageSet",
     "ImportFailure",
     "Layer",
@@ -49,7 +54,9 @@ __all__ = [
     "__version__",
     "arch_from_dict",
     "area_power",
+    "count_actions",
     "estimate",
+    "evaluate_energy",
     "execute",
     "learn_test_split",
     "load_arch",

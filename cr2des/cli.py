@@ -150,7 +150,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _energies(study: Any, sims: dict[str, Any], estimates: dict[str, Any]) -> dict[str, Any]:
     """Energy and area of every scheme, timed by its simulation (steady-state time per
     image, network flits) or, without one, by the closed-form estimate."""
-    from .energy import evaluate
+    from .energy import evaluate_energy
 
     out = {}
     for scheme, est in estimates.items():
@@ -158,11 +158,12 @@ def _energies(study: Any, sims: dict[str, Any], estimates: dict[str, Any]) -> di
         if sim is not None and not sim.partial and sim.throughput_ips > 0:
             flits = {stage: n for (stage, action), n in sim.stats.actions.items()
                      if action == "flit_hops"}
-            out[scheme] = evaluate(study, scheme, seconds_per_image=1.0 / sim.throughput_ips,
-                                   latency_s=sim.latency_s, flit_hops=flits)
+            out[scheme] = evaluate_energy(study, scheme,
+                                          seconds_per_image=1.0 / sim.throughput_ips,
+                                          latency_s=sim.latency_s, flit_hops=flits)
         else:
-            out[scheme] = evaluate(study, scheme, seconds_per_image=est.bottleneck_s,
-                                   latency_s=est.latency_s)
+            out[scheme] = evaluate_energy(study, scheme, seconds_per_image=est.bottleneck_s,
+                                          latency_s=est.latency_s)
     return out
 
 

@@ -175,8 +175,9 @@ def action_energies(arch: Arch, figures: Mapping[str, Any]) -> dict[tuple[str, s
     return out
 
 
-def evaluate(study: Study, scheme: str, *, seconds_per_image: float, latency_s: float,
-             flit_hops: Mapping[str, int] | None = None) -> EnergyResult:
+def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
+                    latency_s: float, flit_hops: Mapping[str, int] | None = None
+                    ) -> EnergyResult:
     """Energy and area of ``scheme`` (module docstring).
 
     Parameters
@@ -411,4 +412,4 @@ def assumed_numbers(arch: Arch) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["COMPONENT_OF", "COUNTS", "EnergyResult", "assumed_numbers", "evaluate"]
+__all__ = ["COMPONENT_OF", "COUNTS", "EnergyResult", "assumed_numbers", "evaluate_energy"]

@@ -120,3 +120,17 @@ def test_digital_counts_by_hand():
     assert pool["edram_read_bytes"] == 3 * 64 and pool["edram_write_bytes"] == 3 * 16
     # softmax: 3 operations per element, 4 x 2 elements per row -> 24 / 8 = 3 per row
     assert digital_counts(w["sm"], arch, images=1)["softmax_ops"] == 2 * 3
+
+
+def test_wpr_index_takes_the_cheaper_encoding(appendix):
+    import dataclasses
+
+    from cr2des.counts import wpr_band_bits
+
+    _, layer = appendix
+    # one band of 16 columns, 12 non-zero, 2 unique: 10 repeated columns.  Explicit entries
+    # 10 x (4 column bits + 1 twin bit) = 50 bits; bitmap 16 + 10 x 1 = 26 bits
+    lmap = dataclasses.replace(layer.map, nonzero=np.array([12]), unique=np.array([2]))
+    assert wpr_band_bits(lmap).tolist() == [26]
+    # the appendix's bands repeat one column each: explicit 6 bits beats 16 + 2
+    assert wpr_band_bits(layer.map).tolist() == [6, 6]

@@ -15,7 +15,7 @@ from cr2des.energy import (
     action_energies,
     assumed_numbers,
     components,
-    evaluate,
+    evaluate_energy,
     layer_energy,
 )
 from cr2des.sim import SimOptions, estimate, simulate
@@ -124,8 +124,9 @@ def isaac_dense():
                       StudyOptions(n_learn=1, n_test=2))
     sim = simulate(study, "dense", SimOptions())
     flits = {s: n for (s, a), n in sim.stats.actions.items() if a == "flit_hops"}
-    return study, sim, evaluate(study, "dense", seconds_per_image=1 / sim.throughput_ips,
-                                latency_s=sim.latency_s, flit_hops=flits)
+    return study, sim, evaluate_energy(study, "dense",
+                                       seconds_per_image=1 / sim.throughput_ips,
+                                       latency_s=sim.latency_s, flit_hops=flits)
 
 
 def test_a_simulated_dense_isaac_run_stays_under_the_table_power(isaac_dense):
@@ -149,8 +150,8 @@ def tiny_results():
     for scheme in ("dense", "sparse", "wpr", "cr2"):
         sim = simulate(study, scheme, SimOptions())
         flits = {s: n for (s, a), n in sim.stats.actions.items() if a == "flit_hops"}
-        out[scheme] = evaluate(study, scheme, seconds_per_image=1 / sim.throughput_ips,
-                               latency_s=sim.latency_s, flit_hops=flits)
+        out[scheme] = evaluate_energy(study, scheme, seconds_per_image=1 / sim.throughput_ips,
+                                      latency_s=sim.latency_s, flit_hops=flits)
     return study, out
 
 
@@ -222,7 +223,8 @@ def test_per_layer_energies_add_up_to_the_dynamic_energy(tiny_results):
 def test_estimate_timed_energy_has_no_network(tiny_results):
     study, _ = tiny_results
     est = estimate(study, "cr2")
-    result = evaluate(study, "cr2", seconds_per_image=est.bottleneck_s, latency_s=est.latency_s)
+    result = evaluate_energy(study, "cr2", seconds_per_image=est.bottleneck_s,
+                             latency_s=est.latency_s)
     assert result.counts["flit_hops"] == 0 and "router" not in result.energy_by_component_j
 
 
