@@ -28,16 +28,16 @@ from .workload import ConvParams, Layer, PoolParams, Workload
 #: im2col chunk budget in bytes of uint8 vectors (the float32 copy is 4x this)
 CHUNK_BYTES = 32 * 2**20
 
-_NONNEGATIVE_OPS = frozenset({"relu", "relu6", "sigmoid", "softmax"})
+_NONNEGATIVE_OPS = frozenset({"relu", "relu6", "sigmoid", "softmax", "hardsigmoid"})
 _SIGN_PRESERVING = frozenset({"maxpool", "avgpool", "flatten", "dropout", "identity", "lrn",
-                              "concat", "add"})
+                              "concat", "add", "mul", "shuffle", "slice"})
 
 
 def nonnegative(workload: Workload) -> dict[str, bool]:
     """Which tensors are non-negative by construction (decides unsigned quantization)."""
     result = {"input": False}
     for layer in workload:
-        if layer.op in _NONNEGATIVE_OPS:
+        if layer.op in _NONNEGATIVE_OPS or (layer.op == "clip" and layer.params.min >= 0):
             result[layer.name] = True
         elif layer.op in _SIGN_PRESERVING:
             result[layer.name] = all(result[s] for s in layer.inputs)
@@ -225,6 +225,30 @@ def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights | W
         return 1.0 / (1.0 + np.exp(-x))
     if op == "softmax":
         return _softmax(x)
+    if op == "clip":
+        return np.clip(x, layer.params.min, layer.params.max)
+    if op == "leakyrelu":
+        return np.where(x < 0, x * np.float32(layer.params.alpha), x)
+    if op == "hardsigmoid":
+        p = layer.params
+        return np.clip(x * np.float32(p.alpha) + np.float32(p.beta), 0, 1)
+    if op == "hardswish":
+        return x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1)
+    if op == "tanh":
+        return np.tanh(x)
+    if op == "affine":
+        scale = np.asarray(layer.params.scale, dtype=np.float32)[None, :, None, None]
+        shift = np.asarray(layer.params.shift, dtype=np.float32)[None, :, None, None]
+        return x * scale + shift
+    if op == "mul":
+        return args[0] * args[1]
+    if op == "shuffle":
+        n, c, h, w = x.shape
+        g = layer.params.groups
+        return x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+    if op == "slice":
+        p = layer.params
+        return x[:, p.start:p.stop:p.step]
     if op in ("maxpool", "avgpool"):
         return _pool(x, layer)
     if op == "lrn":

@@ -99,6 +99,42 @@ class DropoutParams:
     p: float = param(0.5, ge=0, le=1, doc="ignored at inference")
 
 
+@dataclass(frozen=True, kw_only=True)
+class AffineParams:
+    scale: tuple[float, ...] = param((1.0,), doc="one value, or one per channel")
+    shift: tuple[float, ...] = param((0.0,), doc="one value, or one per channel")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipParams:
+    min: float = param(float("-inf"))
+    max: float = param(float("inf"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeakyReluParams:
+    alpha: float = param(0.01, doc="slope for negative inputs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardSigmoidParams:
+    alpha: float = param(0.2, doc="max(0, min(1, alpha x + beta)), ONNX's defaults")
+    beta: float = param(0.5)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShuffleParams:
+    groups: int = param(ge=1, doc="channel shuffle: channel g*(C/groups)+i goes to "
+                                  "i*groups+g")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SliceParams:
+    start: int = param(0, ge=0, doc="first input channel")
+    stop: int = param(ge=1, doc="one past the last input channel")
+    step: int = param(1, ge=1)
+
+
 #: op -> (parameter class, number of inputs: int, or None for >= 2)
 OPS: dict[str, tuple[type, int | None]] = {
     "conv": (ConvParams, 1),
@@ -116,11 +152,21 @@ OPS: dict[str, tuple[type, int | None]] = {
     "identity": (NoParams, 1),
     "add": (NoParams, None),
     "concat": (NoParams, None),
+    "mul": (NoParams, 2),
+    "affine": (AffineParams, 1),
+    "clip": (ClipParams, 1),
+    "leakyrelu": (LeakyReluParams, 1),
+    "hardsigmoid": (HardSigmoidParams, 1),
+    "hardswish": (NoParams, 1),
+    "tanh": (NoParams, 1),
+    "shuffle": (ShuffleParams, 1),
+    "slice": (SliceParams, 1),
 }
 
 #: ops whose output has the shape of their input and that act elementwise
 ELEMENTWISE = frozenset({"relu", "relu6", "sigmoid", "batchnorm", "dropout", "identity", "lrn",
-                         "softmax"})
+                         "softmax", "affine", "clip", "leakyrelu", "hardsigmoid", "hardswish",
+                         "tanh"})
 CROSSBAR_OPS = frozenset({"conv", "fc"})
 
 
@@ -215,7 +261,9 @@ class Layer:
             if value == f.default:
                 continue
             key = f.metadata.get("key") or f.name
-            out[key] = _compact(value)
+            # per-channel constants are lists of any length, never shortened
+            out[key] = [float(v) for v in value] if isinstance(self.params, AffineParams) \
+                else _compact(value)
         return out
 
 
@@ -247,6 +295,15 @@ def infer_shape(name: str, op: str, params: Any, in_shapes: tuple[Shape, ...]) -
     def fail(msg: str) -> WorkloadError:
         return WorkloadError(f"layer {name!r} ({op}): {msg}")
 
+    if op == "mul":
+        # numpy broadcasting per image: a (C, 1, 1) gate scales a (C, H, W) map
+        out = []
+        for dims in zip(*in_shapes, strict=True):
+            sizes = set(dims) - {1}
+            if len(sizes) > 1:
+                raise fail(f"input shapes {[list(s) for s in in_shapes]} do not broadcast")
+            out.append(sizes.pop() if sizes else 1)
+        return (out[0], out[1], out[2])
     if op in ("add", "concat"):
         if len(in_shapes) < 2:
             raise fail(f"needs at least 2 inputs, got {len(in_shapes)}")
@@ -285,6 +342,20 @@ def infer_shape(name: str, op: str, params: Any, in_shapes: tuple[Shape, ...]) -
         return (c, oh, ow)
     if op == "flatten":
         return (c * h * w, 1, 1)
+    if op == "shuffle":
+        if c % params.groups:
+            raise fail(f"groups={params.groups} must divide the {c} channels")
+        return (c, h, w)
+    if op == "slice":
+        if params.stop > c or params.start >= params.stop:
+            raise fail(f"channels {params.start}:{params.stop} are not within the {c} "
+                       f"input channels")
+        return (len(range(params.start, params.stop, params.step)), h, w)
+    if op == "affine":
+        for key in ("scale", "shift"):
+            if len(getattr(params, key)) not in (1, c):
+                raise fail(f"{key} must have 1 or {c} values (one per channel), got "
+                           f"{len(getattr(params, key))}")
     if op in ELEMENTWISE:
         return (c, h, w)
     raise fail("unknown op")
