@@ -538,9 +538,14 @@ class _Importer:
         shape = self._onnx_shape(base)
         flat = np.arange(math.prod(shape), dtype=np.int64)
         out: _Value | None = None
-        if index.shape == shape and np.array_equal(index.ravel(), flat):
+        same_hw1 = (index.ndim in (2, 4) and index.shape[0] == self.batch
+                    and math.prod(index.shape[2:]) == 1
+                    and self.shapes[base.layer][1:] == (1, 1))
+        if np.array_equal(index.ravel(), flat) and (index.shape == shape or same_hw1):
+            # the same tensor, or (N, C) <-> (N, C, 1, 1), which the workload does not tell
+            # apart
             self.passed["layout operators that leave the tensor as it is"] += 1
-            out = base
+            out = base if index.ndim == base.rank else _Value(base.layer, index.ndim)
             built = self.built.get(base.layer)
             if built is not None:
                 built.aliases.append(name)  # its readers read the base
@@ -976,8 +981,10 @@ class _Importer:
             low, high = attrs.get("min", -_FLT_MAX), attrs.get("max", _FLT_MAX)
         else:
             lo, hi = self._const(node, 1, "min"), self._const(node, 2, "max")
-            low = -_FLT_MAX if lo is None else float(lo)
-            high = _FLT_MAX if hi is None else float(hi)
+            if any(v is not None and v.size != 1 for v in (lo, hi)):
+                raise self._fail(node, "min and max must be single values")
+            low = -_FLT_MAX if lo is None else float(lo.ravel()[0])
+            high = _FLT_MAX if hi is None else float(hi.ravel()[0])
         if low == 0.0 and high == 6.0:
             self._unary(node, "relu6")
         elif low == 0.0 and high >= _FLT_MAX:
