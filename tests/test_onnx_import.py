@@ -238,6 +238,70 @@ def test_zoo_branches_name_their_producers(zoo: tuple[str, Workload]) -> None:
         assert workload[node.name].inputs == tuple(source(t) for t in node.input)
 
 
+# Light graphs whose exports use the constructs of real model-zoo networks: batch norms
+# written as BatchNormalization + Mul + Add (inception_v2, densenet121, whose batch norms
+# after concats cannot fold), channel shuffles as Reshape -> Transpose -> Reshape
+# (shufflenet), dropouts and flattens.
+CONSTRUCT_GRAPHS = ("densenet121", "inception_v2", "shufflenet", "squeezenet", "zfnet512")
+
+
+def _independent_macs(path: Path) -> int:
+    """Conv and Gemm MACs from ONNX's shape inference and the weights' declared shapes
+    alone: ``Cout Ho Wo (Cin/g kh kw)`` per conv, ``in x out`` per Gemm."""
+    model = onnx.load(str(path))
+    consts = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    fills = {node.output[0]: tuple(int(v) for v in consts[node.input[0]])
+             for node in model.graph.node if node.op_type == "ConstantOfShape"}
+    inferred = _inferred_shapes(path)
+    macs = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            out = inferred[node.output[0]]
+            macs += math.prod(out[1:]) * math.prod(fills[node.input[1]][1:])
+        elif node.op_type == "Gemm":
+            macs += math.prod(fills[node.input[1]])
+    return macs
+
+
+@pytest.mark.parametrize("name", CONSTRUCT_GRAPHS)
+def test_real_exports_import_with_inferred_shapes_and_macs(name: str) -> None:
+    path = _light(name)
+    workload = import_onnx(path)
+    model = onnx.load(str(path))
+    inferred = _inferred_shapes(path)
+    first_output = {node.name: node.output[0] for node in model.graph.node}
+    checked = 0
+    for layer in workload:
+        if layer.name not in first_output:
+            continue  # the second part of a split, named <node>_2
+        dims = inferred[first_output[layer.name]]
+        expected = dims[1:] if len(dims) == 4 else (dims[1], 1, 1)
+        assert layer.shape == expected, layer.name
+        checked += 1
+    assert checked >= len(workload) - 8
+    assert sum(layer.macs for layer in workload) == _independent_macs(path)
+
+
+def test_shufflenet_channel_shuffles_are_layers() -> None:
+    workload = import_onnx(_light("shufflenet"))
+    model = onnx.load(str(_light("shufflenet")))
+    transposes = [node for node in model.graph.node if node.op_type == "Transpose"]
+    shuffles = [layer for layer in workload if layer.op == "shuffle"]
+    consts = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    # one shuffle per Reshape(N, g, C/g, H, W) -> Transpose(0, 2, 1, 3, 4) -> Reshape
+    assert len(shuffles) == len(transposes) == 16
+    views = [consts[node.input[1]] for node in model.graph.node
+             if node.op_type == "Reshape" and len(consts[node.input[1]]) == 5]
+    assert [layer.params.groups for layer in shuffles] == [int(v[1]) for v in views]
+    assert [layer.shape[0] for layer in shuffles] == [int(v[1] * v[2]) for v in views]
+
+
+def test_inception_v2_batch_norm_mul_add_fold() -> None:
+    workload = import_onnx(_light("inception_v2"))
+    assert not [layer for layer in workload if layer.op in ("affine", "batchnorm")]
+    assert all(layer.params.bias for layer in workload.crossbar_layers)
+
+
 def test_alexnet_grouped_convs() -> None:
     workload = import_onnx(_light("bvlc_alexnet"))
     assert [layer.groups for layer in workload.crossbar_layers if layer.op == "conv"] == \
