@@ -44,7 +44,7 @@ from onnx import helper, numpy_helper
 
 from .errors import DataError, ImportFailure, SpecError
 from .fileio import atomic_path, atomic_write_text
-from .workload import Layer, Shape, Workload, make_layer
+from .workload import Layer, Normalize, Shape, Workload, make_layer
 
 __all__ = ["SUPPORTED_OPS", "import_onnx", "import_to_files", "onnx_weights"]
 
@@ -131,8 +131,8 @@ def onnx_weights(path: str | Path, workload: Workload) -> LayerTensors | None:
     return weights
 
 
-def import_to_files(onnx_path: str | Path, out_yaml: str | Path
-                    ) -> tuple[Workload, Path | None]:
+def import_to_files(onnx_path: str | Path, out_yaml: str | Path,
+                    normalize: Normalize | None = None) -> tuple[Workload, Path | None]:
     """Convert an ONNX model into a workload YAML and, if it has real weights, an ``.npz``.
 
     The weights (batch norms folded; see :func:`onnx_weights`) go to
@@ -147,6 +147,10 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
         The ``.onnx`` file.
     out_yaml
         The workload YAML to write.
+    normalize
+        The input normalisation the model was trained with, written as the YAML's
+        ``normalize`` key (ONNX files do not carry it); ``None`` leaves it out, and runs
+        then assume ImageNet's and say so.
 
     Returns
     -------
@@ -161,6 +165,8 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
         As :func:`import_onnx`.
     """
     workload, weights = _import(onnx_path)
+    if normalize is not None:
+        workload = _with_weights(workload, None, normalize)
     yaml_path = Path(out_yaml)
     if weights is None:
         atomic_write_text(yaml_path, workload.to_yaml())
@@ -177,10 +183,13 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
 
 
 # --------------------------------------------------------------------------- internals
-def _with_weights(workload: Workload, weights_file: Path) -> Workload:
+def _with_weights(workload: Workload, weights_file: Path | None,
+                  normalize: Normalize | None = None) -> Workload:
+    if normalize is None and workload.normalize_given:
+        normalize = workload.normalize
     return Workload(workload.name, workload.input_shape, list(workload),
                     variant=workload.variant, source=workload.source,
-                    weights_file=weights_file, notes=workload.notes)
+                    weights_file=weights_file, notes=workload.notes, normalize=normalize)
 
 
 def _import(path: str | Path) -> tuple[Workload, LayerTensors | None]:

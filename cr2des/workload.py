@@ -177,6 +177,31 @@ class Normalize:
     mean: tuple[float, float, float] = param((0.485, 0.456, 0.406))
     std: tuple[float, float, float] = param((0.229, 0.224, 0.225))
 
+    @classmethod
+    def parse(cls, text: str) -> Normalize:
+        """``--normalize``: ``imagenet``, or ``MEAN,STD`` where each is one value or three
+        separated by ``/`` (``0.5,0.5``; ``0.485/0.456/0.406,0.229/0.224/0.225``)."""
+        if text.strip().lower() == "imagenet":
+            return cls()
+        parts = text.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            values = []
+            for part in parts:
+                items = [float(v) for v in part.split("/")]
+                if len(items) == 1:
+                    items *= 3
+                if len(items) != 3:
+                    raise ValueError
+                values.append(tuple(items))
+        except ValueError:
+            raise SpecError(f"--normalize: expected 'imagenet' or MEAN,STD (each one number "
+                            f"or three separated by '/'), got {text!r}") from None
+        if min(values[1]) <= 0 or not all(math.isfinite(v) for v in (*values[0], *values[1])):
+            raise SpecError(f"--normalize: std must be > 0 and values finite, got {text!r}")
+        return cls(mean=values[0], std=values[1])  # type: ignore[arg-type]
+
 
 # --------------------------------------------------------------------------- layers
 @dataclass(frozen=True)
@@ -384,7 +409,8 @@ class Workload:
         What an importer did that a reader should know (operators passed through, batch
         norms folded, placeholder weights), shown in every report.
     normalize
-        Input mean and std of the trained model.
+        Input mean and std of the trained model (``None``: ImageNet's, assumed;
+        ``normalize_given`` tells the two apart).
     """
 
     def __init__(self, name: str, input_shape: Shape, layers: Iterable[Layer], *,
@@ -398,6 +424,7 @@ class Workload:
         self.weights_file = weights_file
         self.notes = list(notes)
         self.normalize = normalize or Normalize()
+        self.normalize_given = normalize is not None
         self.layers: dict[str, Layer] = {}
         self.graph = nx.DiGraph()
         self.graph.add_node("input")
@@ -473,7 +500,7 @@ class Workload:
         if self.variant:
             out["variant"] = self.variant
         out["input"] = list(self.input_shape)
-        if self.normalize != Normalize():
+        if self.normalize_given:
             out["normalize"] = {"mean": list(self.normalize.mean), "std": list(self.normalize.std)}
         if self.weights_file is not None:
             out["weights"] = str(self.weights_file)
@@ -605,7 +632,8 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
                         f"{shape!r}", path="input")
     if not isinstance(data["layers"], list) or not data["layers"]:
         raise SpecError("expected a non-empty list of layers", path="layers")
-    normalize = build(Normalize, data.get("normalize", {}), "normalize")
+    normalize = (build(Normalize, data["normalize"], "normalize") if "normalize" in data
+                 else None)
     weights = data.get("weights")
     weights_file: Path | str | None = None
     if weights is not None:
