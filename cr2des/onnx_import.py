@@ -6,23 +6,28 @@ norm or bias folded into the conv/fc before it), or into a constant.  Shapes are
 taken from the file's ``value_info``: every layer goes through
 :func:`~cr2des.workload.make_layer`, which infers and checks them.
 
-What is supported (see ``docs/onnx.md``):
+What is supported (see ``docs/onnx.md``, which lists every operator and what it becomes):
 
 - crossbar layers: ``Conv`` (2-D, grouped and depthwise, any pads/``auto_pad``, strides,
   dilations), ``Gemm`` (``transB``, ``alpha``/``beta``; a 4-D input is flattened by the
   fc itself) and ``MatMul`` with a constant 2-D weight;
-- ``BatchNormalization``: folded into the conv/fc it follows (when nothing else reads that
-  layer's output), else kept as a ``batchnorm`` layer; an ``Add`` of a constant after a
-  conv/fc is folded into its bias the same way;
-- ``Relu``, ``Clip`` (0..6 is ``relu6``, 0..inf is ``relu``), ``Sigmoid``, ``Softmax``,
-  ``LRN``, ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``GlobalMaxPool``,
-  ``Concat`` (channel axis), ``Add`` and ``Sum``, ``Reshape`` and ``Flatten`` (when they
-  flatten ``(N, C, H, W)`` to ``(N, C*H*W)``);
+- ``BatchNormalization``, and ``Add``/``Sub``/``Mul``/``Div`` by a per-channel constant:
+  folded into the conv/fc they follow (when nothing else reads that layer's output), else
+  a ``batchnorm`` or ``affine`` layer; ``Mul`` of two activations is a ``mul`` layer;
+- activations and reductions: ``Relu``, ``Clip`` (``relu6``, ``relu`` or ``clip``),
+  ``LeakyRelu``, ``Sigmoid``, ``HardSigmoid``, ``HardSwish``, ``Tanh``, ``Softmax``,
+  ``LRN``, pools, and ``ReduceMean``/``ReduceMax`` over height and width (global pools);
+- layouts: ``Reshape``, ``Flatten``, ``Transpose``, ``Squeeze``, ``Unsqueeze``,
+  ``Slice`` and ``Split`` are followed element by element (:class:`_Value` views) and
+  become a ``flatten``, a channel ``shuffle``, a channel ``slice`` or nothing when a
+  compute node reads them; a zero ``Pad`` folds into the conv or pool that reads it;
+  ``Concat`` along channels, ``Add``/``Sum`` of activations;
 - passed through (no layer, with a note): ``Identity``, ``Dropout`` (inference), and
-  any reshape, concat or sum that leaves its single input as it is;
+  layouts, concats or sums that leave their single input as it is;
 - every node whose inputs are all constants is evaluated at import time, so the weights of
   the ONNX "light" model-zoo graphs, which are ``ConstantOfShape(shape)`` placeholders, have
-  their shapes; ``Shape`` of an activation is a constant too (batch taken as 1).
+  their shapes; ``Shape`` of an activation is a constant too (batch taken as 1), so
+  ``Shape -> Gather -> Concat`` reshape targets are constants.
 
 Everything else raises :class:`~cr2des.errors.ImportFailure` naming the file, the node and
 its operator.
@@ -1108,8 +1113,11 @@ class _Importer:
 
     def _unsqueeze(self, node: onnx.NodeProto) -> None:
         base, index = self._view_of(node, 0)
-        n_axes = len(_attrs(node).get("axes", [])) if self.opset < 13 else \
-            (0 if self._const(node, 1, "axes") is None else self._const(node, 1, "axes").size)
+        if self.opset < 13:
+            n_axes = len(_attrs(node).get("axes", []))
+        else:
+            const = self._const(node, 1, "axes")
+            n_axes = 0 if const is None else const.size
         axes = self._axes(node, 13, index.ndim + n_axes)
         self._produce_view(node, node.output[0], base, np.expand_dims(index, tuple(axes)))
 
@@ -1164,7 +1172,7 @@ class _Importer:
                                    np.take(index, np.arange(lo, hi), axis=axis))
 
     def _pad(self, node: onnx.NodeProto) -> None:
-        src = self._act(node, 0, rank=4)
+        src = self._act(node, 0, rank=4, padded=True)  # two Pads in a row add up
         attrs = _attrs(node)
         mode = attrs.get("mode", b"constant")
         mode = mode.decode() if isinstance(mode, bytes) else str(mode)
@@ -1190,10 +1198,9 @@ class _Importer:
         if len(pads) != 8 or pads[0] or pads[1] or pads[4] or pads[5] or min(pads) < 0:
             raise self._fail(node, f"pads {pads} must pad only height and width, by "
                                    f">= 0 pixels")
-        previous = src.pad or (0, 0, 0, 0)
-        new = (pads[2], pads[3], pads[6], pads[7])
+        t, left, b, r = src.pad or (0, 0, 0, 0)
         self.values[node.output[0]] = _Value(
-            src.layer, 4, pad=tuple(a + b for a, b in zip(previous, new, strict=True)))
+            src.layer, 4, pad=(t + pads[2], left + pads[3], b + pads[6], r + pads[7]))
 
     def _resolve(self, node: onnx.NodeProto, shape: tuple[int, ...], target: list[int],
                  allowzero: bool) -> list[int]:
