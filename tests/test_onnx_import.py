@@ -954,7 +954,7 @@ def test_affine_after_a_shared_conv_is_a_layer(tmp_path: Path) -> None:
     assert _ops(workload) == ["conv", "affine", "add"]
 
 
-@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("opset", [13, 18, 21])
 def test_squeeze_and_excitation_gate(tmp_path: Path, opset: int) -> None:
     """MobileNetV3's SE block: ReduceMean -> 1x1 conv -> ReLU -> 1x1 conv -> HardSigmoid,
     multiplied into the feature map (a ``mul`` of two activations)."""
@@ -986,8 +986,8 @@ def test_hard_swish_in_each_export_style(tmp_path: Path, style: str) -> None:
     inits = {"w": _conv_w(rng, 4, 3, 3), "three": _f32(3.0), "zero": _f32(0.0),
              "six": _f32(6.0)}
     conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1])
-    if style == "node":  # opset 14's HardSwish
-        nodes, opset, expected = [conv, helper.make_node("HardSwish", ["c"], ["y"])], 14, \
+    if style == "node":  # HardSwish, opset 14 and later
+        nodes, opset, expected = [conv, helper.make_node("HardSwish", ["c"], ["y"])], 21, \
             ["conv", "hardswish"]
     elif style == "decomposed":  # x * Clip(x + 3, 0, 6) / 6, Clip bounds as inputs
         nodes = [conv, helper.make_node("Add", ["c", "three"], ["p"]),
@@ -1014,7 +1014,8 @@ def _shape_of(prefix: str, tensor: str, index: int) -> list[onnx.NodeProto]:
             helper.make_node("Unsqueeze", [f"{prefix}_d", "axis0"], [f"{prefix}_u"])]
 
 
-def test_shufflenet_v2_block(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opset", [13, 21])
+def test_shufflenet_v2_block(tmp_path: Path, opset: int) -> None:
     """A ShuffleNet v2 unit as torchvision exports it: channel split, a branch, concat,
     channel shuffle as Reshape -> Transpose -> Reshape with a shape computed from Shape ->
     Gather -> Concat, and a second split that reads the shuffled channels."""
@@ -1044,7 +1045,7 @@ def test_shufflenet_v2_block(tmp_path: Path) -> None:
         helper.make_node("Conv", ["u2", "w4"], ["d"], name="next_pw"),
         helper.make_node("Concat", ["u1", "d"], ["y"], name="concat2", axis=1),
     ]
-    workload = _executor_vs_ort(tmp_path, nodes, inits, ["N", 3, 6, 6], 4, 13)
+    workload = _executor_vs_ort(tmp_path, nodes, inits, ["N", 3, 6, 6], 4, opset)
     ops = _ops(workload)
     assert ops.count("shuffle") == 1 and ops.count("slice") == 4
     (shuffle,) = (layer for layer in workload if layer.op == "shuffle")
@@ -1053,7 +1054,7 @@ def test_shufflenet_v2_block(tmp_path: Path) -> None:
     assert sum(shuffle.name in layer.inputs for layer in workload) == 2
 
 
-@pytest.mark.parametrize("opset", [9, 13])
+@pytest.mark.parametrize("opset", [9, 13, 21])
 def test_channel_slices_squeezes_and_pass_throughs(tmp_path: Path, opset: int) -> None:
     """Slice of channels with a step (attributes before opset 10, inputs after), an
     Identity and a Dropout of a view, GlobalMaxPool -> Squeeze -> Gemm -> Unsqueeze."""
@@ -1084,7 +1085,7 @@ def test_channel_slices_squeezes_and_pass_throughs(tmp_path: Path, opset: int) -
     assert workload["slice"].params.step == step
 
 
-@pytest.mark.parametrize("opset", [7, 11, 18])
+@pytest.mark.parametrize("opset", [7, 11, 18, 21])
 def test_zero_pads_fold_into_convs_and_pools(tmp_path: Path, opset: int) -> None:
     rng = np.random.default_rng(6)
     inits = {"w": _conv_w(rng, 4, 3, 3), "w2": _conv_w(rng, 4, 4, 3),
