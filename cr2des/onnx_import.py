@@ -372,8 +372,7 @@ class _Importer:
             listed = ", ".join(f"{count} {op}" for op, count in
                                sorted(self.folded_affine.items()))
             notes.append(f"element-wise operators with a per-channel constant folded into the "
-                         f"weights and biases of the conv/fc layer (or the affine layer) "
-                         f"before them: {listed}")
+                         f"conv/fc, batchnorm or affine layer before them: {listed}")
         if self.folded_pads:
             notes.append(f"{self.folded_pads} zero Pad node(s) folded into the padding of the "
                          f"conv/pool that reads them")
@@ -847,13 +846,23 @@ class _Importer:
                 shift: NDArray[Any], placeholder: bool) -> None:
         """``y = x scale + shift`` per channel: folded into the conv/fc (or affine layer)
         that only this node reads, else an ``affine`` layer."""
-        target = self._foldable(src, ("conv", "fc", "affine"))
+        target = self._foldable(src, ("conv", "fc", "affine", "batchnorm"))
         has_shift = bool(np.any(shift != 0))
         if target is None:
             params = {"scale": _compact_vector(scale), "shift": _compact_vector(shift)}
             self._add(node, "affine", [src], params, src.rank)
             return
-        if target.op == "affine":
+        if target.op == "batchnorm":
+            # gamma (x - mean) / sqrt(var + eps) + beta, then * s + t
+            target.placeholder = target.placeholder or placeholder
+            if not target.placeholder:
+                gamma, beta, mean, var = (np.asarray(p, dtype=np.float64).ravel()
+                                          for p in target.statistics)
+                out = gamma.size
+                s = np.broadcast_to(scale, (out,))
+                target.statistics = (gamma * s, beta * s + np.broadcast_to(shift, (out,)),
+                                     mean, var)
+        elif target.op == "affine":
             old_scale = np.asarray(target.params["scale"], dtype=np.float64)
             old_shift = np.asarray(target.params["shift"], dtype=np.float64)
             target.params["scale"] = _compact_vector(old_scale * scale)
@@ -871,7 +880,7 @@ class _Importer:
             if has_shift or placeholder:
                 target.params["bias"] = True
         self._rebuild(node, target)
-        if node.op_type == "Add" and target.op != "affine":
+        if node.op_type == "Add" and target.op in ("conv", "fc"):
             self.folded_bias += 1
         else:
             self.folded_affine[node.op_type] += 1

@@ -954,6 +954,23 @@ def test_affine_after_a_shared_conv_is_a_layer(tmp_path: Path) -> None:
     assert _ops(workload) == ["conv", "affine", "add"]
 
 
+def test_mul_and_add_after_a_kept_batch_norm_merge_into_it(tmp_path: Path) -> None:
+    """DenseNet's BatchNormalization + Mul + Add after a concat: the batch norm cannot fold
+    into a conv, the Mul and Add merge into its scale and shift."""
+    rng = np.random.default_rng(8)
+    inits = {**_bn_params(rng, "bn", 6), "s": rng.uniform(0.5, 2, (6, 1, 1)),
+             "t": rng.normal(0, 1, (6, 1, 1)), "w": _conv_w(rng, 4, 6, 3)}
+    nodes = [helper.make_node("Concat", ["x", "x"], ["cat"], name="concat", axis=1),
+             _bn("bn", "cat", "n", "bn"),
+             helper.make_node("Mul", ["n", "s"], ["m"], name="mul"),
+             helper.make_node("Add", ["m", "t"], ["a"], name="add"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 5, 5], 4, 13)
+    assert _ops(workload) == ["concat", "batchnorm", "relu", "conv"]
+    assert any(note.endswith("before them: 1 Add, 1 Mul") for note in workload.notes)
+
+
 @pytest.mark.parametrize("opset", [13, 18, 21])
 def test_squeeze_and_excitation_gate(tmp_path: Path, opset: int) -> None:
     """MobileNetV3's SE block: ReduceMean -> 1x1 conv -> ReLU -> 1x1 conv -> HardSigmoid,
