@@ -70,4 +70,5 @@ def run_reference(workload: Workload, arch: Arch, weights: QuantWeights, images:
                   progress: Callable[[str], None] | None = None) -> Execution:
     """Reference execution with the arch's input precision and row order."""
     return execute(workload, weights, images.pixels, input_bits=arch.mapping.input_bits,
-                   row_order=arch.mapping.row_order, scales=scales, progress=progress)
+                   row_order=arch.mapping.row_order, scales=scales, progress=progress,
+                   input_nonnegative=images.nonnegative)

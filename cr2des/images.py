@@ -75,6 +75,10 @@ class ImageSet:
         Files skipped and why.
     inputs
         What the inputs are and how they were normalised (every report shows it).
+    nonnegative
+        Non-negative by construction (post-ReLU feature maps: a preprocessed array with no
+        negative value, ``synthetic:relu``/``uniform``): quantized unsigned at the first
+        layers, as an accelerator would store them.
     """
 
     pixels: np.ndarray
@@ -83,6 +87,7 @@ class ImageSet:
     source: str
     warnings: tuple[str, ...] = field(default=())
     inputs: str = ""
+    nonnegative: bool = False
 
     def __len__(self) -> int:
         return len(self.names)
@@ -212,6 +217,8 @@ class _Raw:
     load: Callable[[int], np.ndarray | None]
     warnings: list[str]
     preprocessed: np.ndarray | None = None
+    # every value of the whole array is >= 0 (decided once per file, so SL and ST agree)
+    nonnegative: bool = False
 
 
 def _open_source(source: str | Path) -> _Raw:
@@ -262,7 +269,8 @@ def _open_array(path: Path) -> _Raw:
                         f"got {array.dtype} {array.shape}")
     if not np.isfinite(array).all():
         raise DataError(f"{path}: preprocessed inputs hold NaN or infinite values")
-    return _Raw(names, lambda i: None, [], preprocessed=array.astype(np.float32))
+    return _Raw(names, lambda i: None, [], preprocessed=array.astype(np.float32),
+                nonnegative=bool((array >= 0).all()))
 
 
 def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.random.Generator,
@@ -282,8 +290,11 @@ def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.r
             raise DataError(f"{source}: holds {len(raw.names)} preprocessed images, {n} needed "
                             f"here (derived copies are made only from raw images)")
         return (ImageSet(array[chosen], tuple(raw.names[i] for i in chosen), (False,) * n, source,
-                         tuple(raw.warnings), inputs="preprocessed array, used as it is (no "
-                                                     "normalisation applied)"),
+                         tuple(raw.warnings),
+                         inputs="preprocessed array, used as it is (no normalisation applied)"
+                         + ("; non-negative everywhere, so quantized unsigned"
+                            if raw.nonnegative else ""),
+                         nonnegative=raw.nonnegative),
                 chosen[-1] + 1)
     if prep.input_shape != (3, prep.size, prep.size):
         c, h, w = prep.input_shape
@@ -384,5 +395,8 @@ def synthetic_inputs(source: str, n: int, shape: tuple[int, int, int], seed: int
         if dist == "relu":
             np.maximum(pixels, 0, out=pixels)
     names = tuple(f"synthetic:{dist}[{i}]" for i in range(n))
+    unsigned = dist != "normal"
     return ImageSet(pixels, names, (False,) * n, source,
-                    inputs=f"synthetic activations (not images): {SYNTHETIC[dist]}, seed {seed}")
+                    inputs=f"synthetic activations (not images): {SYNTHETIC[dist]}, seed {seed}"
+                    + ("; non-negative, so quantized unsigned" if unsigned else ""),
+                    nonnegative=unsigned)

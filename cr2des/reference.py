@@ -33,9 +33,11 @@ _SIGN_PRESERVING = frozenset({"maxpool", "avgpool", "flatten", "dropout", "ident
                               "concat", "add", "mul", "shuffle", "slice"})
 
 
-def nonnegative(workload: Workload) -> dict[str, bool]:
-    """Which tensors are non-negative by construction (decides unsigned quantization)."""
-    result = {"input": False}
+def nonnegative(workload: Workload, input_nonnegative: bool = False) -> dict[str, bool]:
+    """Which tensors are non-negative by construction (decides unsigned quantization).
+
+    The network input is signed unless ``input_nonnegative`` (a post-ReLU feature map)."""
+    result = {"input": input_nonnegative}
     for layer in workload:
         if layer.op in _NONNEGATIVE_OPS or (layer.op == "clip" and layer.params.min >= 0):
             result[layer.name] = True
@@ -335,7 +337,8 @@ def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits
 def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
             input_bits: int = 8, row_order: str = "channel_major",
             scales: dict[str, float] | None = None, keep: Collection[str] = (),
-            progress: Callable[[str], None] | None = None) -> Execution:
+            progress: Callable[[str], None] | None = None,
+            input_nonnegative: bool = False) -> Execution:
     """Run ``workload`` on ``pixels`` ``(N, C, H, W)`` with quantized crossbar inputs.
 
     Parameters
@@ -354,6 +357,9 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
         Layers whose outputs to keep in :attr:`Execution.outputs` besides the network's.
     progress
         Called with each layer's name before it runs.
+    input_nonnegative
+        The inputs are non-negative by construction (feature maps after a ReLU): layers
+        that read the network input quantize it unsigned.
     """
     if not 1 <= input_bits <= 8:
         raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
@@ -361,7 +367,9 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
     if pixels.shape[1:] != workload.input_shape:
         raise DataError(f"images are {pixels.shape[1:]}, workload {workload.name!r} expects "
                         f"{workload.input_shape}")
-    signs = nonnegative(workload)
+    if input_nonnegative and float(np.min(pixels)) < 0:
+        raise DataError("inputs said to be non-negative hold negative values")
+    signs = nonnegative(workload, input_nonnegative)
     remaining = {name: workload.graph.out_degree(name) for name in ("input", *workload.layers)}
     values: dict[str, np.ndarray] = {"input": np.asarray(pixels, dtype=np.float32)}
     result = Execution()

@@ -146,3 +146,26 @@ def test_new_layer_kinds_round_trip_through_yaml():
     assert [layer.params for layer in again] == [layer.params for layer in workload]
     with pytest.raises(SpecError, match="scale must have 1 or 4 values"):
         workload_from_dict({**data, "layers": [{"name": "a", "op": "affine", "scale": [1, 2]}]})
+
+
+@pytest.mark.parametrize(("source", "unsigned"), [("synthetic:relu", True),
+                                                  ("synthetic:uniform", True),
+                                                  ("synthetic:normal", False),
+                                                  ("relu.npy", True), ("mixed.npy", False)])
+def test_non_negative_inputs_are_quantized_unsigned(tmp_path, one_layer, source, unsigned):
+    """A post-ReLU feature map has no sign bit to spend: its 8 bits are all magnitude."""
+    from cr2des.datapath import run_reference
+    from cr2des.spec import load_arch
+    from cr2des.weights import quantize_weights, synthetic_weights
+
+    maps = np.random.default_rng(5).standard_normal((2, 256, 14, 14)).astype(np.float32)
+    np.save(tmp_path / "relu.npy", np.maximum(maps, 0))
+    np.save(tmp_path / "mixed.npy", maps)
+    workload = load_workload(one_layer)
+    path = str(tmp_path / source) if source.endswith(".npy") else source
+    images = load_images(path, 2, prep=preprocessing(workload))
+    assert images.nonnegative == unsigned
+    assert ("quantized unsigned" in images.describe()) == unsigned
+    weights = quantize_weights(synthetic_weights(workload))
+    run = run_reference(workload, load_arch("cr2"), weights, images)
+    assert run.inputs["conv"].signed == (not unsigned)
