@@ -283,8 +283,10 @@ class _Importer:
         self.shapes: dict[str, Shape] = {}
         self.batch = 1
         # how often each tensor is read (graph outputs count as a reader)
+        # (a Shape node reads only the shape, which folding never changes)
         self.readers: Counter[str] = Counter(
-            name for node in self.graph.node for name in node.input if name)
+            name for node in self.graph.node if node.op_type != "Shape"
+            for name in node.input if name)
         self.readers.update(out.name for out in self.graph.output)
         node_names = Counter(node.name for node in self.graph.node)
         self.unique_node_names = {n for n, count in node_names.items() if n and count == 1}

@@ -944,6 +944,21 @@ def test_batch_norm_written_as_mul_and_add_folds(tmp_path: Path, opset: int) -> 
     assert any(note.startswith("1 Add node(s) of a constant folded") for note in workload.notes)
 
 
+def test_a_shape_reader_does_not_stop_folding(tmp_path: Path) -> None:
+    """PyTorch reads ``x.size(0)`` of a conv's output for a later flatten: the Shape node
+    reads only the shape, so the batch norm still folds."""
+    rng = np.random.default_rng(9)
+    inits = {"w": _conv_w(rng, 4, 3, 3), **_bn_params(rng, "bn", 4), "axis0": _i64(0),
+             "n_i": np.array(0), "minus1": _i64(-1)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             *_shape_of("n", "c", 0),
+             _bn("bn", "c", "b", "bn"),
+             helper.make_node("Concat", ["n_u", "minus1"], ["shape2"], axis=0),
+             helper.make_node("Reshape", ["b", "shape2"], ["y"], name="flatten")]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, ["N", 3, 5, 5], 2, 13)
+    assert _ops(workload) == ["conv", "flatten"]
+
+
 def test_affine_after_a_shared_conv_is_a_layer(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     inits = {"w": _conv_w(rng, 4, 3), "s": rng.uniform(0.5, 2, (1, 4, 1, 1))}
