@@ -1191,3 +1191,40 @@ def test_activations_match_onnxruntime(tmp_path: Path, opset: int,
     clip_layer = workload["clip"].params
     assert clip_layer.min == clip_args.get("min", -math.inf)
     assert clip_layer.max == clip_args.get("max", math.inf)
+
+
+@st.composite
+def shuffle_case(draw: st.DrawFn) -> dict[str, Any]:
+    groups = draw(st.integers(1, 4))
+    per_group = draw(st.integers(1, 4))
+    channels = groups * per_group
+    start = draw(st.integers(0, channels - 1))
+    stop = draw(st.integers(start + 1, channels))
+    step = draw(st.integers(1, 3))
+    return {"groups": groups, "channels": channels, "start": start, "stop": stop,
+            "step": step, "opset": draw(st.sampled_from([11, 13, 21]))}
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=shuffle_case())
+def test_any_shuffle_then_slice_matches_onnxruntime(tmp_path_factory: pytest.TempPathFactory,
+                                                    case: dict[str, Any]) -> None:
+    """Reshape (N, g, C/g, H, W) -> Transpose -> Reshape, then a Slice of the channels
+    with any start, stop and step: the views become shuffle/slice layers (or nothing) and
+    move channels exactly as onnxruntime does."""
+    g, c = case["groups"], case["channels"]
+    inits = {"v": _i64(1, g, c // g, 3, 4), "back": _i64(1, c, 3, 4),
+             "starts": _i64(case["start"]), "ends": _i64(case["stop"]), "axes": _i64(1),
+             "steps": _i64(case["step"])}
+    nodes = [helper.make_node("Tanh", ["x"], ["a"], name="tanh"),
+             helper.make_node("Reshape", ["a", "v"], ["v5"], name="view"),
+             helper.make_node("Transpose", ["v5"], ["t5"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t5", "back"], ["s"], name="unview"),
+             helper.make_node("Slice", ["s", "starts", "ends", "axes", "steps"], ["y"],
+                              name="slice")]
+    tmp = tmp_path_factory.mktemp("shuffle")
+    workload = _executor_vs_ort(tmp, nodes, inits, [1, c, 3, 4], 4, case["opset"])
+    picked = len(range(case["start"], case["stop"], case["step"]))
+    (out,) = workload.outputs
+    assert workload[out].shape == (picked, 3, 4)
+    assert sum(layer.op == "shuffle" for layer in workload) <= 1
