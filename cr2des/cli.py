@@ -172,6 +172,7 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     mismatch = first_mismatch(checks)
     if args.json:
         _print_json({"ok": mismatch is None, "first_mismatch": str(mismatch) if mismatch else None,
+                     "images": images.describe(),
                      "layers": [{"layer": c.layer, "scheme": c.scheme, "ok": c.ok,
                                  "ou_computes": c.ou_computes, "wpr_copies": c.wpr_copies,
                                  "buffer_reads": c.buffer_reads, "skipped": c.skipped}
