@@ -52,10 +52,16 @@ def cmd_workload(args: argparse.Namespace, console: Console) -> int:
 def cmd_import(args: argparse.Namespace, console: Console) -> int:
     from .onnx_import import import_to_files
 
-    workload, weights = import_to_files(args.model, args.output)
+    workload, weights = import_to_files(args.model, args.output, _normalize(args.normalize))
     console.print(f"wrote {args.output}: {len(workload)} layers, "
                   f"{len(workload.crossbar_layers)} crossbar layers, "
                   f"{workload.total_macs / 1e9:.4g} GMAC")
+    if workload.normalize_given:
+        mean, std = workload.normalize.mean, workload.normalize.std
+        console.print(f"input normalisation: mean {list(mean)}, std {list(std)}")
+    else:
+        console.print("[yellow]note:[/] no --normalize given: runs will assume ImageNet's "
+                      "input mean and std (and say so)")
     if weights is not None:
         console.print(f"wrote {weights}: the model's weights (batch norms folded)")
     for note in workload.notes:
@@ -178,7 +184,8 @@ def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     workload = load_workload(args.model)
     options = _data_options(args)
     weights = prepare_weights(workload, arch, options)
-    images = load_images(options.images, args.n, prep=preprocessing(workload), seed=args.seed)
+    images = load_images(options.images, args.n,
+                         prep=preprocessing(workload, options.normalize), seed=args.seed)
     with _Progress("reference run", len(workload)) as bar:
         run = run_reference(workload, arch, weights, images, progress=bar)
     return arch, workload, weights, images, run
@@ -200,6 +207,7 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     mismatch = first_mismatch(checks)
     if args.json:
         _print_json({"ok": mismatch is None, "first_mismatch": str(mismatch) if mismatch else None,
+                     "images": images.describe(),
                      "layers": [{"layer": c.layer, "scheme": c.scheme, "ok": c.ok,
                                  "ou_computes": c.ou_computes, "wpr_copies": c.wpr_copies,
                                  "buffer_reads": c.buffer_reads, "skipped": c.skipped}
@@ -273,7 +281,14 @@ def _data_options(args: argparse.Namespace) -> Any:
     from .datapath import DataOptions
 
     return DataOptions(images=args.images, weights=args.weights, prune=args.prune,
-                       prune_scope=args.prune_scope, seed=args.seed)
+                       prune_scope=args.prune_scope, seed=args.seed,
+                       normalize=_normalize(args.normalize))
+
+
+def _normalize(text: str | None) -> Any:
+    from .workload import Normalize
+
+    return None if text is None else Normalize.parse(text)
 
 
 def cmd_profile(args: argparse.Namespace, console: Console) -> int:
@@ -292,7 +307,8 @@ def cmd_profile(args: argparse.Namespace, console: Console) -> int:
             "weights": {"source": weights.source, "synthetic": weights.synthetic,
                         "description": weights.describe()},
             "images": {"source": images.source, "names": list(images.names),
-                       "derived": list(images.derived), "warnings": list(images.warnings)},
+                       "derived": list(images.derived), "warnings": list(images.warnings),
+                       "inputs": images.inputs},
             "ou": [arch.crossbar.ou_rows, arch.crossbar.ou_cols], "dac_bits": arch.dac_bits,
             "totals": summarize(profiles),
             "layers": [p.to_dict() for p in profiles],
@@ -305,7 +321,12 @@ def cmd_profile(args: argparse.Namespace, console: Console) -> int:
 def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="cr2", help="architecture (default: cr2)")
     p.add_argument("--images", default="samples",
-                   help="'samples' (scikit-image photographs), an image directory, or .npy/.npz")
+                   help="'samples' (scikit-image photographs), an image directory, a .npy/.npz "
+                        "array (uint8 photos, or float (N, C, H, W) preprocessed inputs), or "
+                        "synthetic[:normal|relu|uniform] activations")
+    p.add_argument("--normalize", default=None, metavar="MEAN,STD",
+                   help="input normalisation of photographs: 'imagenet' or MEAN,STD (one value "
+                        "or three separated by '/'); default: the workload's")
     p.add_argument("--weights", default=None,
                    help="'synthetic', or a .pth/.npz/.onnx file (default: the workload's own "
                         "weights if it has any, else synthetic)")
@@ -342,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", cmd_import, "convert an ONNX model into a workload YAML (+ weights .npz)")
     p.add_argument("model", type=Path, help="ONNX file")
     p.add_argument("-o", "--output", type=Path, required=True, help="workload YAML to write")
+    p.add_argument("--normalize", default=None, metavar="MEAN,STD",
+                   help="the input normalisation the model was trained with, written to the "
+                        "YAML ('imagenet' or MEAN,STD; ONNX files do not carry it)")
 
     p = add("profile", cmd_profile, "per-layer input sparsity and OU input-pattern statistics")
     p.add_argument("model", help="zoo name, workload YAML or .onnx")

@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import DataError
 from .images import ImageSet, Preprocess
 from .reference import Execution, execute
 from .spec import Arch
 from .weights import QuantWeights, load_weights, prune, quantize_weights
-from .workload import Workload
+from .workload import Normalize, Workload
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class DataOptions:
         ``layer`` or ``global``.
     seed
         Seed of synthetic weights and of derived images.
+    normalize
+        Input normalisation of photographs (``--normalize``), else the workload's.
     """
 
     images: str = "samples"
@@ -40,15 +41,21 @@ class DataOptions:
     prune: float = 0.0
     prune_scope: str = "layer"
     seed: int = 0
+    normalize: Normalize | None = None
 
 
-def preprocessing(workload: Workload) -> Preprocess:
-    """The image preprocessing ``workload`` expects (square input, its normalisation)."""
-    c, h, w = workload.input_shape
-    if c != 3 or h != w:
-        raise DataError(f"workload {workload.name!r} takes {c}x{h}x{w} inputs; image sources "
-                        f"produce square RGB images (use a preprocessed .npy array instead)")
-    return Preprocess(size=h, mean=workload.normalize.mean, std=workload.normalize.std)
+def preprocessing(workload: Workload, normalize: Normalize | None = None) -> Preprocess:
+    """The input preprocessing ``workload`` expects: its input shape (photographs need a
+    square RGB one, which the image sources check) and its normalisation, unless
+    ``normalize`` (``--normalize``) overrides it."""
+    if normalize is not None:
+        norm, origin = normalize, "from --normalize"
+    else:
+        norm = workload.normalize
+        origin = ("from the workload" if workload.normalize_given
+                  else "ImageNet's, assumed: the workload does not say")
+    return Preprocess(size=workload.input_shape[1], mean=norm.mean, std=norm.std,
+                      shape=workload.input_shape, origin=origin)
 
 
 def prepare_weights(workload: Workload, arch: Arch, options: DataOptions) -> QuantWeights:
@@ -63,4 +70,5 @@ def run_reference(workload: Workload, arch: Arch, weights: QuantWeights, images:
                   progress: Callable[[str], None] | None = None) -> Execution:
     """Reference execution with the arch's input precision and row order."""
     return execute(workload, weights, images.pixels, input_bits=arch.mapping.input_bits,
-                   row_order=arch.mapping.row_order, scales=scales, progress=progress)
+                   row_order=arch.mapping.row_order, scales=scales, progress=progress,
+                   input_nonnegative=images.nonnegative)

@@ -9,7 +9,11 @@ Sources (``--images``):
 - a directory: every JPEG/PNG/BMP/TIFF below it, recursively, in sorted order (an ImageNet
   validation folder works as is).  Unreadable files are skipped with a warning.
 - a ``.npy``/``.npz`` array: ``uint8`` images ``(N, H, W, 3)`` are preprocessed like photos;
-  ``float`` arrays ``(N, 3, H, W)`` are taken as already preprocessed.
+  ``float`` arrays ``(N, C, H, W)`` of the workload's input shape are taken as already
+  preprocessed (a feature map of another network, the input of one layer or block).
+- ``synthetic`` or ``synthetic:DIST``: seeded synthetic activations of the workload's input
+  shape, from a stated distribution (:data:`SYNTHETIC`), for workloads that are not image
+  networks; learning and testing sets come from different seeds.
 
 Preprocessing is the standard ImageNet one: resize the shorter side to ``256/224`` of the
 crop size (256 for 224) with antialiasing, center-crop, scale to [0, 1] and normalise with
@@ -36,6 +40,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
+#: synthetic input distributions (``--images synthetic:NAME``) and what each is
+SYNTHETIC: dict[str, str] = {
+    "normal": "standard normal N(0, 1), as normalised images or pre-activation maps",
+    "relu": "rectified standard normal max(0, N(0, 1)), as post-ReLU feature maps "
+            "(half the values zero)",
+    "uniform": "uniform U(0, 1)",
+}
+
 #: scikit-image's bundled photographs, in the order ``samples`` uses them
 SAMPLE_PHOTOS: tuple[str, ...] = (
     "astronaut", "chelsea", "coffee", "rocket", "motorcycle", "retina", "hubble_deep_field",
@@ -61,6 +73,12 @@ class ImageSet:
         What ``--images`` said.
     warnings
         Files skipped and why.
+    inputs
+        What the inputs are and how they were normalised (every report shows it).
+    nonnegative
+        Non-negative by construction (post-ReLU feature maps: a preprocessed array with no
+        negative value, ``synthetic:relu``/``uniform``): quantized unsigned at the first
+        layers, as an accelerator would store them.
     """
 
     pixels: np.ndarray
@@ -68,6 +86,8 @@ class ImageSet:
     derived: tuple[bool, ...]
     source: str
     warnings: tuple[str, ...] = field(default=())
+    inputs: str = ""
+    nonnegative: bool = False
 
     def __len__(self) -> int:
         return len(self.names)
@@ -82,16 +102,34 @@ class ImageSet:
         if self.n_derived:
             text += (f" ({self.n_derived} are seeded random crops/flips of the others, as the "
                      f"source has too few)")
+        if self.inputs:
+            text += f"; {self.inputs}"
         return text
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How raw RGB images become network inputs."""
+    """How raw RGB images become network inputs.
+
+    ``shape`` is the workload's input ``(C, H, W)`` (preprocessed arrays and synthetic
+    activations must have it; photos need ``(3, size, size)``); ``origin`` says where
+    ``mean`` and ``std`` come from, for reports.
+    """
 
     size: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    shape: tuple[int, int, int] | None = None
+    origin: str = "ImageNet's"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.shape or (3, self.size, self.size)
+
+    def describe(self) -> str:
+        mean = ", ".join(f"{v:g}" for v in self.mean)
+        std = ", ".join(f"{v:g}" for v in self.std)
+        return f"photographs normalised with mean ({mean}), std ({std}) ({self.origin})"
 
     @property
     def resize_to(self) -> int:
@@ -179,6 +217,8 @@ class _Raw:
     load: Callable[[int], np.ndarray | None]
     warnings: list[str]
     preprocessed: np.ndarray | None = None
+    # every value of the whole array is >= 0 (decided once per file, so SL and ST agree)
+    nonnegative: bool = False
 
 
 def _open_source(source: str | Path) -> _Raw:
@@ -224,10 +264,13 @@ def _open_array(path: Path) -> _Raw:
         if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
             raise DataError(f"{path}: uint8 images must be (N, H, W, 3), got {array.shape}")
         return _Raw(names, lambda i: _to_rgb(array[i].squeeze(), names[i]), [])
-    if array.ndim != 4 or array.shape[1] != 3:
-        raise DataError(f"{path}: preprocessed float images must be (N, 3, H, W), got "
-                        f"{array.shape}")
-    return _Raw(names, lambda i: None, [], preprocessed=array.astype(np.float32))
+    if array.ndim != 4 or array.dtype.kind != "f":
+        raise DataError(f"{path}: preprocessed inputs must be a float array (N, C, H, W), "
+                        f"got {array.dtype} {array.shape}")
+    if not np.isfinite(array).all():
+        raise DataError(f"{path}: preprocessed inputs hold NaN or infinite values")
+    return _Raw(names, lambda i: None, [], preprocessed=array.astype(np.float32),
+                nonnegative=bool((array >= 0).all()))
 
 
 def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.random.Generator,
@@ -238,15 +281,26 @@ def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.r
     """
     if raw.preprocessed is not None:
         array = raw.preprocessed
-        if array.shape[2:] != (prep.size, prep.size):
-            raise DataError(f"{source}: preprocessed images are {array.shape[2]}x"
-                            f"{array.shape[3]}, the workload needs {prep.size}x{prep.size}")
+        if array.shape[1:] != prep.input_shape:
+            raise DataError(f"{source}: preprocessed inputs are (N, C, H, W) = "
+                            f"{list(array.shape)}, the workload needs (N, "
+                            f"{', '.join(map(str, prep.input_shape))})")
         chosen = list(indices)[:n]
         if len(chosen) < n:
             raise DataError(f"{source}: holds {len(raw.names)} preprocessed images, {n} needed "
                             f"here (derived copies are made only from raw images)")
         return (ImageSet(array[chosen], tuple(raw.names[i] for i in chosen), (False,) * n, source,
-                         tuple(raw.warnings)), chosen[-1] + 1)
+                         tuple(raw.warnings),
+                         inputs="preprocessed array, used as it is (no normalisation applied)"
+                         + ("; non-negative everywhere, so quantized unsigned"
+                            if raw.nonnegative else ""),
+                         nonnegative=raw.nonnegative),
+                chosen[-1] + 1)
+    if prep.input_shape != (3, prep.size, prep.size):
+        c, h, w = prep.input_shape
+        raise DataError(f"{source}: the workload takes {c}x{h}x{w} inputs; image sources "
+                        f"produce square RGB images (use a preprocessed .npy/.npz array of "
+                        f"(N, {c}, {h}, {w}) or --images synthetic[:DIST] instead)")
     pixels, names, derived, bases = [], [], [], []
     next_index = indices[0] if len(indices) else 0
     for i in indices:
@@ -271,7 +325,8 @@ def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.r
         pixels.append(preprocess(augment(image, rng), prep))
         names.append(f"{name}~crop{copies}")
         derived.append(True)
-    return (ImageSet(np.stack(pixels), tuple(names), tuple(derived), source, tuple(raw.warnings)),
+    return (ImageSet(np.stack(pixels), tuple(names), tuple(derived), source, tuple(raw.warnings),
+                     inputs=prep.describe()),
             next_index)
 
 
@@ -280,6 +335,8 @@ def load_images(source: str | Path = "samples", n: int = 8, *, prep: Preprocess 
     """Load ``n`` preprocessed images from ``source`` (see the module docstring)."""
     if n < 1:
         raise DataError(f"need at least one image, got n={n}")
+    if _is_synthetic(source):
+        return synthetic_inputs(str(source), n, (prep or Preprocess()).input_shape, seed)
     raw = _open_source(source)
     rng = np.random.default_rng(seed)
     return _take(raw, range(len(raw.names)), n, prep or Preprocess(), rng, str(source))[0]
@@ -297,6 +354,10 @@ def learn_test_split(source: str | Path = "samples", n_learn: int = 4, n_test: i
         raise DataError(f"need at least one learning and one testing image, got SL={n_learn}, "
                         f"ST={n_test}")
     prep = prep or Preprocess()
+    if _is_synthetic(source):
+        # disjoint by construction: the testing set draws from another seed
+        return (synthetic_inputs(str(source), n_learn, prep.input_shape, seed),
+                synthetic_inputs(str(source), n_test, prep.input_shape, seed + 1))
     raw = _open_source(source)
     total = len(raw.names)
     if total < 2:
@@ -312,3 +373,30 @@ def learn_test_split(source: str | Path = "samples", n_learn: int = 4, n_test: i
     test, _ = _take(raw, range(cut, total), n_test, prep, np.random.default_rng(seed + 1),
                     str(source))
     return dataclasses.replace(learn, warnings=()), test
+
+
+# ---------------------------------------------------------------------------- synthetic
+def _is_synthetic(source: str | Path) -> bool:
+    return isinstance(source, str) and (source == "synthetic" or source.startswith("synthetic:"))
+
+
+def synthetic_inputs(source: str, n: int, shape: tuple[int, int, int], seed: int) -> ImageSet:
+    """``n`` seeded synthetic activations of ``shape`` from ``synthetic[:DIST]``."""
+    dist = source.partition(":")[2] or "normal"
+    if dist not in SYNTHETIC:
+        raise DataError(f"--images {source}: unknown distribution {dist!r}; choose one of "
+                        f"{', '.join(f'synthetic:{d}' for d in SYNTHETIC)}")
+    rng = np.random.default_rng(seed)
+    size = (n, *shape)
+    if dist == "uniform":
+        pixels = rng.random(size, dtype=np.float32)
+    else:
+        pixels = rng.standard_normal(size, dtype=np.float32)
+        if dist == "relu":
+            np.maximum(pixels, 0, out=pixels)
+    names = tuple(f"synthetic:{dist}[{i}]" for i in range(n))
+    unsigned = dist != "normal"
+    return ImageSet(pixels, names, (False,) * n, source,
+                    inputs=f"synthetic activations (not images): {SYNTHETIC[dist]}, seed {seed}"
+                    + ("; non-negative, so quantized unsigned" if unsigned else ""),
+                    nonnegative=unsigned)

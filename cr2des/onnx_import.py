@@ -6,23 +6,28 @@ norm or bias folded into the conv/fc before it), or into a constant.  Shapes are
 taken from the file's ``value_info``: every layer goes through
 :func:`~cr2des.workload.make_layer`, which infers and checks them.
 
-What is supported (see ``docs/onnx.md``):
+What is supported (see ``docs/onnx.md``, which lists every operator and what it becomes):
 
 - crossbar layers: ``Conv`` (2-D, grouped and depthwise, any pads/``auto_pad``, strides,
   dilations), ``Gemm`` (``transB``, ``alpha``/``beta``; a 4-D input is flattened by the
   fc itself) and ``MatMul`` with a constant 2-D weight;
-- ``BatchNormalization``: folded into the conv/fc it follows (when nothing else reads that
-  layer's output), else kept as a ``batchnorm`` layer; an ``Add`` of a constant after a
-  conv/fc is folded into its bias the same way;
-- ``Relu``, ``Clip`` (0..6 is ``relu6``, 0..inf is ``relu``), ``Sigmoid``, ``Softmax``,
-  ``LRN``, ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``GlobalMaxPool``,
-  ``Concat`` (channel axis), ``Add`` and ``Sum``, ``Reshape`` and ``Flatten`` (when they
-  flatten ``(N, C, H, W)`` to ``(N, C*H*W)``);
+- ``BatchNormalization``, and ``Add``/``Sub``/``Mul``/``Div`` by a per-channel constant:
+  folded into the conv/fc they follow (when nothing else reads that layer's output), else
+  a ``batchnorm`` or ``affine`` layer; ``Mul`` of two activations is a ``mul`` layer;
+- activations and reductions: ``Relu``, ``Clip`` (``relu6``, ``relu`` or ``clip``),
+  ``LeakyRelu``, ``Sigmoid``, ``HardSigmoid``, ``HardSwish``, ``Tanh``, ``Softmax``,
+  ``LRN``, pools, and ``ReduceMean``/``ReduceMax`` over height and width (global pools);
+- layouts: ``Reshape``, ``Flatten``, ``Transpose``, ``Squeeze``, ``Unsqueeze``,
+  ``Slice`` and ``Split`` are followed element by element (:class:`_Value` views) and
+  become a ``flatten``, a channel ``shuffle``, a channel ``slice`` or nothing when a
+  compute node reads them; a zero ``Pad`` folds into the conv or pool that reads it;
+  ``Concat`` along channels, ``Add``/``Sum`` of activations;
 - passed through (no layer, with a note): ``Identity``, ``Dropout`` (inference), and
-  any reshape, concat or sum that leaves its single input as it is;
+  layouts, concats or sums that leave their single input as it is;
 - every node whose inputs are all constants is evaluated at import time, so the weights of
   the ONNX "light" model-zoo graphs, which are ``ConstantOfShape(shape)`` placeholders, have
-  their shapes; ``Shape`` of an activation is a constant too (batch taken as 1).
+  their shapes; ``Shape`` of an activation is a constant too (batch taken as 1), so
+  ``Shape -> Gather -> Concat`` reshape targets are constants.
 
 Everything else raises :class:`~cr2des.errors.ImportFailure` naming the file, the node and
 its operator.
@@ -44,7 +49,7 @@ from onnx import helper, numpy_helper
 
 from .errors import DataError, ImportFailure, SpecError
 from .fileio import atomic_path, atomic_write_text
-from .workload import Layer, Shape, Workload, make_layer
+from .workload import Layer, Normalize, Shape, Workload, make_layer
 
 __all__ = ["SUPPORTED_OPS", "import_onnx", "import_to_files", "onnx_weights"]
 
@@ -131,8 +136,8 @@ def onnx_weights(path: str | Path, workload: Workload) -> LayerTensors | None:
     return weights
 
 
-def import_to_files(onnx_path: str | Path, out_yaml: str | Path
-                    ) -> tuple[Workload, Path | None]:
+def import_to_files(onnx_path: str | Path, out_yaml: str | Path,
+                    normalize: Normalize | None = None) -> tuple[Workload, Path | None]:
     """Convert an ONNX model into a workload YAML and, if it has real weights, an ``.npz``.
 
     The weights (batch norms folded; see :func:`onnx_weights`) go to
@@ -147,6 +152,10 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
         The ``.onnx`` file.
     out_yaml
         The workload YAML to write.
+    normalize
+        The input normalisation the model was trained with, written as the YAML's
+        ``normalize`` key (ONNX files do not carry it); ``None`` leaves it out, and runs
+        then assume ImageNet's and say so.
 
     Returns
     -------
@@ -161,6 +170,8 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
         As :func:`import_onnx`.
     """
     workload, weights = _import(onnx_path)
+    if normalize is not None:
+        workload = _with_weights(workload, None, normalize)
     yaml_path = Path(out_yaml)
     if weights is None:
         atomic_write_text(yaml_path, workload.to_yaml())
@@ -177,10 +188,13 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
 
 
 # --------------------------------------------------------------------------- internals
-def _with_weights(workload: Workload, weights_file: Path) -> Workload:
+def _with_weights(workload: Workload, weights_file: Path | None,
+                  normalize: Normalize | None = None) -> Workload:
+    if normalize is None and workload.normalize_given:
+        normalize = workload.normalize
     return Workload(workload.name, workload.input_shape, list(workload),
                     variant=workload.variant, source=workload.source,
-                    weights_file=weights_file, notes=workload.notes)
+                    weights_file=weights_file, notes=workload.notes, normalize=normalize)
 
 
 def _import(path: str | Path) -> tuple[Workload, LayerTensors | None]:
@@ -210,10 +224,28 @@ def _clean_float(value: float) -> float:
 
 @dataclass
 class _Value:
-    """An activation tensor: the layer that produces it and its ONNX rank (4 or 2)."""
+    """An activation tensor: the layer that produces it and its ONNX rank (4 or 2).
+
+    A *view* (``view`` set) is the result of layout operators (Reshape, Transpose, Slice,
+    Split, Squeeze, ...) not yet turned into a layer: ``view.index`` holds, for every
+    element of the ONNX tensor (batch included), the flat index of the element of the
+    concrete tensor ``view.base`` it is.  A view becomes a layer (or nothing) only when a
+    compute operator reads it, so any chain of layout operators is exact.  ``pad`` is a
+    zero ``Pad`` ``[top, left, bottom, right]`` waiting to fold into the conv or pool
+    that reads it.
+    """
 
     layer: str
     rank: int
+    view: _View | None = None
+    pad: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class _View:
+    base: _Value
+    index: NDArray[np.int64]
+    node: onnx.NodeProto
 
 
 @dataclass
@@ -251,21 +283,35 @@ class _Importer:
         self.shapes: dict[str, Shape] = {}
         self.batch = 1
         # how often each tensor is read (graph outputs count as a reader)
+        # (a Shape node reads only the shape, which folding never changes)
         self.readers: Counter[str] = Counter(
-            name for node in self.graph.node for name in node.input if name)
+            name for node in self.graph.node if node.op_type != "Shape"
+            for name in node.input if name)
         self.readers.update(out.name for out in self.graph.output)
         node_names = Counter(node.name for node in self.graph.node)
         self.unique_node_names = {n for n, count in node_names.items() if n and count == 1}
         self.passed: Counter[str] = Counter()
         self.folded_bn = 0
         self.folded_bias = 0
+        self.folded_affine: Counter[str] = Counter()
         self.kept_bn: list[str] = []
+        self.folded_pads = 0
+        # materialized views, by (base layer, kind, parameter): readers share one layer
+        self.materialized: dict[tuple[str, str, int, int, int], _Value] = {}
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> tuple[Workload, LayerTensors | None]:
         input_shape, notes = self._read_input()
         for node in self.graph.node:
             self._node(node)
+        for out in self.graph.output:
+            value = self.values.get(out.name)
+            if value is not None and value.view is not None:
+                self._materialize(out.name, value)
+            elif value is not None and value.pad is not None:
+                raise ImportFailure(f"{self.file}: graph output {out.name!r} is a padded "
+                                    f"tensor; a zero Pad is supported only before a conv or "
+                                    f"pool")
         with_weights = [b for b in self.built.values() if b.op in ("conv", "fc", "batchnorm")]
         placeholder = any(b.placeholder for b in with_weights)
         notes += self._notes(placeholder)
@@ -324,6 +370,14 @@ class _Importer:
         if self.folded_bias:
             notes.append(f"{self.folded_bias} Add node(s) of a constant folded into the bias "
                          f"of the conv/fc layer before them")
+        if self.folded_affine:
+            listed = ", ".join(f"{count} {op}" for op, count in
+                               sorted(self.folded_affine.items()))
+            notes.append(f"element-wise operators with a per-channel constant folded into the "
+                         f"conv/fc, batchnorm or affine layer before them: {listed}")
+        if self.folded_pads:
+            notes.append(f"{self.folded_pads} zero Pad node(s) folded into the padding of the "
+                         f"conv/pool that reads them")
         if self.passed:
             listed = ", ".join(f"{count} {op}" for op, count in sorted(self.passed.items()))
             notes.append(f"passed through (no layer; they do nothing at inference): {listed}")
@@ -416,7 +470,7 @@ class _Importer:
 
     def _shape_of(self, node: onnx.NodeProto) -> None:
         attrs = _attrs(node)
-        shape = np.array(self._onnx_shape(self.values[node.input[0]]), dtype=np.int64)
+        shape = np.array(self._shape(self.values[node.input[0]]), dtype=np.int64)
         self.consts[node.output[0]] = shape[attrs.get("start", 0):attrs.get("end")]
 
     def _const(self, node: onnx.NodeProto, index: int, what: str) -> NDArray[Any] | None:
@@ -434,12 +488,23 @@ class _Importer:
                    for i in indices)
 
     # -- activations --------------------------------------------------------------------
-    def _act(self, node: onnx.NodeProto, index: int = 0, rank: int | None = None) -> _Value:
+    def _act(self, node: onnx.NodeProto, index: int = 0, rank: int | None = None,
+             padded: bool = False) -> _Value:
+        """Input ``index`` as a concrete activation (views become layers here).
+
+        ``padded`` accepts a tensor with a pending zero ``Pad`` (convs and pools fold it).
+        """
         name = node.input[index]
         if name not in self.values:
             raise self._fail(node, f"input {index} ({name!r}) must be an activation, not a "
                                    f"constant")
         value = self.values[name]
+        if value.view is not None:
+            value = self._materialize(name, value)
+        if value.pad is not None and not padded:
+            raise self._fail(node, f"reads {name!r}, the output of a Pad; a zero Pad is "
+                                   f"supported only when a Conv, MaxPool or AveragePool "
+                                   f"reads it")
         if rank is not None and value.rank != rank:
             kind = "(N, C, H, W)" if rank == 4 else "(N, features)"
             raise self._fail(node, f"expects a {kind} input, got rank {value.rank}")
@@ -448,6 +513,118 @@ class _Importer:
     def _onnx_shape(self, value: _Value) -> tuple[int, ...]:
         c, h, w = self.shapes[value.layer]
         return (self.batch, c, h, w) if value.rank == 4 else (self.batch, c * h * w)
+
+    def _shape(self, value: _Value) -> tuple[int, ...]:
+        """The ONNX shape of any value: concrete, view or padded."""
+        if value.view is not None:
+            return tuple(value.view.index.shape)
+        shape = self._onnx_shape(value)
+        if value.pad is not None:
+            t, left, b, r = value.pad
+            return (*shape[:2], shape[2] + t + b, shape[3] + left + r)
+        return shape
+
+    # -- layout views ---------------------------------------------------------------------
+    def _view_of(self, node: onnx.NodeProto, index: int = 0) -> tuple[_Value, NDArray[Any]]:
+        """The concrete base and element index of input ``index`` (for a layout op)."""
+        name = node.input[index]
+        if name not in self.values:
+            raise self._fail(node, f"input {index} ({name!r}) must be an activation, not a "
+                                   f"constant")
+        value = self.values[name]
+        if value.pad is not None:
+            raise self._fail(node, f"reads {name!r}, the output of a Pad; a zero Pad is "
+                                   f"supported only when a Conv, MaxPool or AveragePool "
+                                   f"reads it")
+        if value.view is not None:
+            return value.view.base, value.view.index
+        shape = self._onnx_shape(value)
+        return value, np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+
+    def _produce_view(self, node: onnx.NodeProto, output: str, base: _Value,
+                      index: NDArray[Any]) -> None:
+        self.values[output] = _Value(base.layer, index.ndim,
+                                     view=_View(base, np.asarray(index), node))
+
+    def _materialize(self, name: str, value: _Value) -> _Value:
+        """Turn a view into a concrete value: its base, a flatten, a shuffle, a slice."""
+        assert value.view is not None
+        base, index, node = value.view.base, value.view.index, value.view.node
+        shape = self._onnx_shape(base)
+        flat = np.arange(math.prod(shape), dtype=np.int64)
+        out: _Value | None = None
+        same_hw1 = (index.ndim in (2, 4) and index.shape[0] == self.batch
+                    and math.prod(index.shape[2:]) == 1
+                    and self.shapes[base.layer][1:] == (1, 1))
+        if np.array_equal(index.ravel(), flat) and (index.shape == shape or same_hw1):
+            # the same tensor, or (N, C) <-> (N, C, 1, 1), which the workload does not tell
+            # apart
+            self.passed["layout operators that leave the tensor as it is"] += 1
+            out = base if index.ndim == base.rank else _Value(base.layer, index.ndim)
+            built = self.built.get(base.layer)
+            if built is not None:
+                built.aliases.append(name)  # its readers read the base
+        elif (np.array_equal(index.ravel(), flat) and index.ndim in (2, 4)
+              and index.shape[0] == self.batch and math.prod(index.shape[2:]) == 1):
+            out = self._derived(node, base, "flatten", {}, 0, 0, 0, index.ndim)
+        elif base.rank == 4 and index.ndim == 4:
+            out = self._channel_selection(node, base, index)
+        if out is None:
+            raise self._fail(node, f"the result of this layout operator, {list(index.shape)} "
+                                   f"from {list(shape)}, is not supported: only flattening "
+                                   f"(N, C, H, W) to (N, C*H*W), a channel shuffle and a "
+                                   f"slice of channels can become layers")
+        self.values[name] = out
+        return out
+
+    def _channel_selection(self, node: onnx.NodeProto, base: _Value, index: NDArray[Any]
+                           ) -> _Value | None:
+        """A view that picks whole channels of ``base``: a shuffle, a slice, or both."""
+        b, c, h, w = self._onnx_shape(base)
+        if index.shape[0] != b or index.shape[2:] != (h, w):
+            return None
+        select = index[0, :, 0, 0] // (h * w)
+        plane = np.arange(h * w, dtype=np.int64).reshape(h, w)
+        expected = (np.arange(b)[:, None, None, None] * (c * h * w)
+                    + select[None, :, None, None] * (h * w) + plane)
+        if not np.array_equal(index, expected):
+            return None
+        # a slice of the channels as they are, or of the channels after one shuffle
+        for groups in [1] + [g for g in range(2, c + 1) if c % g == 0]:
+            order = _shuffled(c, groups)
+            position = np.empty(c, dtype=np.int64)
+            position[order] = np.arange(c)
+            picked = position[select]
+            if len(picked) == 0:
+                return None
+            start, stop, step = _as_range(picked)
+            if step == 0:
+                continue
+            source = base
+            if groups > 1:
+                source = self._derived(node, base, "shuffle", {"groups": groups}, groups, 0,
+                                       0, 4)
+            if (start, stop, step) == (0, c, 1):
+                return source
+            return self._derived(node, source, "slice",
+                                 {"start": start, "stop": stop, "step": step},
+                                 start, stop, step, 4)
+        return None
+
+    def _derived(self, node: onnx.NodeProto, base: _Value, op: str, params: Mapping[str, Any],
+                 a: int, b: int, c: int, rank: int) -> _Value:
+        """One flatten/shuffle/slice layer of ``base``, shared by every reader."""
+        key = (base.layer, op, a, b, c)
+        if key not in self.materialized:
+            name = self._layer_name(node)
+            inputs = (base.layer,)
+            built = _Built(op=op, inputs=inputs, params=dict(params),
+                           layer=self._make(node, name, op, inputs, params))
+            self.built[name] = built
+            self.shapes[name] = built.layer.shape
+            self.materialized[key] = _Value(name, rank)
+        value = self.materialized[key]
+        return value if value.rank == rank else _Value(value.layer, rank)
 
     def _add(self, node: onnx.NodeProto, op: str, sources: list[_Value],
              params: Mapping[str, Any], rank: int, **weights: Any) -> _Built:
@@ -492,14 +669,14 @@ class _Importer:
             built.absorbed += 1
         self._produce(node, value)
 
-    def _foldable(self, value: _Value) -> _Built | None:
+    def _foldable(self, value: _Value, ops: tuple[str, ...] = ("conv", "fc")) -> _Built | None:
         """The conv/fc that ``value`` comes from, if the node at hand is its only reader.
 
         Folding changes what the layer outputs, which is right only if no other node (and
         no graph output) sees the unfolded tensor, through any of its aliases.
         """
         built = self.built.get(value.layer)
-        if built is None or built.op not in ("conv", "fc"):
+        if built is None or built.op not in ops:
             return None
         reads = sum(self.readers[name] for name in built.aliases) - built.absorbed
         return built if reads == 1 else None
@@ -510,7 +687,7 @@ class _Importer:
 
     # -- operators ----------------------------------------------------------------------
     def _conv(self, node: onnx.NodeProto) -> None:
-        src = self._act(node, 0, rank=4)
+        src = self._act(node, 0, rank=4, padded=True)
         weight = self._const(node, 1, "weight")
         bias = self._const(node, 2, "bias")
         assert weight is not None  # the checker requires the input
@@ -532,7 +709,8 @@ class _Importer:
         if bias is not None and bias.size != weight.shape[0]:
             raise self._fail(node, f"bias has {bias.size} values for {weight.shape[0]} "
                                    f"output channels")
-        pads = self._pads(node, attrs, src, kernel, stride, dilation)
+        pads = self._folded_pads(node, src, self._pads(node, attrs, src, kernel, stride,
+                                                      dilation))
         params = {"out": int(weight.shape[0]), "kernel": kernel, "stride": stride,
                   "pad": pads, "dilation": dilation, "groups": groups,
                   "bias": bias is not None}
@@ -618,37 +796,96 @@ class _Importer:
 
     def _add_op(self, node: onnx.NodeProto) -> None:
         names = [name for name in node.input if name]
-        consts = [name for name in names if name in self.consts]
-        if consts:
-            self._bias_add(node, names, consts)
+        if any(name in self.consts for name in names):
+            self._arith_const(node, names)
             return
-        sources = [self.values[name] for name in names]
+        sources = [self._act(node, i) for i in range(len(node.input)) if node.input[i]]
         if len(sources) == 1:
             self._pass_through(node, sources[0], f"{node.op_type} of one input")
             return
         self._add(node, "add", sources, {}, max(v.rank for v in sources))
 
-    def _bias_add(self, node: onnx.NodeProto, names: list[str], consts: list[str]) -> None:
-        acts = [name for name in names if name not in self.consts]
-        if node.op_type != "Add" or len(acts) != 1:
-            raise self._fail(node, "adds of constants are supported only as a bias after a "
-                                   "conv/fc (Add of one activation and one constant)")
-        src = self.values[acts[0]]
-        target = self._foldable(src)
+    def _arith(self, node: onnx.NodeProto) -> None:
+        """Mul, Sub, Div: by a constant (an affine map), or Mul of two activations."""
+        names = list(node.input)
+        if any(name in self.consts for name in names):
+            self._arith_const(node, names)
+            return
+        if node.op_type != "Mul":
+            raise self._fail(node, f"{node.op_type} of two activations is not supported; only "
+                                   f"Add and Mul of activations, and Sub/Div by a constant")
+        a, b = self._act(node, 0), self._act(node, 1)
+        self._add(node, "mul", [a, b], {}, max(a.rank, b.rank))
+
+    def _arith_const(self, node: onnx.NodeProto, names: list[str]) -> None:
+        """An element-wise op of one activation and one per-channel constant: ``x s + t``."""
+        if len(names) != 2 or all(name in self.consts for name in names):
+            raise self._fail(node, "expects one activation and one constant")
+        act_first = names[0] not in self.consts
+        src = self._act(node, 0 if act_first else 1)
+        const_name = names[1] if act_first else names[0]
+        channels = self.shapes[src.layer][0] if src.rank == 4 else \
+            math.prod(self.shapes[src.layer])
+        c = np.asarray(self._channel_vector(node, self.consts[const_name], channels,
+                                            rank=src.rank), dtype=np.float64)
+        op = node.op_type
+        if op in ("Add", "Sum"):
+            scale, shift = np.ones(1), c
+        elif op == "Mul":
+            scale, shift = c, np.zeros(1)
+        elif op == "Sub":
+            scale, shift = (np.ones(1), -c) if act_first else (-np.ones(1), c)
+        elif act_first:  # Div
+            if np.any(c == 0):
+                raise self._fail(node, "division by a constant that holds zeros")
+            scale, shift = 1.0 / c, np.zeros(1)
+        else:
+            raise self._fail(node, "a constant divided by an activation (a reciprocal) is not "
+                                   "supported")
+        self._affine(node, src, scale, shift, const_name in self.placeholders)
+
+    def _affine(self, node: onnx.NodeProto, src: _Value, scale: NDArray[Any],
+                shift: NDArray[Any], placeholder: bool) -> None:
+        """``y = x scale + shift`` per channel: folded into the conv/fc (or affine layer)
+        that only this node reads, else an ``affine`` layer."""
+        target = self._foldable(src, ("conv", "fc", "affine", "batchnorm"))
+        has_shift = bool(np.any(shift != 0))
         if target is None:
-            raise self._fail(node, "an Add of a constant can only be folded into the bias of "
-                                   "a conv/fc layer that nothing else reads; this one follows "
-                                   f"{src.layer!r}")
-        assert target.weight is not None
-        vector = self._channel_vector(node, self.consts[consts[0]], target.weight.shape[0],
-                                      rank=src.rank)
-        target.placeholder = target.placeholder or consts[0] in self.placeholders
-        if not target.placeholder:
-            previous = 0.0 if target.bias is None else np.asarray(target.bias, np.float64)
-            target.bias = previous + np.asarray(vector, dtype=np.float64)
-        target.params["bias"] = True
+            params = {"scale": _compact_vector(scale), "shift": _compact_vector(shift)}
+            self._add(node, "affine", [src], params, src.rank)
+            return
+        if target.op == "batchnorm":
+            # gamma (x - mean) / sqrt(var + eps) + beta, then * s + t
+            target.placeholder = target.placeholder or placeholder
+            if not target.placeholder:
+                gamma, beta, mean, var = (np.asarray(p, dtype=np.float64).ravel()
+                                          for p in target.statistics)
+                out = gamma.size
+                s = np.broadcast_to(scale, (out,))
+                target.statistics = (gamma * s, beta * s + np.broadcast_to(shift, (out,)),
+                                     mean, var)
+        elif target.op == "affine":
+            old_scale = np.asarray(target.params["scale"], dtype=np.float64)
+            old_shift = np.asarray(target.params["shift"], dtype=np.float64)
+            target.params["scale"] = _compact_vector(old_scale * scale)
+            target.params["shift"] = _compact_vector(old_shift * scale + shift)
+        else:
+            target.placeholder = target.placeholder or placeholder
+            if not target.placeholder:
+                assert target.weight is not None
+                out = target.weight.shape[0]
+                s = np.broadcast_to(scale, (out,))
+                shape = (-1,) + (1,) * (target.weight.ndim - 1)
+                target.weight = np.asarray(target.weight, dtype=np.float64) * s.reshape(shape)
+                bias = 0.0 if target.bias is None else np.asarray(target.bias, np.float64)
+                target.bias = np.broadcast_to(bias * s + shift, (out,))
+            if has_shift or placeholder:
+                target.params["bias"] = True
         self._rebuild(node, target)
-        self.folded_bias += 1
+        if node.op_type == "Add" and target.op in ("conv", "fc"):
+            self.folded_bias += 1
+        else:
+            self.folded_affine[node.op_type] += 1
         self._absorb(node, src)
 
     def _channel_vector(self, node: onnx.NodeProto, const: NDArray[Any], channels: int,
@@ -665,7 +902,7 @@ class _Importer:
         return np.broadcast_to(const.reshape(shape[1]), (channels,))
 
     def _pool(self, node: onnx.NodeProto) -> None:
-        src = self._act(node, 0, rank=4)
+        src = self._act(node, 0, rank=4, padded=True)
         attrs = _attrs(node)
         kernel = [int(k) for k in attrs.get("kernel_shape", [])]
         if len(kernel) != 2:
@@ -682,7 +919,55 @@ class _Importer:
         if op == "avgpool":
             # ONNX's default is 0, PyTorch's (and the workload's) is true: always explicit
             params["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
+        if src.pad is not None:
+            if op == "maxpool" and not self._nonnegative(src.layer):
+                raise self._fail(node, "a zero Pad before a MaxPool folds into it only when "
+                                       "its input is non-negative (after a ReLU): max pooling "
+                                       "pads with -inf")
+            if op == "avgpool":
+                if any(pads) and not params["count_include_pad"]:
+                    raise self._fail(node, "a zero Pad before an AveragePool with its own "
+                                           "padding and count_include_pad=0 cannot fold")
+                # the padded zeros count in every window, as they did as pixels
+                params["count_include_pad"] = True
+            params["pad"] = self._folded_pads(node, src, pads)
         self._add(node, op, [src], params, 4)
+
+    def _folded_pads(self, node: onnx.NodeProto, src: _Value, pads: list[int]) -> list[int]:
+        """The node's own pads plus those of a zero Pad before it."""
+        if src.pad is None:
+            return pads
+        if _auto_pad(_attrs(node)) != "NOTSET":
+            raise self._fail(node, "a zero Pad cannot fold into a node with auto_pad")
+        self.folded_pads += 1
+        return [a + b for a, b in zip(pads, src.pad, strict=True)]
+
+    def _nonnegative(self, name: str) -> bool:
+        """Whether a layer's output is non-negative by construction (as the executor sees
+        it)."""
+        built = self.built.get(name)
+        if built is None:
+            return False
+        op = built.op
+        if op in ("relu", "relu6", "sigmoid", "hardsigmoid", "softmax"):
+            return True
+        if op == "clip":
+            return bool(built.layer.params.min >= 0)
+        if op in ("maxpool", "avgpool", "flatten", "concat", "add", "mul", "shuffle", "slice"):
+            return all(self._nonnegative(src) for src in built.inputs)
+        return False
+
+    def _reduce(self, node: onnx.NodeProto) -> None:
+        src = self._act(node, 0, rank=4)
+        attrs = _attrs(node)
+        since = 18 if node.op_type in ("ReduceMean", "ReduceMax") else 13
+        axes = sorted(self._axes(node, since, 4, default=[0, 1, 2, 3]))
+        if axes != [2, 3]:
+            raise self._fail(node, f"reducing over axes {axes} is not supported; only over "
+                                   f"height and width (axes 2, 3: a global pool)")
+        op = "maxpool" if node.op_type == "ReduceMax" else "avgpool"
+        keep = bool(attrs.get("keepdims", 1))
+        self._add(node, op, [src], {"global": True}, 4 if keep else 2)
 
     def _global_pool(self, node: onnx.NodeProto) -> None:
         src = self._act(node, 0, rank=4)
@@ -700,21 +985,42 @@ class _Importer:
     def _sigmoid(self, node: onnx.NodeProto) -> None:
         self._unary(node, "sigmoid")
 
+    def _leaky_relu(self, node: onnx.NodeProto) -> None:
+        alpha = _clean_float(_attrs(node).get("alpha", 0.01))
+        self._unary(node, "leakyrelu", {"alpha": alpha})
+
+    def _hard_sigmoid(self, node: onnx.NodeProto) -> None:
+        attrs = _attrs(node)
+        self._unary(node, "hardsigmoid", {"alpha": _clean_float(attrs.get("alpha", 0.2)),
+                                          "beta": _clean_float(attrs.get("beta", 0.5))})
+
+    def _hard_swish(self, node: onnx.NodeProto) -> None:
+        self._unary(node, "hardswish")
+
+    def _tanh(self, node: onnx.NodeProto) -> None:
+        self._unary(node, "tanh")
+
     def _clip(self, node: onnx.NodeProto) -> None:
         if self.opset < 11:
             attrs = _attrs(node)
             low, high = attrs.get("min", -_FLT_MAX), attrs.get("max", _FLT_MAX)
         else:
             lo, hi = self._const(node, 1, "min"), self._const(node, 2, "max")
-            low = -_FLT_MAX if lo is None else float(lo)
-            high = _FLT_MAX if hi is None else float(hi)
+            if any(v is not None and v.size != 1 for v in (lo, hi)):
+                raise self._fail(node, "min and max must be single values")
+            low = -_FLT_MAX if lo is None else float(lo.ravel()[0])
+            high = _FLT_MAX if hi is None else float(hi.ravel()[0])
         if low == 0.0 and high == 6.0:
             self._unary(node, "relu6")
         elif low == 0.0 and high >= _FLT_MAX:
             self._unary(node, "relu")
         else:
-            raise self._fail(node, f"Clip(min={low:g}, max={high:g}) is supported only as "
-                                   f"relu (min 0) or relu6 (min 0, max 6)")
+            params = {}
+            if low > -_FLT_MAX:
+                params["min"] = _clean_float(low)
+            if high < _FLT_MAX:
+                params["max"] = _clean_float(high)
+            self._unary(node, "clip", params)
 
     def _softmax(self, node: onnx.NodeProto) -> None:
         src = self._act(node, 0)
@@ -740,6 +1046,11 @@ class _Importer:
         self._unary(node, "lrn", params)
 
     def _identity(self, node: onnx.NodeProto) -> None:
+        value = self.values.get(node.input[0])
+        if value is not None and (value.view is not None or value.pad is not None):
+            self.passed[node.op_type] += 1
+            self.values[node.output[0]] = value
+            return
         src = self._act(node, 0)
         self._pass_through(node, src, node.op_type)
 
@@ -760,7 +1071,7 @@ class _Importer:
         self._add(node, "concat", sources, {}, rank)
 
     def _reshape(self, node: onnx.NodeProto) -> None:
-        src = self._act(node, 0)
+        base, index = self._view_of(node, 0)
         attrs = _attrs(node)
         if self.opset < 5:
             target = [int(v) for v in attrs.get("shape", [])]
@@ -768,24 +1079,143 @@ class _Importer:
             spec = self._const(node, 1, "shape")
             assert spec is not None
             target = [int(v) for v in spec.ravel()]
-        self._flatten_or_fail(node, src, self._resolve(node, src, target,
-                                                       bool(attrs.get("allowzero", 0))))
+        out = self._resolve(node, index.shape, target, bool(attrs.get("allowzero", 0)))
+        self._produce_view(node, node.output[0], base, index.reshape(out))
 
     def _flatten(self, node: onnx.NodeProto) -> None:
-        src = self._act(node, 0)
+        base, index = self._view_of(node, 0)
         axis = int(_attrs(node).get("axis", 1))
-        axis = axis + src.rank if axis < 0 else axis
-        if axis != 1:
-            # with a batch of 1 other axes could look like a flatten; they are not one
-            raise self._fail(node, f"flattening from axis {axis} is not supported; only from "
-                                   f"axis 1 ((N, C, H, W) to (N, C*H*W))")
-        shape = self._onnx_shape(src)
-        self._flatten_or_fail(node, src, [shape[0], math.prod(shape[1:])])
+        axis = axis + index.ndim if axis < 0 else axis
+        self._produce_view(node, node.output[0], base,
+                           index.reshape(math.prod(index.shape[:axis]), -1))
 
-    def _resolve(self, node: onnx.NodeProto, src: _Value, target: list[int],
+    def _transpose(self, node: onnx.NodeProto) -> None:
+        base, index = self._view_of(node, 0)
+        perm = _attrs(node).get("perm")
+        perm = list(range(index.ndim))[::-1] if perm is None else [int(p) for p in perm]
+        if sorted(perm) != list(range(index.ndim)):
+            raise self._fail(node, f"perm {perm} is not a permutation of {index.ndim} axes")
+        self._produce_view(node, node.output[0], base, index.transpose(perm))
+
+    def _axes(self, node: onnx.NodeProto, since: int, rank: int,
+              default: list[int] | None = None) -> list[int]:
+        """The ``axes`` of a node: an attribute before opset ``since``, an input after."""
+        if self.opset < since:
+            raw = _attrs(node).get("axes")
+        else:
+            const = self._const(node, 1, "axes")
+            raw = None if const is None else const.ravel().tolist()
+        if raw is None:
+            if default is None:
+                raise self._fail(node, "axes are required")
+            return default
+        axes = [int(a) + rank if int(a) < 0 else int(a) for a in raw]
+        if any(not 0 <= a < rank for a in axes) or len(set(axes)) != len(axes):
+            raise self._fail(node, f"invalid axes {list(raw)} for rank {rank}")
+        return axes
+
+    def _squeeze(self, node: onnx.NodeProto) -> None:
+        base, index = self._view_of(node, 0)
+        ones = [i for i, d in enumerate(index.shape) if d == 1]
+        axes = self._axes(node, 13, index.ndim, default=ones)
+        if any(index.shape[a] != 1 for a in axes):
+            raise self._fail(node, f"cannot squeeze axes {axes} of {list(index.shape)}")
+        self._produce_view(node, node.output[0], base, np.squeeze(index, axis=tuple(axes)))
+
+    def _unsqueeze(self, node: onnx.NodeProto) -> None:
+        base, index = self._view_of(node, 0)
+        if self.opset < 13:
+            n_axes = len(_attrs(node).get("axes", []))
+        else:
+            const = self._const(node, 1, "axes")
+            n_axes = 0 if const is None else const.size
+        axes = self._axes(node, 13, index.ndim + n_axes)
+        self._produce_view(node, node.output[0], base, np.expand_dims(index, tuple(axes)))
+
+    def _slice(self, node: onnx.NodeProto) -> None:
+        base, index = self._view_of(node, 0)
+        if self.opset < 10:
+            attrs = _attrs(node)
+            starts, ends = list(attrs["starts"]), list(attrs["ends"])
+            axes = list(attrs.get("axes", range(len(starts))))
+            steps = [1] * len(starts)
+        else:
+            values = [self._const(node, i, what) for i, what in
+                      enumerate(("starts", "ends", "axes", "steps"), start=1)]
+            starts, ends = (v.ravel().tolist() for v in values[:2])  # type: ignore[union-attr]
+            axes = (list(range(len(starts))) if values[2] is None
+                    else values[2].ravel().tolist())
+            steps = [1] * len(starts) if values[3] is None else values[3].ravel().tolist()
+        out = index
+        for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+            axis = int(axis) + index.ndim if int(axis) < 0 else int(axis)
+            if step == 0:
+                raise self._fail(node, "a step of 0 is invalid")
+            size = out.shape[axis]
+            out = np.take(out, _slice_range(int(start), int(end), int(step), size), axis=axis)
+        if 0 in out.shape:
+            raise self._fail(node, f"the slice of {list(index.shape)} is empty")
+        self._produce_view(node, node.output[0], base, out)
+
+    def _split(self, node: onnx.NodeProto) -> None:
+        base, index = self._view_of(node, 0)
+        attrs = _attrs(node)
+        axis = int(attrs.get("axis", 0))
+        axis = axis + index.ndim if axis < 0 else axis
+        outputs = [name for name in node.output]
+        size = index.shape[axis]
+        if self.opset < 13:
+            sizes = [int(v) for v in attrs.get("split", [])]
+        else:
+            const = self._const(node, 1, "split")
+            sizes = [] if const is None else [int(v) for v in const.ravel()]
+        if not sizes:
+            # equal parts, the last one smaller (opset 18's num_outputs rule)
+            part = -(-size // len(outputs))
+            sizes = [min(part, size - i * part) for i in range(len(outputs))]
+        if len(sizes) != len(outputs) or sum(sizes) != size or min(sizes) < 1:
+            raise self._fail(node, f"split sizes {sizes} do not divide axis {axis} of "
+                                   f"{list(index.shape)} into {len(outputs)} parts")
+        bounds = np.cumsum([0, *sizes])
+        for name, lo, hi in zip(outputs, bounds[:-1], bounds[1:], strict=True):
+            if name:
+                self._produce_view(node, name, base,
+                                   np.take(index, np.arange(lo, hi), axis=axis))
+
+    def _pad(self, node: onnx.NodeProto) -> None:
+        src = self._act(node, 0, rank=4, padded=True)  # two Pads in a row add up
+        attrs = _attrs(node)
+        mode = attrs.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if self.opset < 11:
+            pads = [int(p) for p in attrs.get("pads", attrs.get("paddings", []))]
+            value = float(attrs.get("value", 0.0))
+        else:
+            spec = self._const(node, 1, "pads")
+            assert spec is not None
+            pads = [int(p) for p in spec.ravel()]
+            fill = self._const(node, 2, "constant_value")
+            value = 0.0 if fill is None or fill.size == 0 else float(fill.ravel()[0])
+            axes_const = self._const(node, 3, "axes") if self.opset >= 18 else None
+            if axes_const is not None:
+                axes = [int(a) + 4 if int(a) < 0 else int(a) for a in axes_const.ravel()]
+                full = [0] * 8
+                for i, a in enumerate(axes):
+                    full[a], full[a + 4] = pads[i], pads[i + len(axes)]
+                pads = full
+        if mode != "constant" or value != 0.0:
+            raise self._fail(node, f"only zero constant padding is supported (it folds into "
+                                   f"the next conv or pool); got mode {mode!r}, value {value:g}")
+        if len(pads) != 8 or pads[0] or pads[1] or pads[4] or pads[5] or min(pads) < 0:
+            raise self._fail(node, f"pads {pads} must pad only height and width, by "
+                                   f">= 0 pixels")
+        t, left, b, r = src.pad or (0, 0, 0, 0)
+        self.values[node.output[0]] = _Value(
+            src.layer, 4, pad=(t + pads[2], left + pads[3], b + pads[6], r + pads[7]))
+
+    def _resolve(self, node: onnx.NodeProto, shape: tuple[int, ...], target: list[int],
                  allowzero: bool) -> list[int]:
         """The output shape of an ONNX Reshape (0 copies a dimension, -1 is inferred)."""
-        shape = self._onnx_shape(src)
         out = [shape[i] if v == 0 and not allowzero and i < len(shape) else v
                for i, v in enumerate(target)]
         if out.count(-1) > 1 or any(v < -1 for v in out):
@@ -798,17 +1228,6 @@ class _Importer:
         if math.prod(out) != math.prod(shape):
             raise self._fail(node, f"cannot reshape {list(shape)} to {target}")
         return out
-
-    def _flatten_or_fail(self, node: onnx.NodeProto, src: _Value, out: list[int]) -> None:
-        shape = self._onnx_shape(src)
-        if list(shape) == out:
-            self._pass_through(node, src, f"{node.op_type} to the same shape")
-            return
-        if src.rank == 4 and out == [shape[0], math.prod(shape[1:])]:
-            self._add(node, "flatten", [src], {}, 2)
-            return
-        raise self._fail(node, f"reshaping {list(shape)} to {out} is not supported; only "
-                               f"flattening (N, C, H, W) to (N, C*H*W)")
 
     # -- attribute helpers ----------------------------------------------------------------
     def _pair(self, node: onnx.NodeProto, attrs: Mapping[str, Any], key: str) -> list[int]:
@@ -842,6 +1261,44 @@ class _Importer:
         return begin + end
 
 
+def _compact_vector(values: NDArray[Any]) -> list[float]:
+    """A per-channel constant as a list, one value when all are equal."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size and np.all(flat == flat[0]):
+        flat = flat[:1]
+    return [float(np.float32(v)) for v in flat]
+
+
+def _slice_range(start: int, end: int, step: int, size: int) -> NDArray[np.int64]:
+    """Indices an ONNX Slice takes along one axis of ``size`` (its clamping rules)."""
+    if start < 0:
+        start += size
+    if end < 0:
+        end += size
+    if step > 0:
+        start, end = min(max(start, 0), size), min(max(end, 0), size)
+    else:
+        start, end = min(max(start, 0), size - 1), min(max(end, -1), size - 1)
+    return np.arange(start, end, step, dtype=np.int64)
+
+
+def _shuffled(channels: int, groups: int) -> NDArray[np.int64]:
+    """Input channel of each output channel of a channel shuffle (ShuffleNet)."""
+    return np.arange(channels, dtype=np.int64).reshape(groups, -1).T.ravel()
+
+
+def _as_range(values: NDArray[Any]) -> tuple[int, int, int]:
+    """``(start, stop, step)`` if ``values`` is an increasing arithmetic progression, else
+    step 0."""
+    start = int(values[0])
+    if len(values) == 1:
+        return start, start + 1, 1
+    step = int(values[1] - values[0])
+    if step < 1 or not np.array_equal(values, start + step * np.arange(len(values))):
+        return start, start, 0
+    return start, int(values[-1]) + 1, step
+
+
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -854,6 +1311,21 @@ def _auto_pad(attrs: Mapping[str, Any]) -> str:
 
 _HANDLERS = {
     "Add": _Importer._add_op,
+    "Div": _Importer._arith,
+    "HardSigmoid": _Importer._hard_sigmoid,
+    "HardSwish": _Importer._hard_swish,
+    "LeakyRelu": _Importer._leaky_relu,
+    "Mul": _Importer._arith,
+    "Pad": _Importer._pad,
+    "ReduceMax": _Importer._reduce,
+    "ReduceMean": _Importer._reduce,
+    "Slice": _Importer._slice,
+    "Split": _Importer._split,
+    "Squeeze": _Importer._squeeze,
+    "Sub": _Importer._arith,
+    "Tanh": _Importer._tanh,
+    "Transpose": _Importer._transpose,
+    "Unsqueeze": _Importer._unsqueeze,
     "AveragePool": _Importer._pool,
     "BatchNormalization": _Importer._batchnorm,
     "Clip": _Importer._clip,

@@ -28,16 +28,18 @@ from .workload import ConvParams, Layer, PoolParams, Workload
 #: im2col chunk budget in bytes of uint8 vectors (the float32 copy is 4x this)
 CHUNK_BYTES = 32 * 2**20
 
-_NONNEGATIVE_OPS = frozenset({"relu", "relu6", "sigmoid", "softmax"})
+_NONNEGATIVE_OPS = frozenset({"relu", "relu6", "sigmoid", "softmax", "hardsigmoid"})
 _SIGN_PRESERVING = frozenset({"maxpool", "avgpool", "flatten", "dropout", "identity", "lrn",
-                              "concat", "add"})
+                              "concat", "add", "mul", "shuffle", "slice"})
 
 
-def nonnegative(workload: Workload) -> dict[str, bool]:
-    """Which tensors are non-negative by construction (decides unsigned quantization)."""
-    result = {"input": False}
+def nonnegative(workload: Workload, input_nonnegative: bool = False) -> dict[str, bool]:
+    """Which tensors are non-negative by construction (decides unsigned quantization).
+
+    The network input is signed unless ``input_nonnegative`` (a post-ReLU feature map)."""
+    result = {"input": input_nonnegative}
     for layer in workload:
-        if layer.op in _NONNEGATIVE_OPS:
+        if layer.op in _NONNEGATIVE_OPS or (layer.op == "clip" and layer.params.min >= 0):
             result[layer.name] = True
         elif layer.op in _SIGN_PRESERVING:
             result[layer.name] = all(result[s] for s in layer.inputs)
@@ -225,6 +227,30 @@ def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights | W
         return 1.0 / (1.0 + np.exp(-x))
     if op == "softmax":
         return _softmax(x)
+    if op == "clip":
+        return np.clip(x, layer.params.min, layer.params.max)
+    if op == "leakyrelu":
+        return np.where(x < 0, x * np.float32(layer.params.alpha), x)
+    if op == "hardsigmoid":
+        p = layer.params
+        return np.clip(x * np.float32(p.alpha) + np.float32(p.beta), 0, 1)
+    if op == "hardswish":
+        return x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1)
+    if op == "tanh":
+        return np.tanh(x)
+    if op == "affine":
+        scale = np.asarray(layer.params.scale, dtype=np.float32)[None, :, None, None]
+        shift = np.asarray(layer.params.shift, dtype=np.float32)[None, :, None, None]
+        return x * scale + shift
+    if op == "mul":
+        return args[0] * args[1]
+    if op == "shuffle":
+        n, c, h, w = x.shape
+        g = layer.params.groups
+        return x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+    if op == "slice":
+        p = layer.params
+        return x[:, p.start:p.stop:p.step]
     if op in ("maxpool", "avgpool"):
         return _pool(x, layer)
     if op == "lrn":
@@ -311,7 +337,8 @@ def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits
 def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
             input_bits: int = 8, row_order: str = "channel_major",
             scales: dict[str, float] | None = None, keep: Collection[str] = (),
-            progress: Callable[[str], None] | None = None) -> Execution:
+            progress: Callable[[str], None] | None = None,
+            input_nonnegative: bool = False) -> Execution:
     """Run ``workload`` on ``pixels`` ``(N, C, H, W)`` with quantized crossbar inputs.
 
     Parameters
@@ -330,6 +357,9 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
         Layers whose outputs to keep in :attr:`Execution.outputs` besides the network's.
     progress
         Called with each layer's name before it runs.
+    input_nonnegative
+        The inputs are non-negative by construction (feature maps after a ReLU): layers
+        that read the network input quantize it unsigned.
     """
     if not 1 <= input_bits <= 8:
         raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
@@ -337,7 +367,9 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
     if pixels.shape[1:] != workload.input_shape:
         raise DataError(f"images are {pixels.shape[1:]}, workload {workload.name!r} expects "
                         f"{workload.input_shape}")
-    signs = nonnegative(workload)
+    if input_nonnegative and float(np.min(pixels)) < 0:
+        raise DataError("inputs said to be non-negative hold negative values")
+    signs = nonnegative(workload, input_nonnegative)
     remaining = {name: workload.graph.out_degree(name) for name in ("input", *workload.layers)}
     values: dict[str, np.ndarray] = {"input": np.asarray(pixels, dtype=np.float32)}
     result = Execution()

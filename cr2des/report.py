@@ -211,6 +211,7 @@ def print_study(study: Study, data: dict[str, Any], console: Console, *,
         f"{ipr['hit_rate_test']:.1%} on the testing images (of non-zero OU input patterns).")
     console.print(f"learning images (SL): {', '.join(study.learn.names)}")
     console.print(f"testing images (ST): {', '.join(study.test.names)}")
+    console.print(f"inputs: {study.test.inputs}")
     style = "bold yellow" if study.weights.synthetic else "green"
     console.print(f"[{style}]weights:[/] {study.weights.describe()}")
     for note in (*study.weights.notes, *study.workload.notes):

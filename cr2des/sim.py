@@ -500,7 +500,7 @@ def scheme_uses_buffer(scheme: str) -> bool:
 
 
 _UNIT_OF = {"maxpool": "maxpool", "avgpool": "maxpool", "add": "shift_add", "lrn": "sigmoid",
-            "softmax": "sigmoid"}
+            "softmax": "sigmoid", "mul": "shift_add", "affine": "shift_add"}
 
 
 def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:

@@ -158,6 +158,7 @@ class Study:
                 "learn": {"names": list(self.learn.names), "derived": list(self.learn.derived)},
                 "test": {"names": list(self.test.names), "derived": list(self.test.derived)},
                 "source": self.test.source, "warnings": list(self.test.warnings),
+                "inputs": self.test.inputs,
             },
             "counts_over": f"{len(self.test)} testing images",
             "schemes": schemes,
@@ -211,7 +212,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
 
     weights = prepare_weights(workload, arch, options.data)
     learn_set, test_set = learn_test_split(options.data.images, options.n_learn, options.n_test,
-                                           prep=preprocessing(workload), seed=options.data.seed)
+                                           prep=preprocessing(workload, options.data.normalize),
+                                           seed=options.data.seed)
     lap("data")
     learn_run = run_reference(workload, arch, weights, learn_set,
                               progress=lambda name: tick("reference SL", name))

@@ -26,7 +26,10 @@ ports: ``lookup_latency + ceil(entry bits / width) x latency`` each.
 
 **Digital row time**: vector units as wide as the eDRAM bus (``edram.width`` bits, one
 8-bit activation per byte) do one operation per ``latency``: a pool does ``k^2`` operations
-per output element, an add one per extra input, LRN ``size``, softmax three.
+per output element, an add one per extra input, LRN ``size``, softmax three.  The units
+multiply by shift and add: an element-wise product of two activations (``mul``: SE
+gates, HardSwish) costs ``input_bits`` shift-and-add operations per element, a per-channel
+affine (``affine``) ``input_bits`` for the scale plus one for the shift.
 
 All times are integer femtoseconds so that sums are exact.
 """
@@ -46,10 +49,12 @@ from .workload import ConvParams, Layer, PoolParams, Workload
 FS = 10**15  # femtoseconds per second
 
 #: fused into their producer: no stage, rows pass through unchanged
-FUSED_OPS = frozenset({"relu", "relu6", "sigmoid", "dropout", "identity", "batchnorm"})
-#: memory layouts: no stage; flatten turns every row into the single row of an fc input
-LAYOUT_OPS = frozenset({"concat", "flatten"})
-DIGITAL_OPS = frozenset({"maxpool", "avgpool", "add", "lrn", "softmax"})
+FUSED_OPS = frozenset({"relu", "relu6", "sigmoid", "dropout", "identity", "batchnorm", "clip",
+                       "leakyrelu", "hardsigmoid", "hardswish", "tanh"})
+#: memory layouts: no stage; flatten turns every row into the single row of an fc input;
+#: a channel shuffle or slice only changes which channels of a row are read
+LAYOUT_OPS = frozenset({"concat", "flatten", "shuffle", "slice"})
+DIGITAL_OPS = frozenset({"maxpool", "avgpool", "add", "lrn", "softmax", "mul", "affine"})
 
 
 def fs(seconds: float) -> int:
@@ -144,7 +149,10 @@ def stage_graph(workload: Workload) -> dict[str, Stage]:
             continue
         deps = []
         for src in layer.inputs:
-            window = _consumer_window(layer, workload[src].shape[1] if src != "input" else h)
+            src_rows = workload[src].shape[1] if src != "input" else h
+            window = _consumer_window(layer, src_rows)
+            if layer.op == "mul" and src_rows != layer.shape[1]:
+                window = Window("all", src_rows)  # a (C, 1, 1) gate broadcast over the rows
             for stage, flat in _resolve(workload, src):
                 rows = stages[stage].rows
                 deps.append(Dependency(stage, Window("all", rows) if flat or window.kind == "all"
@@ -301,6 +309,10 @@ def digital_row_fs(layer: Layer, arch: Arch, p: Periphery) -> int:
         unit = tile.maxpool
     elif layer.op == "add":
         per_element, unit = len(layer.inputs) - 1, tile.shift_add
+    elif layer.op == "mul":
+        per_element, unit = arch.mapping.input_bits, tile.shift_add
+    elif layer.op == "affine":
+        per_element, unit = arch.mapping.input_bits + 1, tile.shift_add
     elif layer.op == "lrn":
         per_element, unit = layer.params.size, tile.sigmoid
     else:  # softmax

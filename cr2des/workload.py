@@ -99,6 +99,42 @@ class DropoutParams:
     p: float = param(0.5, ge=0, le=1, doc="ignored at inference")
 
 
+@dataclass(frozen=True, kw_only=True)
+class AffineParams:
+    scale: tuple[float, ...] = param((1.0,), doc="one value, or one per channel")
+    shift: tuple[float, ...] = param((0.0,), doc="one value, or one per channel")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipParams:
+    min: float = param(float("-inf"))
+    max: float = param(float("inf"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeakyReluParams:
+    alpha: float = param(0.01, doc="slope for negative inputs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardSigmoidParams:
+    alpha: float = param(0.2, doc="max(0, min(1, alpha x + beta)), ONNX's defaults")
+    beta: float = param(0.5)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShuffleParams:
+    groups: int = param(ge=1, doc="channel shuffle: channel g*(C/groups)+i goes to "
+                                  "i*groups+g")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SliceParams:
+    start: int = param(0, ge=0, doc="first input channel")
+    stop: int = param(ge=1, doc="one past the last input channel")
+    step: int = param(1, ge=1)
+
+
 #: op -> (parameter class, number of inputs: int, or None for >= 2)
 OPS: dict[str, tuple[type, int | None]] = {
     "conv": (ConvParams, 1),
@@ -116,11 +152,21 @@ OPS: dict[str, tuple[type, int | None]] = {
     "identity": (NoParams, 1),
     "add": (NoParams, None),
     "concat": (NoParams, None),
+    "mul": (NoParams, 2),
+    "affine": (AffineParams, 1),
+    "clip": (ClipParams, 1),
+    "leakyrelu": (LeakyReluParams, 1),
+    "hardsigmoid": (HardSigmoidParams, 1),
+    "hardswish": (NoParams, 1),
+    "tanh": (NoParams, 1),
+    "shuffle": (ShuffleParams, 1),
+    "slice": (SliceParams, 1),
 }
 
 #: ops whose output has the shape of their input and that act elementwise
 ELEMENTWISE = frozenset({"relu", "relu6", "sigmoid", "batchnorm", "dropout", "identity", "lrn",
-                         "softmax"})
+                         "softmax", "affine", "clip", "leakyrelu", "hardsigmoid", "hardswish",
+                         "tanh"})
 CROSSBAR_OPS = frozenset({"conv", "fc"})
 
 
@@ -130,6 +176,31 @@ class Normalize:
 
     mean: tuple[float, float, float] = param((0.485, 0.456, 0.406))
     std: tuple[float, float, float] = param((0.229, 0.224, 0.225))
+
+    @classmethod
+    def parse(cls, text: str) -> Normalize:
+        """``--normalize``: ``imagenet``, or ``MEAN,STD`` where each is one value or three
+        separated by ``/`` (``0.5,0.5``; ``0.485/0.456/0.406,0.229/0.224/0.225``)."""
+        if text.strip().lower() == "imagenet":
+            return cls()
+        parts = text.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            values = []
+            for part in parts:
+                items = [float(v) for v in part.split("/")]
+                if len(items) == 1:
+                    items *= 3
+                if len(items) != 3:
+                    raise ValueError
+                values.append(tuple(items))
+        except ValueError:
+            raise SpecError(f"--normalize: expected 'imagenet' or MEAN,STD (each one number "
+                            f"or three separated by '/'), got {text!r}") from None
+        if min(values[1]) <= 0 or not all(math.isfinite(v) for v in (*values[0], *values[1])):
+            raise SpecError(f"--normalize: std must be > 0 and values finite, got {text!r}")
+        return cls(mean=values[0], std=values[1])  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- layers
@@ -215,7 +286,9 @@ class Layer:
             if value == f.default:
                 continue
             key = f.metadata.get("key") or f.name
-            out[key] = _compact(value)
+            # per-channel constants are lists of any length, never shortened
+            out[key] = [float(v) for v in value] if isinstance(self.params, AffineParams) \
+                else _compact(value)
         return out
 
 
@@ -247,6 +320,15 @@ def infer_shape(name: str, op: str, params: Any, in_shapes: tuple[Shape, ...]) -
     def fail(msg: str) -> WorkloadError:
         return WorkloadError(f"layer {name!r} ({op}): {msg}")
 
+    if op == "mul":
+        # numpy broadcasting per image: a (C, 1, 1) gate scales a (C, H, W) map
+        out = []
+        for dims in zip(*in_shapes, strict=True):
+            sizes = set(dims) - {1}
+            if len(sizes) > 1:
+                raise fail(f"input shapes {[list(s) for s in in_shapes]} do not broadcast")
+            out.append(sizes.pop() if sizes else 1)
+        return (out[0], out[1], out[2])
     if op in ("add", "concat"):
         if len(in_shapes) < 2:
             raise fail(f"needs at least 2 inputs, got {len(in_shapes)}")
@@ -285,6 +367,20 @@ def infer_shape(name: str, op: str, params: Any, in_shapes: tuple[Shape, ...]) -
         return (c, oh, ow)
     if op == "flatten":
         return (c * h * w, 1, 1)
+    if op == "shuffle":
+        if c % params.groups:
+            raise fail(f"groups={params.groups} must divide the {c} channels")
+        return (c, h, w)
+    if op == "slice":
+        if params.stop > c or params.start >= params.stop:
+            raise fail(f"channels {params.start}:{params.stop} are not within the {c} "
+                       f"input channels")
+        return (len(range(params.start, params.stop, params.step)), h, w)
+    if op == "affine":
+        for key in ("scale", "shift"):
+            if len(getattr(params, key)) not in (1, c):
+                raise fail(f"{key} must have 1 or {c} values (one per channel), got "
+                           f"{len(getattr(params, key))}")
     if op in ELEMENTWISE:
         return (c, h, w)
     raise fail("unknown op")
@@ -313,7 +409,8 @@ class Workload:
         What an importer did that a reader should know (operators passed through, batch
         norms folded, placeholder weights), shown in every report.
     normalize
-        Input mean and std of the trained model.
+        Input mean and std of the trained model (``None``: ImageNet's, assumed;
+        ``normalize_given`` tells the two apart).
     """
 
     def __init__(self, name: str, input_shape: Shape, layers: Iterable[Layer], *,
@@ -327,6 +424,7 @@ class Workload:
         self.weights_file = weights_file
         self.notes = list(notes)
         self.normalize = normalize or Normalize()
+        self.normalize_given = normalize is not None
         self.layers: dict[str, Layer] = {}
         self.graph = nx.DiGraph()
         self.graph.add_node("input")
@@ -402,7 +500,7 @@ class Workload:
         if self.variant:
             out["variant"] = self.variant
         out["input"] = list(self.input_shape)
-        if self.normalize != Normalize():
+        if self.normalize_given:
             out["normalize"] = {"mean": list(self.normalize.mean), "std": list(self.normalize.std)}
         if self.weights_file is not None:
             out["weights"] = str(self.weights_file)
@@ -534,7 +632,8 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
                         f"{shape!r}", path="input")
     if not isinstance(data["layers"], list) or not data["layers"]:
         raise SpecError("expected a non-empty list of layers", path="layers")
-    normalize = build(Normalize, data.get("normalize", {}), "normalize")
+    normalize = (build(Normalize, data["normalize"], "normalize") if "normalize" in data
+                 else None)
     weights = data.get("weights")
     weights_file: Path | str | None = None
     if weights is not None:

@@ -107,7 +107,7 @@ def test_array_sources(tmp_path):
     with pytest.raises(DataError, match="holds 3 preprocessed images, 4 needed"):
         load_images(tmp_path / "pre.npz", 4)
     np.save(tmp_path / "bad.npy", np.zeros((2, 5, 5), dtype=np.float32))
-    with pytest.raises(DataError, match=r"must be \(N, 3, H, W\)"):
+    with pytest.raises(DataError, match=r"must be a float array \(N, C, H, W\)"):
         load_images(tmp_path / "bad.npy", 1)
 
 

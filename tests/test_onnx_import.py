@@ -238,6 +238,70 @@ def test_zoo_branches_name_their_producers(zoo: tuple[str, Workload]) -> None:
         assert workload[node.name].inputs == tuple(source(t) for t in node.input)
 
 
+# Light graphs whose exports use the constructs of real model-zoo networks: batch norms
+# written as BatchNormalization + Mul + Add (inception_v2, densenet121, whose batch norms
+# after concats cannot fold), channel shuffles as Reshape -> Transpose -> Reshape
+# (shufflenet), dropouts and flattens.
+CONSTRUCT_GRAPHS = ("densenet121", "inception_v2", "shufflenet", "squeezenet", "zfnet512")
+
+
+def _independent_macs(path: Path) -> int:
+    """Conv and Gemm MACs from ONNX's shape inference and the weights' declared shapes
+    alone: ``Cout Ho Wo (Cin/g kh kw)`` per conv, ``in x out`` per Gemm."""
+    model = onnx.load(str(path))
+    consts = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    fills = {node.output[0]: tuple(int(v) for v in consts[node.input[0]])
+             for node in model.graph.node if node.op_type == "ConstantOfShape"}
+    inferred = _inferred_shapes(path)
+    macs = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            out = inferred[node.output[0]]
+            macs += math.prod(out[1:]) * math.prod(fills[node.input[1]][1:])
+        elif node.op_type == "Gemm":
+            macs += math.prod(fills[node.input[1]])
+    return macs
+
+
+@pytest.mark.parametrize("name", CONSTRUCT_GRAPHS)
+def test_real_exports_import_with_inferred_shapes_and_macs(name: str) -> None:
+    path = _light(name)
+    workload = import_onnx(path)
+    model = onnx.load(str(path))
+    inferred = _inferred_shapes(path)
+    first_output = {node.name: node.output[0] for node in model.graph.node}
+    checked = 0
+    for layer in workload:
+        if layer.name not in first_output:
+            continue  # the second part of a split, named <node>_2
+        dims = inferred[first_output[layer.name]]
+        expected = dims[1:] if len(dims) == 4 else (dims[1], 1, 1)
+        assert layer.shape == expected, layer.name
+        checked += 1
+    assert checked >= len(workload) - 8
+    assert sum(layer.macs for layer in workload) == _independent_macs(path)
+
+
+def test_shufflenet_channel_shuffles_are_layers() -> None:
+    workload = import_onnx(_light("shufflenet"))
+    model = onnx.load(str(_light("shufflenet")))
+    transposes = [node for node in model.graph.node if node.op_type == "Transpose"]
+    shuffles = [layer for layer in workload if layer.op == "shuffle"]
+    consts = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    # one shuffle per Reshape(N, g, C/g, H, W) -> Transpose(0, 2, 1, 3, 4) -> Reshape
+    assert len(shuffles) == len(transposes) == 16
+    views = [consts[node.input[1]] for node in model.graph.node
+             if node.op_type == "Reshape" and len(consts[node.input[1]]) == 5]
+    assert [layer.params.groups for layer in shuffles] == [int(v[1]) for v in views]
+    assert [layer.shape[0] for layer in shuffles] == [int(v[1] * v[2]) for v in views]
+
+
+def test_inception_v2_batch_norm_mul_add_fold() -> None:
+    workload = import_onnx(_light("inception_v2"))
+    assert not [layer for layer in workload if layer.op in ("affine", "batchnorm")]
+    assert all(layer.params.bias for layer in workload.crossbar_layers)
+
+
 def test_alexnet_grouped_convs() -> None:
     workload = import_onnx(_light("bvlc_alexnet"))
     assert [layer.groups for layer in workload.crossbar_layers if layer.op == "conv"] == \
@@ -462,8 +526,8 @@ def test_classifier_matches_onnxruntime(tmp_path: Path) -> None:
     model = classifier_model(np.random.default_rng(1))
     workload = _check_against_ort(model, tmp_path / "classifier.onnx",
                                   {"y": "fc", "p1": "pool1"})
-    assert [layer.op for layer in workload] == ["conv", "relu", "maxpool", "avgpool",
-                                                "flatten", "fc"]
+    # flattening (N, C, 1, 1) leaves the workload's (C, 1, 1) tensor as it is: no layer
+    assert [layer.op for layer in workload] == ["conv", "relu", "maxpool", "avgpool", "fc"]
     assert workload["conv1"].params.groups == 2
     assert workload["pool1"].params.ceil_mode and workload["pool1"].shape == (8, 7, 7)
     assert workload["gap"].params.global_
@@ -678,19 +742,29 @@ def test_unsupported_operator_names_node_op_and_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("node", "inits", "expected"), [
     (helper.make_node("Reshape", ["x", "s"], ["y"], name="to3d"),
      {"s": np.array([1, 4, 16], dtype=np.int64)},
-     "node 'to3d' (op Reshape): reshaping [1, 4, 4, 4] to [1, 4, 16] is not supported"),
+     "node 'to3d' (op Reshape): the result of this layout operator, [1, 4, 16] from "
+     "[1, 4, 4, 4], is not supported"),
     (helper.make_node("Flatten", ["x"], ["y"], name="flat2", axis=2), {},
-     "node 'flat2' (op Flatten): flattening from axis 2 is not supported"),
+     "node 'flat2' (op Flatten): the result of this layout operator, [4, 16]"),
+    (helper.make_node("Transpose", ["x"], ["y"], name="hw", perm=[0, 1, 3, 2]), {},
+     "node 'hw' (op Transpose): the result of this layout operator, [1, 4, 4, 4]"),
     (helper.make_node("Concat", ["x", "x"], ["y"], name="wide", axis=3), {},
      "node 'wide' (op Concat): concatenation along axis 3 is not supported"),
-    (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip"),
-     {"lo": np.array(-1.0, dtype=np.float32), "hi": np.array(1.0, dtype=np.float32)},
-     "node 'clip' (op Clip): Clip(min=-1, max=1) is supported only as relu"),
-    (helper.make_node("Add", ["x", "c"], ["y"], name="shift"),
+    (helper.make_node("Div", ["c", "x"], ["y"], name="recip"),
      {"c": np.ones((1, 4, 1, 1), dtype=np.float32)},
-     "node 'shift' (op Add): an Add of a constant can only be folded"),
-    (helper.make_node("LeakyRelu", ["x"], ["y"]), {},
-     "node 'y' (op LeakyRelu): unsupported operator"),
+     "node 'recip' (op Div): a constant divided by an activation (a reciprocal) is not"),
+    (helper.make_node("Mul", ["x", "c"], ["y"], name="spatial"),
+     {"c": np.ones((1, 1, 4, 4), dtype=np.float32)},
+     "node 'spatial' (op Mul): constant of shape [1, 1, 4, 4] is not one value per channel"),
+    (helper.make_node("Sub", ["x", "x"], ["y"], name="diff"), {},
+     "node 'diff' (op Sub): Sub of two activations is not supported"),
+    (helper.make_node("Pad", ["x", "p"], ["y"], name="reflect", mode="reflect"),
+     {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64)},
+     "node 'reflect' (op Pad): only zero constant padding is supported"),
+    (helper.make_node("ReduceMean", ["x"], ["y"], name="chmean", axes=[1]), {},
+     "node 'chmean' (op ReduceMean): reducing over axes [1] is not supported"),
+    (helper.make_node("Erf", ["x"], ["y"]), {},
+     "node 'y' (op Erf): unsupported operator"),
 ])
 def test_unmappable_nodes(tmp_path: Path, node: onnx.NodeProto, inits: dict[str, np.ndarray],
                           expected: str) -> None:
@@ -802,3 +876,355 @@ def test_docs_mac_table_matches_the_import() -> None:
         macs = sum(layer.macs for layer in import_onnx(_light(name)).crossbar_layers)
         assert f"light_{name}.onnx | {macs:,} |" in text, name
         assert math.isclose(macs, ZOO[name][0])
+
+
+# ================================== constructs of real exports, through the reference executor
+# Each graph is built here with random weights; the imported workload runs in cr2des's float
+# reference executor and must equal onnxruntime (relative error <= REL_TOL) at the graph's
+# output, so folding, layout views and the new layer kinds are all exact.
+def _conv_w(rng: np.random.Generator, cout: int, cin: int, k: int = 1) -> np.ndarray:
+    return rng.normal(0, (2.0 / (cin * k * k)) ** 0.5, (cout, cin, k, k))
+
+
+def _i64(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def _f32(*values: float) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def _executor_vs_ort(tmp_path: Path, nodes: list[onnx.NodeProto],
+                     inits: Mapping[str, np.ndarray], input_shape: Sequence[int | str],
+                     output_rank: int, opset: int, seed: int = 0) -> Workload:
+    from cr2des.reference import execute
+    from cr2des.weights import load_weights
+
+    model = _model(nodes, dict(inits), input_shape, {"y": output_rank}, opset=opset)
+    path = _save(model, tmp_path / f"case{opset}.onnx")
+    workload = import_onnx(path)
+    weights = load_weights(workload, path)
+    assert not weights.synthetic
+    batch = input_shape[0] if isinstance(input_shape[0], int) else 2
+    x = np.random.default_rng(seed).standard_normal((batch, *workload.input_shape))
+    expected = _run_ort(model, x)[0]
+    (out,) = workload.outputs
+    ours = execute(workload, weights, x.astype(np.float32)).outputs[out]
+    assert ours.size == expected.size
+    assert _rel_err(ours.reshape(expected.shape), expected) <= REL_TOL
+    return workload
+
+
+def _ops(workload: Workload) -> list[str]:
+    return [layer.op for layer in workload]
+
+
+@pytest.mark.parametrize("opset", [7, 13])
+def test_batch_norm_written_as_mul_and_add_folds(tmp_path: Path, opset: int) -> None:
+    rng = np.random.default_rng(0)
+    inits = {"w": _conv_w(rng, 6, 3, 3), "s": rng.uniform(0.5, 2, (6, 1, 1)),
+             "t": rng.normal(0, 1, (1, 6, 1, 1)), "d": _f32(4.0), "m": _f32(0.5)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "s"], ["c1"], name="bn_mul"),
+             helper.make_node("Add", ["t", "c1"], ["c2"], name="bn_add"),
+             helper.make_node("Sub", ["c2", "m"], ["c3"], name="sub"),
+             helper.make_node("Div", ["c3", "d"], ["c4"], name="div"),
+             helper.make_node("Relu", ["c4"], ["r"], name="relu"),
+             # after a nonlinearity nothing folds: one affine layer, Mul and Sub merged
+             helper.make_node("Mul", ["r", "s"], ["a1"], name="post_mul"),
+             helper.make_node("Sub", ["m", "a1"], ["y"], name="post_sub")]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 8, 8], 4, opset)
+    assert _ops(workload) == ["conv", "relu", "affine"]
+    assert workload["conv"].params.bias
+    affine = workload["post_mul"].params
+    assert len(affine.scale) == 6 and affine.shift == (0.5,)
+    # the Mul, Sub and Div after the conv fold into it, the Sub after the ReLU merges into
+    # the affine layer of the Mul before it; the Add of a constant folds into the bias
+    assert any(note.endswith("before them: 1 Div, 1 Mul, 2 Sub") for note in workload.notes)
+    assert any(note.startswith("1 Add node(s) of a constant folded") for note in workload.notes)
+
+
+def test_a_shape_reader_does_not_stop_folding(tmp_path: Path) -> None:
+    """PyTorch reads ``x.size(0)`` of a conv's output for a later flatten: the Shape node
+    reads only the shape, so the batch norm still folds."""
+    rng = np.random.default_rng(9)
+    inits = {"w": _conv_w(rng, 4, 3, 3), **_bn_params(rng, "bn", 4), "axis0": _i64(0),
+             "n_i": np.array(0), "minus1": _i64(-1)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             *_shape_of("n", "c", 0),
+             _bn("bn", "c", "b", "bn"),
+             helper.make_node("Concat", ["n_u", "minus1"], ["shape2"], axis=0),
+             helper.make_node("Reshape", ["b", "shape2"], ["y"], name="flatten")]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, ["N", 3, 5, 5], 2, 13)
+    assert _ops(workload) == ["conv", "flatten"]
+
+
+def test_affine_after_a_shared_conv_is_a_layer(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    inits = {"w": _conv_w(rng, 4, 3), "s": rng.uniform(0.5, 2, (1, 4, 1, 1))}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Mul", ["c", "s"], ["m"], name="scale"),
+             helper.make_node("Add", ["c", "m"], ["y"], name="add")]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 5, 5], 4, 13)
+    assert _ops(workload) == ["conv", "affine", "add"]
+
+
+def test_mul_and_add_after_a_kept_batch_norm_merge_into_it(tmp_path: Path) -> None:
+    """DenseNet's BatchNormalization + Mul + Add after a concat: the batch norm cannot fold
+    into a conv, the Mul and Add merge into its scale and shift."""
+    rng = np.random.default_rng(8)
+    inits = {**_bn_params(rng, "bn", 6), "s": rng.uniform(0.5, 2, (6, 1, 1)),
+             "t": rng.normal(0, 1, (6, 1, 1)), "w": _conv_w(rng, 4, 6, 3)}
+    nodes = [helper.make_node("Concat", ["x", "x"], ["cat"], name="concat", axis=1),
+             _bn("bn", "cat", "n", "bn"),
+             helper.make_node("Mul", ["n", "s"], ["m"], name="mul"),
+             helper.make_node("Add", ["m", "t"], ["a"], name="add"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 5, 5], 4, 13)
+    assert _ops(workload) == ["concat", "batchnorm", "relu", "conv"]
+    assert any(note.endswith("before them: 1 Add, 1 Mul") for note in workload.notes)
+
+
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_squeeze_and_excitation_gate(tmp_path: Path, opset: int) -> None:
+    """MobileNetV3's SE block: ReduceMean -> 1x1 conv -> ReLU -> 1x1 conv -> HardSigmoid,
+    multiplied into the feature map (a ``mul`` of two activations)."""
+    rng = np.random.default_rng(2)
+    inits = {"w": _conv_w(rng, 8, 3, 3), "w1": _conv_w(rng, 4, 8), "b1": rng.normal(0, 1, 4),
+             "w2": _conv_w(rng, 8, 4), "b2": rng.normal(0, 1, 8), "axes": _i64(2, 3)}
+    reduce = (helper.make_node("ReduceMean", ["r", "axes"], ["g"], name="squeeze")
+              if opset >= 18 else
+              helper.make_node("ReduceMean", ["r"], ["g"], name="squeeze", axes=[2, 3]))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"), reduce,
+             helper.make_node("Conv", ["g", "w1", "b1"], ["e1"], name="fc1"),
+             helper.make_node("Relu", ["e1"], ["e2"], name="relu1"),
+             helper.make_node("Conv", ["e2", "w2", "b2"], ["e3"], name="fc2"),
+             helper.make_node("HardSigmoid", ["e3"], ["gate"], name="hsig", alpha=1 / 6),
+             helper.make_node("Mul", ["r", "gate"], ["y"], name="excite")]
+    if opset < 18:
+        del inits["axes"]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 7, 7], 4, opset)
+    assert _ops(workload) == ["conv", "relu", "avgpool", "conv", "relu", "conv",
+                              "hardsigmoid", "mul"]
+    assert workload["excite"].shape == (8, 7, 7)
+    assert workload["excite"].inputs == ("relu", "hsig")
+
+
+@pytest.mark.parametrize("style", ["node", "decomposed", "hardsigmoid"])
+def test_hard_swish_in_each_export_style(tmp_path: Path, style: str) -> None:
+    rng = np.random.default_rng(3)
+    inits = {"w": _conv_w(rng, 4, 3, 3), "three": _f32(3.0), "zero": _f32(0.0),
+             "six": _f32(6.0)}
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1])
+    if style == "node":  # HardSwish, opset 14 and later
+        nodes, opset, expected = [conv, helper.make_node("HardSwish", ["c"], ["y"])], 21, \
+            ["conv", "hardswish"]
+    elif style == "decomposed":  # x * Clip(x + 3, 0, 6) / 6, Clip bounds as inputs
+        nodes = [conv, helper.make_node("Add", ["c", "three"], ["p"]),
+                 helper.make_node("Clip", ["p", "zero", "six"], ["q"]),
+                 helper.make_node("Mul", ["c", "q"], ["m"]),
+                 helper.make_node("Div", ["m", "six"], ["y"])]
+        opset, expected = 11, ["affine", "relu6", "mul", "affine"]
+    else:  # x * HardSigmoid(x) with alpha 1/6, beta 0.5 (opset 7)
+        nodes = [conv, helper.make_node("HardSigmoid", ["c"], ["h"], alpha=1 / 6),
+                 helper.make_node("Mul", ["c", "h"], ["y"])]
+        opset, expected = 7, ["conv", "hardsigmoid", "mul"]
+        del inits["three"], inits["zero"], inits["six"]
+    if style == "node":
+        del inits["three"], inits["zero"], inits["six"]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 6, 6], 4, opset)
+    assert [op for op in _ops(workload) if op != "conv" or style != "decomposed"] == expected
+
+
+def _shape_of(prefix: str, tensor: str, index: int) -> list[onnx.NodeProto]:
+    """``Unsqueeze(Gather(Shape(tensor), index))``, as PyTorch exports ``x.size(i)``."""
+    return [helper.make_node("Shape", [tensor], [f"{prefix}_shape"]),
+            helper.make_node("Gather", [f"{prefix}_shape", f"{prefix}_i"], [f"{prefix}_d"],  # 0-d
+                             axis=0),
+            helper.make_node("Unsqueeze", [f"{prefix}_d", "axis0"], [f"{prefix}_u"])]
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+def test_shufflenet_v2_block(tmp_path: Path, opset: int) -> None:
+    """A ShuffleNet v2 unit as torchvision exports it: channel split, a branch, concat,
+    channel shuffle as Reshape -> Transpose -> Reshape with a shape computed from Shape ->
+    Gather -> Concat, and a second split that reads the shuffled channels."""
+    rng = np.random.default_rng(4)
+    inits = {"w0": _conv_w(rng, 8, 3, 3), "w1": _conv_w(rng, 4, 4), "w2": _conv_w(rng, 4, 1, 3),
+             "w3": _conv_w(rng, 4, 4), "w4": _conv_w(rng, 4, 4),
+             "axis0": _i64(0), "n_i": np.array(0), "h_i": np.array(2), "w_i": np.array(3),
+             "g": _i64(2), "cg": _i64(4), "minus1": _i64(-1), "half": _i64(4, 4)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"], name="stem_relu"),
+        helper.make_node("Split", ["r0", "half"], ["s1", "s2"], name="split1", axis=1),
+        helper.make_node("Conv", ["s2", "w1"], ["b1"], name="b_pw1"),
+        helper.make_node("Relu", ["b1"], ["b2"]),
+        helper.make_node("Conv", ["b2", "w2"], ["b3"], name="b_dw", group=4,
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["b3", "w3"], ["b4"], name="b_pw2"),
+        helper.make_node("Relu", ["b4"], ["b5"]),
+        helper.make_node("Concat", ["s1", "b5"], ["cat"], name="concat", axis=1),
+        *_shape_of("n", "cat", 0), *_shape_of("h", "cat", 2), *_shape_of("w", "cat", 3),
+        helper.make_node("Concat", ["n_u", "g", "cg", "h_u", "w_u"], ["shape5"], axis=0),
+        helper.make_node("Reshape", ["cat", "shape5"], ["v5"], name="view"),
+        helper.make_node("Transpose", ["v5"], ["t5"], name="transpose", perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Concat", ["n_u", "minus1", "h_u", "w_u"], ["shape4"], axis=0),
+        helper.make_node("Reshape", ["t5", "shape4"], ["shuffled"], name="unview"),
+        helper.make_node("Split", ["shuffled", "half"], ["u1", "u2"], name="split2", axis=1),
+        helper.make_node("Conv", ["u2", "w4"], ["d"], name="next_pw"),
+        helper.make_node("Concat", ["u1", "d"], ["y"], name="concat2", axis=1),
+    ]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, ["N", 3, 6, 6], 4, opset)
+    ops = _ops(workload)
+    assert ops.count("shuffle") == 1 and ops.count("slice") == 4
+    (shuffle,) = (layer for layer in workload if layer.op == "shuffle")
+    assert shuffle.params.groups == 2 and shuffle.inputs == ("concat",)
+    # both halves of the second split read the one shuffle layer
+    assert sum(shuffle.name in layer.inputs for layer in workload) == 2
+
+
+@pytest.mark.parametrize("opset", [9, 13, 21])
+def test_channel_slices_squeezes_and_pass_throughs(tmp_path: Path, opset: int) -> None:
+    """Slice of channels with a step (attributes before opset 10, inputs after), an
+    Identity and a Dropout of a view, GlobalMaxPool -> Squeeze -> Gemm -> Unsqueeze."""
+    rng = np.random.default_rng(5)
+    inits = {"w": _conv_w(rng, 8, 3, 3), "fc": rng.normal(0, 0.3, (3, 5)),
+             "starts": _i64(1), "ends": _i64(7), "axes": _i64(1), "steps": _i64(2),
+             "sq": _i64(2, 3), "unsq": _i64(2, 3)}
+    if opset < 10:
+        slice_node = helper.make_node("Slice", ["r"], ["sl"], name="slice", starts=[1],
+                                      ends=[4], axes=[1])
+    else:
+        slice_node = helper.make_node("Slice", ["r", "starts", "ends", "axes", "steps"],
+                                      ["sl"], name="slice")
+    squeeze = (helper.make_node("Squeeze", ["gm", "sq"], ["f"], name="squeeze") if opset >= 13
+               else helper.make_node("Squeeze", ["gm"], ["f"], name="squeeze", axes=[2, 3]))
+    unsqueeze = (helper.make_node("Unsqueeze", ["z", "unsq"], ["y"]) if opset >= 13
+                 else helper.make_node("Unsqueeze", ["z"], ["y"], axes=[2, 3]))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"), slice_node,
+             helper.make_node("Identity", ["sl"], ["i1"]),
+             helper.make_node("Dropout", ["i1"], ["i2"]),
+             helper.make_node("GlobalMaxPool", ["i2"], ["gm"], name="gmp"), squeeze,
+             helper.make_node("MatMul", ["f", "fc"], ["z"], name="fc"), unsqueeze]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 5, 5], 4, opset)
+    assert _ops(workload) == ["conv", "relu", "slice", "maxpool", "fc"]
+    assert workload["slice"].shape == (3, 5, 5)
+    step = 2 if opset >= 13 else 1
+    assert workload["slice"].params.step == step
+
+
+@pytest.mark.parametrize("opset", [7, 11, 18, 21])
+def test_zero_pads_fold_into_convs_and_pools(tmp_path: Path, opset: int) -> None:
+    rng = np.random.default_rng(6)
+    inits = {"w": _conv_w(rng, 4, 3, 3), "w2": _conv_w(rng, 4, 4, 3),
+             "p1": _i64(0, 0, 1, 2, 0, 0, 0, 1), "p2": _i64(0, 0, 1, 1, 0, 0, 1, 1),
+             "p3": _i64(1, 0, 1, 0), "hw": _i64(2, 3), "zero": _f32(0.0)}
+
+    def pad(src: str, dst: str, pads: str, name: str) -> onnx.NodeProto:
+        if opset < 11:
+            return helper.make_node("Pad", [src], [dst], name=name,
+                                    pads=inits[pads].tolist())
+        return helper.make_node("Pad", [src, pads, "zero"], [dst], name=name)
+
+    pad3 = (helper.make_node("Pad", ["a", "p3", "zero", "hw"], ["ap"], name="pad3")
+            if opset >= 18 else pad("a", "ap", "p2", "pad3"))
+    nodes = [pad("x", "xp", "p1", "pad1"),
+             helper.make_node("Conv", ["xp", "w"], ["c"], name="conv", pads=[1, 0, 0, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             pad("r", "rp", "p2", "pad2"),
+             helper.make_node("MaxPool", ["rp"], ["m"], name="maxpool", kernel_shape=[3, 3],
+                              strides=[2, 2]),
+             helper.make_node("Conv", ["m", "w2"], ["a"], name="conv2", pads=[1, 1, 1, 1]),
+             pad3,
+             helper.make_node("AveragePool", ["ap"], ["y"], name="avgpool",
+                              kernel_shape=[2, 2])]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 9, 9], 4, opset)
+    assert _ops(workload) == ["conv", "relu", "maxpool", "conv", "avgpool"]
+    assert workload["conv"].params.padding == (2, 2, 0, 2)
+    assert workload["maxpool"].params.padding == (1, 1, 1, 1)
+    assert workload["avgpool"].params.count_include_pad
+    assert any("3 zero Pad" in note for note in workload.notes)
+
+
+def test_zero_pad_before_a_signed_max_pool_is_refused(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Pad", ["x", "p"], ["xp"], name="pad"),
+             helper.make_node("MaxPool", ["xp"], ["y"], name="pool", kernel_shape=[2, 2])]
+    model = _model(nodes, {"p": _i64(0, 0, 1, 1, 0, 0, 1, 1)}, [1, 2, 4, 4], {"y": 4})
+    path = _save(model, tmp_path / "pad.onnx")
+    with pytest.raises(ImportFailure, match=r"node 'pool' \(op MaxPool\): a zero Pad before"):
+        import_onnx(path)
+
+
+@pytest.mark.parametrize(("opset", "clip_args"), [(7, {"min": -0.5, "max": 0.7}),
+                                                  (7, {"min": -1.0}), (12, {"max": 0.3}),
+                                                  (12, {"min": 0.1, "max": 0.3})])
+def test_activations_match_onnxruntime(tmp_path: Path, opset: int,
+                                       clip_args: dict[str, float]) -> None:
+    """LeakyRelu, Tanh, Sigmoid, general Clip (attributes before opset 11, inputs after),
+    ReduceMean without keepdims into a Gemm, Softmax over the classes."""
+    rng = np.random.default_rng(7)
+    inits: dict[str, np.ndarray] = {"w": _conv_w(rng, 6, 3, 3), "fc": rng.normal(0, 1, (6, 4))}
+    if opset < 11:
+        clip = helper.make_node("Clip", ["t"], ["cl"], name="clip", **clip_args)
+    else:
+        names = []
+        for key in ("min", "max"):
+            if key in clip_args:
+                inits[f"clip_{key}"] = _f32(clip_args[key]).reshape(())
+            names.append(f"clip_{key}" if key in clip_args else "")
+        clip = helper.make_node("Clip", ["t", *names], ["cl"], name="clip")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c"], ["l"], name="leaky", alpha=0.1),
+             helper.make_node("Tanh", ["l"], ["t"], name="tanh"), clip,
+             helper.make_node("Sigmoid", ["cl"], ["s"], name="sigmoid"),
+             helper.make_node("ReduceMean", ["s"], ["g"], name="mean", axes=[2, 3],
+                              keepdims=0),
+             helper.make_node("MatMul", ["g", "fc"], ["z"], name="fc"),
+             helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=1)]
+    workload = _executor_vs_ort(tmp_path, nodes, inits, [1, 3, 6, 6], 2, opset)
+    assert _ops(workload) == ["conv", "leakyrelu", "tanh", "clip", "sigmoid", "avgpool",
+                              "fc", "softmax"]
+    clip_layer = workload["clip"].params
+    assert clip_layer.min == clip_args.get("min", -math.inf)
+    assert clip_layer.max == clip_args.get("max", math.inf)
+
+
+@st.composite
+def shuffle_case(draw: st.DrawFn) -> dict[str, Any]:
+    groups = draw(st.integers(1, 4))
+    per_group = draw(st.integers(1, 4))
+    channels = groups * per_group
+    start = draw(st.integers(0, channels - 1))
+    stop = draw(st.integers(start + 1, channels))
+    step = draw(st.integers(1, 3))
+    return {"groups": groups, "channels": channels, "start": start, "stop": stop,
+            "step": step, "opset": draw(st.sampled_from([11, 13, 21]))}
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=shuffle_case())
+def test_any_shuffle_then_slice_matches_onnxruntime(tmp_path_factory: pytest.TempPathFactory,
+                                                    case: dict[str, Any]) -> None:
+    """Reshape (N, g, C/g, H, W) -> Transpose -> Reshape, then a Slice of the channels
+    with any start, stop and step: the views become shuffle/slice layers (or nothing) and
+    move channels exactly as onnxruntime does."""
+    g, c = case["groups"], case["channels"]
+    inits = {"v": _i64(1, g, c // g, 3, 4), "back": _i64(1, c, 3, 4),
+             "starts": _i64(case["start"]), "ends": _i64(case["stop"]), "axes": _i64(1),
+             "steps": _i64(case["step"])}
+    nodes = [helper.make_node("Tanh", ["x"], ["a"], name="tanh"),
+             helper.make_node("Reshape", ["a", "v"], ["v5"], name="view"),
+             helper.make_node("Transpose", ["v5"], ["t5"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t5", "back"], ["s"], name="unview"),
+             helper.make_node("Slice", ["s", "starts", "ends", "axes", "steps"], ["y"],
+                              name="slice")]
+    tmp = tmp_path_factory.mktemp("shuffle")
+    workload = _executor_vs_ort(tmp, nodes, inits, [1, c, 3, 4], 4, case["opset"])
+    picked = len(range(case["start"], case["stop"], case["step"]))
+    (out,) = workload.outputs
+    assert workload[out].shape == (picked, 3, 4)
+    assert sum(layer.op == "shuffle" for layer in workload) <= 1

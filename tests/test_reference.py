@@ -224,3 +224,55 @@ def test_float_executor_matches_onnxruntime_on_model_zoo_graphs(name, tmp_path):
     assert ours.shape == expected.shape
     err = np.linalg.norm(ours - expected) / np.linalg.norm(expected)
     assert err < 1e-4, err
+
+
+# --- the layer kinds of real exports: gates, affine maps, shuffles, slices -----------------
+_EXPORT_KINDS = {"version": 1, "name": "kinds", "input": [3, 8, 8], "layers": [
+    {"name": "conv", "op": "conv", "out": 8, "kernel": 3, "pad": 1},
+    {"name": "hswish", "op": "hardswish"},
+    {"name": "gap", "op": "avgpool", "global": True},
+    {"name": "fc1", "op": "conv", "out": 8, "kernel": 1},
+    {"name": "gate", "op": "hardsigmoid", "alpha": 0.2, "beta": 0.5},
+    {"name": "excite", "op": "mul", "inputs": ["hswish", "gate"]},
+    {"name": "shuffle", "op": "shuffle", "groups": 2},
+    {"name": "half", "op": "slice", "start": 4, "stop": 8},
+    {"name": "relu", "op": "relu", "inputs": ["half"]},
+    {"name": "clip", "op": "clip", "min": 0.0, "max": 2.0},
+    {"name": "affine", "op": "affine", "scale": [2.0, -1.0, 0.5, 1.0], "shift": [0.1]},
+    {"name": "conv2", "op": "conv", "out": 4, "kernel": 3, "pad": 1},
+]}
+
+
+def test_signedness_of_the_export_kinds():
+    from cr2des.workload import workload_from_dict
+
+    signs = nonnegative(workload_from_dict(_EXPORT_KINDS))
+    assert signs["gate"] and signs["relu"] and signs["clip"]
+    assert not signs["hswish"] and not signs["excite"]  # HardSwish dips to -3/8
+    assert not signs["shuffle"] and not signs["half"] and not signs["affine"]
+
+
+def test_export_kinds_against_loops():
+    """Channel shuffle, slice, gate product and affine written element by element."""
+    from cr2des.workload import workload_from_dict
+
+    workload = workload_from_dict(_EXPORT_KINDS)
+    weights = synthetic_weights(workload, seed=1)
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    keep = ["hswish", "gate", "excite", "shuffle", "half", "clip", "affine"]
+    out = execute(workload, weights, x, keep=keep).outputs
+    h = out["hswish"]
+    assert np.allclose(out["excite"], h * out["gate"])  # (C, 1, 1) gate over (C, H, W)
+    for o in range(8):  # ShuffleNet: output o = input (o mod g) C/g + o div g, g = 2
+        assert np.array_equal(out["shuffle"][:, o], out["excite"][:, (o % 2) * 4 + o // 2])
+    assert np.array_equal(out["half"], out["shuffle"][:, 4:8])
+    expected = np.empty_like(out["clip"])
+    for c, (s, t) in enumerate(zip([2.0, -1.0, 0.5, 1.0], [0.1] * 4, strict=True)):
+        expected[:, c] = out["clip"][:, c] * s + t
+    assert np.allclose(out["affine"], expected)
+    # 8-bit: signed quantization where the graph says so, a few percent off float
+    approx = execute(workload, quantize_weights(weights), x)
+    assert approx.inputs["conv2"].signed and approx.inputs["fc1"].signed  # after HardSwish
+    exact = execute(workload, weights, x).outputs["conv2"]
+    err = np.linalg.norm(approx.outputs["conv2"] - exact) / np.linalg.norm(exact)
+    assert err < 0.05

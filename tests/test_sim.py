@@ -235,3 +235,43 @@ def test_stalls_name_stages_and_causes(tiny_study):
     stage, _cause, _resource, seconds = result.stalls_by_stage[0]
     assert stage in tiny_study.workload.layers and seconds > 0
     assert np.isclose(sum(result.stalls.values()), sum(r[3] for r in result.stalls_by_stage))
+
+
+# ------------------------------------------------------------- element-wise digital stages
+SE_BLOCK = {"version": 1, "name": "se_block", "input": [3, 8, 8], "layers": [
+    {"name": "conv", "op": "conv", "out": 8, "kernel": 3, "pad": 1},
+    {"name": "relu", "op": "relu"},
+    {"name": "squeeze", "op": "avgpool", "global": True},
+    {"name": "fc1", "op": "conv", "out": 4, "kernel": 1},
+    {"name": "fc1_relu", "op": "relu"},
+    {"name": "fc2", "op": "conv", "out": 8, "kernel": 1},
+    {"name": "gate", "op": "hardsigmoid", "alpha": 0.1666667},
+    {"name": "excite", "op": "mul", "inputs": ["relu", "gate"]},
+    {"name": "scale", "op": "affine", "scale": [0.5], "shift": [0.25]},
+    {"name": "out", "op": "conv", "out": 4, "kernel": 1},
+]}
+
+
+def test_elementwise_products_are_timed_digital_stages():
+    """An SE gate (``mul``) and a per-channel affine are digital stages on the tile's
+    shift-and-add unit.  Tiny arch: eDRAM 64 bits wide = 8 lanes, one tile shift-and-add
+    unit of 1 ns, 8-bit activations.  A row of the 8x8x8 product is 64 elements x 8
+    shift-and-adds / 8 lanes = 64 ns; the affine adds one for the shift: 72 ns.  The gate
+    (one row) is needed by every row of the product."""
+    from cr2des.timing import stage_graph
+
+    workload = workload_from_dict(SE_BLOCK)
+    stages = stage_graph(workload)
+    assert stages["excite"].kind == stages["scale"].kind == "digital"
+    assert "gate" not in stages  # fused into fc2
+    (gate_dep,) = [d for d in stages["excite"].deps if d.producer == "fc2"]
+    assert gate_dep.window.kind == "all"
+    study = run_study(workload, tiny_arch(), StudyOptions(n_learn=1, n_test=1))
+    result = simulate(study, "dense", SimOptions(trace=True))
+    for stage, row_ns in (("excite", 64), ("scale", 72)):
+        rows = sorted(e - s for track, s, e, _ in result.stats.intervals
+                      if track.startswith(f"{stage}.r"))
+        assert len(rows) == 8
+        assert rows[0] == row_ns * NS  # the first row finds the unit free
+    closed = estimate(study, "dense")
+    assert closed.latency_s > 0
