@@ -1,0 +1,363 @@
+"""The results of a study as data: the JSON document, its CSV tables and its summary.
+
+One model's *record* is the ``cr2des run --json`` document: the study's counts
+(:meth:`cr2des.study.Study.to_dict`), each scheme's simulated timing and closed-form
+estimate, and what the figures need so that they can be redrawn from the JSON alone
+(per-layer time by scheme, the IPR hit-rate curve against buffer capacity, the allocation
+methods side by side, the area of each component).  Several models make one document
+``{"schema_version", "models": [record, ...], "summary": [row, ...]}``; a single model's
+document is its record with ``schema_version``.
+
+The CSV tables are flat views of the document: ``schemes.csv`` one row per model and
+scheme, every scalar of the scheme's entry a column (nested dicts of scalars flattened to
+dotted names, so a field added to the JSON becomes a column without a change here);
+``layers.csv`` one row per model, crossbar layer and scheme.  Fields a version of cr2des
+does not compute are absent from the JSON and empty in the CSV; the report says
+"n/a (not computed)" for them.
+
+Nothing here prints: the report layer (:mod:`cr2des.headline`) and the figures
+(:mod:`cr2des.plots`) read these records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .allocation import METHODS, LayerValues, allocate
+from .errors import Cr2desError
+from .fileio import atomic_write_text
+from .patterns import best_entries
+
+if TYPE_CHECKING:
+    from .costs import AreaPower
+    from .sim import Estimate, SimResult
+    from .study import Study
+
+#: version of the results document; raised when a field changes meaning or is removed
+RESULTS_SCHEMA_VERSION = 1
+
+#: what reports print for a field this version does not compute
+NOT_COMPUTED = "n/a (not computed)"
+
+#: the networks of the CR2 study, what ``cr2des run all`` runs
+PAPER_MODELS = ("alexnet", "vgg16", "resnet50", "googlenet")
+
+#: capacities of the IPR hit-rate curve, as multiples of the study's capacity
+CURVE_FACTORS = (0.0, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 16.0, 64.0)
+
+#: capacity the curve is scaled from when the study allocates none (a chip without IPR)
+CURVE_BASE_BYTES = 64 * 1024
+
+
+class ResultsError(Cr2desError):
+    """A results document that cannot be read (not JSON, wrong schema version, not ours)."""
+
+
+# ----------------------------------------------------------------------------- building
+def layer_times(study: Study, sims: Mapping[str, SimResult]) -> dict[str, dict[str, float]]:
+    """Per crossbar layer and scheme: the simulated busy time of the layer's stage per image
+    and replica (seconds), the share of the pipeline period the layer occupies.
+
+    ``stats.busy`` holds each stage replica's busy time (``<stage>.r<k>``) over the run;
+    dividing by replicas and images gives one replica's time per image, which is what the
+    steady-state throughput of the layer is bound by.
+    """
+    from .timing import FS
+
+    out: dict[str, dict[str, float]] = {name: {} for name in study.layers}
+    for scheme, result in sims.items():
+        busy: dict[str, int] = {}
+        for track, fs in result.stats.busy.items():
+            stage, _, replica = track.rpartition(".r")
+            if stage in out and replica.isdigit():
+                busy[stage] = busy.get(stage, 0) + fs
+        images = max(1, result.images)
+        for name in study.layers:
+            replicas = study.placements[scheme].layers[name].replicas
+            out[name][scheme] = busy.get(name, 0) / FS / replicas / images
+    return out
+
+
+def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[str, Any]:
+    """IPR hit rate on the learning images against total pattern-buffer capacity.
+
+    Computed from the learned frequency tables alone: at each capacity the study's
+    allocation method splits the bytes among layers and each layer holds its best learned
+    entries; the hits are the learned counts of the entries held.  At the study's own
+    capacity this is exactly the study's learning hit rate.  The testing images' hit rate
+    needs a testing run per capacity, so the curve carries it only where one was made (the
+    deployed allocation and those of ``--compare-alloc``).
+    """
+    from .study import scheme_counts_learned
+
+    capacity = int(study.allocation.capacity_bytes)
+    base = capacity if capacity > 0 else CURVE_BASE_BYTES
+    candidates, cumulative, work = [], {}, {}
+    nonzero = 0
+    for name, layer in study.layers.items():
+        order, values = best_entries(layer.learned, layer.map.ous("wpr"))
+        candidates.append(LayerValues(name, layer.width_bytes, values.astype(np.int64)))
+        counts = layer.learned.count[order].astype(np.int64)
+        cumulative[name] = np.concatenate([[0], np.cumsum(counts)])
+        nonzero += int(layer.learned.count[layer.learned.key != 0].sum())
+        work[name] = float(scheme_counts_learned(layer.map, layer.learned))
+    method = study.allocation.method
+    capacities = sorted({round(base * f) for f in factors} | {capacity})
+    rates, used = [], []
+    for c in capacities:
+        allocation = (study.allocation if c == capacity
+                      else allocate(candidates, c, method, work=work))
+        hits = sum(int(cumulative[name][k]) for name, k in allocation.entries.items())
+        rates.append(hits / nonzero if nonzero else 0.0)
+        used.append(allocation.used_bytes)
+    tested = [{"method": s.allocation.method, "capacity_bytes": s.allocation.capacity_bytes,
+               "hit_rate_learn": s.hit_rates()[0], "hit_rate_test": s.hit_rates()[1]}
+              for s in (study, *study.alternatives.values())]
+    return {"method": method, "capacity_bytes": capacities, "used_bytes": used,
+            "hit_rate_learn": rates, "tested": tested,
+            "entries_available": sum(c.count for c in candidates),
+            "bytes_for_all_entries": sum(c.count * c.width_bytes for c in candidates)}
+
+
+def alloc_comparison(study: Study, sims: Mapping[str, Mapping[str, SimResult]],
+                     dense: SimResult | None) -> dict[str, Any]:
+    """The allocation methods side by side: bytes per layer, hit rates and, when simulated,
+    the cr2 scheme's timing under each (``sims[method]["cr2"]``)."""
+    out = {}
+    for s in (study, *study.alternatives.values()):
+        method = s.allocation.method
+        learn, test = s.hit_rates()
+        totals = s.totals("cr2")
+        entry: dict[str, Any] = {
+            **s.allocation.to_dict(), "hit_rate_learn": learn, "hit_rate_test": test,
+            "cr2": {"ou_computes": totals.ou_computes, "buffer_reads": totals.buffer_reads,
+                    "adc_conversions": totals.adc_conversions}}
+        result = sims.get(method, {}).get("cr2")
+        if result is not None:
+            entry["cr2"].update({
+                "latency_s": result.latency_s, "throughput_ips": result.throughput_ips,
+                "makespan_s": result.makespan_s, "partial": result.partial,
+                "speedup": (dense.latency_s / result.latency_s
+                            if dense is not None and result.latency_s and not result.partial
+                            else None)})
+        out[method] = entry
+    return {m: out[m] for m in METHODS if m in out}
+
+
+def model_record(study: Study, sims: Mapping[str, SimResult],
+                 estimates: Mapping[str, Estimate], *, sim_meta: Mapping[str, Any],
+                 alt_sims: Mapping[str, Mapping[str, SimResult]] | None = None
+                 ) -> dict[str, Any]:
+    """One model's record (the module docstring): everything the report, the CSVs and the
+    figures read."""
+    from .costs import area_power
+
+    data = study.to_dict()
+    data = {"schema_version": RESULTS_SCHEMA_VERSION, **data}
+    for scheme, entry in data["schemes"].items():
+        entry["analytic"] = estimates[scheme].to_dict()
+        if scheme in sims:
+            result = sims[scheme]
+            entry.update(result.to_dict())
+            dense = sims.get("dense")
+            entry["speedup"] = (dense.latency_s / result.latency_s
+                                if dense is not None and result.latency_s
+                                and not result.partial else None)
+    data["sim"] = dict(sim_meta)
+    times = layer_times(study, sims)
+    for layer in data["layers"]:
+        name = layer["name"]
+        layer["replicas"] = {s: p.layers[name].replicas for s, p in study.placements.items()}
+        if sims:
+            layer["time_s"] = times[name]
+    data["ipr_curve"] = ipr_curve(study)
+    all_sims = dict(alt_sims or {})
+    all_sims.setdefault(study.allocation.method, sims)
+    data["alloc_compare"] = alloc_comparison(study, all_sims, sims.get("dense"))
+    data["area_power"] = chip_area(area_power(study.arch))
+    data.setdefault("assumed", [])
+    return data
+
+
+def chip_area(ap: AreaPower) -> dict[str, Any]:
+    """The chip's area and power, and its area by component: each PE component times the
+    chip's PEs, each tile component times its tiles, the routers and off-chip links once."""
+    instances = {"pe": ap.tiles * ap.pes_per_tile, "tile": ap.tiles, "chip": 1}
+    by_component: dict[str, float] = {}
+    for c in ap.components:
+        if (c.level, c.name) in (("tile", "pe"), ("tile", "router"), ("chip", "tile")):
+            continue  # subtotals and the router share, counted once at chip level
+        by_component[f"{c.level}.{c.name}"] = c.area_mm2 * instances[c.level]
+    return {"chip_area_mm2": ap.chip.area_mm2, "chip_power_w": ap.chip.power_w,
+            "area_by_component_mm2": by_component,
+            "components": [c.to_dict() for c in ap.components]}
+
+
+def document(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results document of one or several models (module docstring)."""
+    if len(records) == 1:
+        return records[0]
+    return {"schema_version": RESULTS_SCHEMA_VERSION, "models": records,
+            "summary": summary_rows(records)}
+
+
+def records_of(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The model records of a results document (one or several models)."""
+    if not isinstance(doc, Mapping):
+        raise ResultsError("not a cr2des results document: expected a JSON object")
+    version = doc.get("schema_version")
+    if version is None:
+        raise ResultsError("not a cr2des results document: no schema_version")
+    if version != RESULTS_SCHEMA_VERSION:
+        raise ResultsError(f"results schema_version {version!r}; this cr2des reads "
+                           f"{RESULTS_SCHEMA_VERSION}")
+    if "models" in doc:
+        records = doc["models"]
+        if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
+            raise ResultsError("models: expected a list of model records")
+        return list(records)
+    if "schemes" not in doc or "layers" not in doc:
+        raise ResultsError("not a cr2des results document: no schemes or layers")
+    return [dict(doc)]
+
+
+def load_document(path: str | Path) -> dict[str, Any]:
+    """Read a ``results.json``; errors name the file."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        records_of(doc)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read results: {exc}") from None
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+    return doc
+
+
+# ----------------------------------------------------------------------------- tables
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def flatten(entry: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalars of ``entry`` and of its nested dicts, keyed by dotted names; lists are left
+    out (they have their own tables or figures)."""
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif _scalar(value):
+            out[name] = value
+    return out
+
+
+def model_name(record: Mapping[str, Any]) -> str:
+    return str(record["workload"]["name"])
+
+
+def scheme_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``schemes.csv``: one row per model and scheme."""
+    rows = []
+    for record in records_of(doc):
+        for scheme, entry in record["schemes"].items():
+            rows.append({"model": model_name(record), "arch": record["arch"]["name"],
+                         "scheme": scheme, **flatten(entry)})
+    return rows
+
+
+#: per-layer, per-scheme fields of ``layers.csv`` beside the scheme's counts
+_LAYER_FIELDS = ("crossbars", "replicas", "time_s", "energy_j")
+
+
+def layer_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``layers.csv``: one row per model, crossbar layer and scheme."""
+    rows = []
+    for record in records_of(doc):
+        alloc = record.get("alloc_compare", {})
+        for index, layer in enumerate(record["layers"]):
+            name = layer["name"]
+            common = {"model": model_name(record), "index": index, "layer": name,
+                      "bands": layer["bands"], "entry_bytes": layer["entry_bytes"],
+                      "entries": layer["entries"],
+                      "buffer_bytes": record["alloc"]["bytes_per_layer"].get(name, 0),
+                      "hit_rate_learn": layer["hit_rate_learn"],
+                      "hit_rate_test": layer["hit_rate_test"]}
+            for method, entry in alloc.items():
+                common[f"buffer_bytes.{method}"] = entry["bytes_per_layer"].get(name, 0)
+            for scheme, counts in layer["schemes"].items():
+                row = {**common, "scheme": scheme}
+                for key in _LAYER_FIELDS:
+                    value = layer.get(key)
+                    if isinstance(value, Mapping):
+                        row[key] = value.get(scheme)
+                row.update(flatten(counts))
+                rows.append(row)
+    return rows
+
+
+def summary_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model: the answer in a line (cr2 against dense)."""
+    rows = []
+    for record in records:
+        schemes = record["schemes"]
+        dense, cr2 = schemes.get("dense", {}), schemes.get("cr2", {})
+        rows.append({
+            "model": model_name(record), "arch": record["arch"]["name"],
+            "weights": "synthetic" if record["weights"]["synthetic"] else "real",
+            "dense_latency_s": dense.get("latency_s"), "cr2_latency_s": cr2.get("latency_s"),
+            "cr2_speedup": cr2.get("speedup"),
+            "cr2_throughput_ips": cr2.get("throughput_ips"),
+            "cr2_energy_j": cr2.get("energy_j"), "cr2_energy_saving": cr2.get("energy_saving"),
+            "cr2_crossbars": cr2.get("crossbars"), "dense_crossbars": dense.get("crossbars"),
+            "hit_rate_learn": record["ipr"]["hit_rate_learn"],
+            "hit_rate_test": record["ipr"]["hit_rate_test"],
+        })
+    return rows
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV; the header is the union of the rows' keys in order of first use; absent
+    and ``None`` values are empty cells."""
+    header: dict[str, None] = {}
+    for row in rows:
+        header.update(dict.fromkeys(row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(header), lineterminator="\n",
+                            restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return value
+
+
+def write_folder(doc: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """Write ``results.json``, ``schemes.csv`` and ``layers.csv`` into ``out``, each
+    atomically; returns the paths written."""
+    out = Path(out)
+    written = []
+    for name, text in (("results.json", json.dumps(doc, indent=2) + "\n"),
+                       ("schemes.csv", csv_text(scheme_rows(doc))),
+                       ("layers.csv", csv_text(layer_rows(doc)))):
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+    if "models" in doc:
+        atomic_write_text(out / "summary.csv", csv_text(list(doc["summary"])))
+        written.append(out / "summary.csv")
+    return written
