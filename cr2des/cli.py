@@ -66,10 +66,9 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from .headline import print_answer, print_models_summary
     from .report import print_study, print_timing
-    from .results import PAPER_MODELS, document, write_folder
+    from .results import document, expand_models, write_folder
 
-    models = [m for name in args.model for m in (PAPER_MODELS if name == "all" else (name,))]
-    models = list(dict.fromkeys(models))
+    models = expand_models(args.model)
     if args.max_events < 1:
         raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
     if args.trace is not None and args.trace == "" and args.out is None:

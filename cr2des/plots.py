@@ -25,6 +25,7 @@ and one for all models: ``ipr-hit-rate`` (IPR hit rate against buffer capacity).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -57,10 +58,20 @@ def _pyplot() -> Any:
     return plt
 
 
+def axes_labels(fig: Any) -> list[dict[str, str]]:
+    """The title and axis labels of every axes of a figure."""
+    return [{"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel()}
+            for ax in fig.axes]
+
+
 def _save(fig: Any, path: Path) -> Path:
+    """Write the PNG atomically; its ``Description`` text chunk holds the axes' labels as
+    JSON, so that a reader (or a test) can tell what the figure shows without decoding it."""
     plt = _pyplot()
+    metadata = {"Title": path.stem, "Software": "cr2des",
+                "Description": json.dumps(axes_labels(fig))}
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
     return path
 

@@ -51,10 +51,16 @@ NOT_COMPUTED = "n/a (not computed)"
 PAPER_MODELS = ("alexnet", "vgg16", "resnet50", "googlenet")
 
 #: capacities of the IPR hit-rate curve, as multiples of the study's capacity
-CURVE_FACTORS = (0.0, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 16.0, 64.0)
+CURVE_FACTORS = (0.0, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 16.0)
 
 #: capacity the curve is scaled from when the study allocates none (a chip without IPR)
 CURVE_BASE_BYTES = 64 * 1024
+
+
+def expand_models(names: Iterable[str]) -> list[str]:
+    """Model arguments of ``cr2des run``: ``all`` is :data:`PAPER_MODELS`; repeats once."""
+    models = [m for name in names for m in (PAPER_MODELS if name == "all" else (name,))]
+    return list(dict.fromkeys(models))
 
 
 class ResultsError(Cr2desError):
