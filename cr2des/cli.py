@@ -73,13 +73,17 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
     if args.trace is not None and args.trace == "" and args.out is None:
         raise SpecError("--trace without a path writes trace.json into --out DIR; give one")
+    if args.out is not None and not args.no_plots:
+        from .plots import require_matplotlib
+
+        require_matplotlib()  # before minutes of simulation, not after
     runs = []
     with _Phases(models) as phases:
         for model in models:
-            phases.model(model)
             runs.append(_run_model(args, model, phases, multi=len(models) > 1))
     doc = document([record for record, *_ in runs])
-    written = []
+    written: list[Path] = []
+    notes: list[str] = []
     if args.out is not None:
         written = write_folder(doc, args.out)
         if not args.no_plots:
@@ -87,9 +91,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
             plotted, skipped = write_plots(doc, args.out)
             written += plotted
-            doc_notes = [f"figure skipped: {reason}" for reason in skipped]
-        else:
-            doc_notes = []
+            notes = [f"figure skipped: {reason}" for reason in skipped]
     if args.json:
         _print_json(doc)
         return 0
@@ -102,7 +104,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if written:
         console.print(f"wrote {len(written)} files to {args.out}: "
                       + ", ".join(p.name for p in written))
-        for note in doc_notes:
+        for note in notes:
             console.print(f"[yellow]note:[/] {note}")
     return 0
 
@@ -121,6 +123,7 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
 
     arch = load_arch(args.arch)
     workload = load_workload(model)
+    phases.model(model, len(workload), len(workload.crossbar_layers))
 
     def quantity(option: str, value: str | None) -> int | None:
         if value is None:
@@ -300,10 +303,8 @@ class _Phases:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
-    def model(self, name: str) -> None:
+    def model(self, name: str, layers: int, crossbar_layers: int) -> None:
         """A new model starts: its phases replace the last model's."""
-        from .workload import load_workload
-
         if self.models is not None:
             if self.tasks:
                 self.bar.advance(self.models)
@@ -311,14 +312,8 @@ class _Phases:
         for task in self.tasks.values():
             self.bar.remove_task(task)
         self.tasks = {}
-        try:
-            workload = load_workload(name)
-        except Cr2desError:
-            self.totals = {}
-            return
-        layers, crossbar = len(workload), len(workload.crossbar_layers)
-        self.totals = {"reference SL": layers, "reference ST": layers, "learn": crossbar,
-                       "test": crossbar, "simulate": 4}
+        self.totals = {"reference SL": layers, "reference ST": layers,
+                       "learn": crossbar_layers, "test": crossbar_layers, "simulate": 4}
 
     def __call__(self, phase: str, item: str) -> None:
         if phase not in self.tasks:

@@ -64,6 +64,11 @@ def axes_labels(fig: Any) -> list[dict[str, str]]:
             for ax in fig.axes]
 
 
+def require_matplotlib() -> None:
+    """Raise :class:`PlotError` now if figures cannot be drawn."""
+    _pyplot()
+
+
 def _save(fig: Any, path: Path) -> Path:
     """Write the PNG atomically; its ``Description`` text chunk holds the axes' labels as
     JSON, so that a reader (or a test) can tell what the figure shows without decoding it."""

@@ -340,6 +340,25 @@ def test_plot_of_a_bad_file_exit_2(tmp_path, content, message):
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
+def test_trace_without_a_path_needs_an_output_folder():
+    result = subprocess.run([sys.executable, "-m", "cr2des", "run", "tiny", *TINY, "--trace"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr == ("cr2des: error: --trace without a path writes trace.json into "
+                             "--out DIR; give one\n")
+
+
+def test_analytic_run_writes_what_it_can_and_says_what_it_skipped(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "tiny", *TINY, "--engine", "analytic", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny-layer-time.png: per-layer time: the record has no simulated time" in printed
+    assert not (out / "tiny-layer-time.png").exists() and (out / "tiny-ou-paths.png").exists()
+    doc = json.loads((out / "results.json").read_text())
+    assert "latency_s" not in doc["schemes"]["cr2"] and "time_s" not in doc["layers"][0]
+    assert results.NOT_COMPUTED in render(answer_table(doc))
+
+
 def test_piped_run_shows_no_progress(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cr2des", "run", "tiny", *TINY, "--engine",
                              "analytic"], capture_output=True, text=True, timeout=120, cwd=ROOT)
