@@ -232,7 +232,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     del learn_run
     lap("mapping, learning and allocation")
 
-    layers = test_layers(learning, learning.buffers, test_run, dac, tick)
+    layers = classify_test_run(learning, learning.buffers, test_run, dac, tick)
     lap("testing")
     placements = {scheme: place_scheme(learning.maps, layers, arch, scheme)
                   for scheme in SCHEMES}
@@ -242,7 +242,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         if method == learning.allocation.method:
             continue
         allocation, buffers = fill_buffers(learning, capacity, method)
-        alt_layers = test_layers(learning, buffers, test_run, dac,
+        alt_layers = classify_test_run(learning, buffers, test_run, dac,
                                  lambda phase, item, m=method: tick(f"test ({m})", item))
         alternatives[method] = Study(
             workload, arch, weights, learn_set, test_set, alt_layers, allocation,
@@ -267,8 +267,9 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
     return dataclasses.replace(learn, warnings=()), test
 
 
-def test_layers(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
-                dac_bits: int, tick: Callable[[str, str], None]) -> dict[str, LayerStudy]:
+def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
+                      dac_bits: int, tick: Callable[[str, str], None]
+                      ) -> dict[str, LayerStudy]:
     """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts."""
     layers = {}
     for name, lmap in learning.maps.items():
