@@ -40,7 +40,7 @@ def _saving(entry: Mapping[str, Any], dense: Mapping[str, Any]) -> Any:
 
 
 def _area(entry: Mapping[str, Any], record: Mapping[str, Any]) -> str:
-    for key in ("chip_area_mm2", "area_mm2"):
+    for key in ("area_mm2", "chip_area_mm2"):
         if entry.get(key) is not None:
             return f"{entry[key]:.4g} mm²"
     chip = record.get("area_power", {}).get("chip_area_mm2")
