@@ -15,7 +15,7 @@ Figures, per model (``<model>-<figure>.png``):
     where every column activation went, per scheme: pruned, skipped, served, computed,
     copied;
 ``alloc-bytes``
-    pattern-buffer bytes per layer under each allocation method that ran;
+    pattern-buffer bytes per layer under each allocation method;
 ``area-energy``
     chip area by component, and energy per inference by component per scheme (when the
     record carries it);
@@ -151,7 +151,7 @@ def ou_paths(record: Mapping[str, Any]) -> Any:
     ax.set_xlabel("scheme")
     ax.set_ylabel("column activations (OU column x cycle)")
     ax.set_title(_title(record, f"OU work by path over {record['counts_over']}"))
-    ax.legend(title="path", loc="upper right")
+    ax.legend(title="path", loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
@@ -159,7 +159,7 @@ def alloc_bytes(record: Mapping[str, Any]) -> Any:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     names = [layer["name"] for layer in record["layers"]]
-    methods = record.get("alloc_compare") or {record["alloc"]["method"]: record["alloc"]}
+    methods = record.get("alloc_methods") or {record["alloc"]["method"]: record["alloc"]}
     width = 0.8 / max(1, len(methods))
     for i, (method, entry) in enumerate(methods.items()):
         xs = [x + (i - (len(methods) - 1) / 2) * width for x in range(len(names))]

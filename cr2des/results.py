@@ -102,19 +102,9 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[st
     needs a testing run per capacity, so the curve carries it only where one was made (the
     deployed allocation and those of ``--compare-alloc``).
     """
-    from .study import scheme_counts_learned
-
     capacity = int(study.allocation.capacity_bytes)
     base = capacity if capacity > 0 else CURVE_BASE_BYTES
-    candidates, cumulative, work = [], {}, {}
-    nonzero = 0
-    for name, layer in study.layers.items():
-        order, values = best_entries(layer.learned, layer.map.ous("wpr"))
-        candidates.append(LayerValues(name, layer.width_bytes, values.astype(np.int64)))
-        counts = layer.learned.count[order].astype(np.int64)
-        cumulative[name] = np.concatenate([[0], np.cumsum(counts)])
-        nonzero += int(layer.learned.count[layer.learned.key != 0].sum())
-        work[name] = float(scheme_counts_learned(layer.map, layer.learned))
+    candidates, cumulative, work, nonzero = _learned_tables(study)
     method = study.allocation.method
     capacities = sorted({round(base * f) for f in factors} | {capacity})
     rates, used = [], []
@@ -131,6 +121,38 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[st
             "hit_rate_learn": rates, "tested": tested,
             "entries_available": sum(c.count for c in candidates),
             "bytes_for_all_entries": sum(c.count * c.width_bytes for c in candidates)}
+
+
+def _learned_tables(study: Study) -> tuple[list[LayerValues], dict[str, np.ndarray],
+                                           dict[str, float], int]:
+    """Each layer's candidate entries (best first), the cumulative learned counts of its
+    ``k`` best entries, its work, and the non-zero OU input patterns of all layers."""
+    from .study import scheme_counts_learned
+
+    candidates, cumulative, work = [], {}, {}
+    nonzero = 0
+    for name, layer in study.layers.items():
+        order, values = best_entries(layer.learned, layer.map.ous("wpr"))
+        candidates.append(LayerValues(name, layer.width_bytes, values.astype(np.int64)))
+        counts = layer.learned.count[order].astype(np.int64)
+        cumulative[name] = np.concatenate([[0], np.cumsum(counts)])
+        nonzero += int(layer.learned.count[layer.learned.key != 0].sum())
+        work[name] = float(scheme_counts_learned(layer.map, layer.learned))
+    return candidates, cumulative, work, nonzero
+
+
+def alloc_methods(study: Study) -> dict[str, Any]:
+    """Every allocation method on the study's learned tables and capacity: bytes per layer
+    and the hit rate on the learning images (no testing run; ``--compare-alloc`` adds one)."""
+    candidates, cumulative, work, nonzero = _learned_tables(study)
+    out = {}
+    for method in METHODS:
+        allocation = (study.allocation if method == study.allocation.method else
+                      allocate(candidates, study.allocation.capacity_bytes, method, work=work))
+        hits = sum(int(cumulative[name][k]) for name, k in allocation.entries.items())
+        out[method] = {**allocation.to_dict(),
+                       "hit_rate_learn": hits / nonzero if nonzero else 0.0}
+    return out
 
 
 def alloc_comparison(study: Study, sims: Mapping[str, Mapping[str, SimResult]],
@@ -188,6 +210,7 @@ def model_record(study: Study, sims: Mapping[str, SimResult],
     all_sims = dict(alt_sims or {})
     all_sims.setdefault(study.allocation.method, sims)
     data["alloc_compare"] = alloc_comparison(study, all_sims, sims.get("dense"))
+    data["alloc_methods"] = alloc_methods(study)
     data["area_power"] = chip_area(area_power(study.arch))
     data.setdefault("assumed", [])
     return data
@@ -288,7 +311,7 @@ def layer_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``layers.csv``: one row per model, crossbar layer and scheme."""
     rows = []
     for record in records_of(doc):
-        alloc = record.get("alloc_compare", {})
+        alloc = record.get("alloc_methods", {})
         for index, layer in enumerate(record["layers"]):
             name = layer["name"]
             common = {"model": model_name(record), "index": index, "layer": name,

@@ -93,6 +93,7 @@ def test_results_schema_documents_every_field(tmp_path, capsys):
         "ipr_curve": record["ipr_curve"], "alloc": record["alloc"],
         "alloc_compare": record["alloc_compare"]["uniform"],
         "alloc_compare.cr2": record["alloc_compare"]["uniform"]["cr2"],
+        "alloc_methods": record["alloc_methods"]["greedy"],
         "area_power": record["area_power"], "sim": record["sim"],
     }
     for group, entry in groups.items():

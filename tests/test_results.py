@@ -151,7 +151,7 @@ def test_layers_csv_agrees_with_the_json(folder):
         assert float(row["hit_rate_test"]) == layer["hit_rate_test"]
         assert int(row["buffer_bytes"]) == doc["alloc"]["bytes_per_layer"][layer["name"]]
         assert int(row["buffer_bytes.uniform"]) == (
-            doc["alloc_compare"]["uniform"]["bytes_per_layer"][layer["name"]])
+            doc["alloc_methods"]["uniform"]["bytes_per_layer"][layer["name"]])
     # per-layer counts add up to the scheme totals of the JSON
     for scheme in schemes:
         total = sum(int(r["ou_computes"]) for r in rows if r["scheme"] == scheme)
@@ -201,6 +201,9 @@ def test_compare_alloc_equals_running_each_method(folder, capsys):
     assert side["hit_rate_test"] == alone["ipr"]["hit_rate_test"]
     assert side["cr2"]["ou_computes"] == alone["schemes"]["cr2"]["ou_computes"]
     assert side["cr2"]["latency_s"] == alone["schemes"]["cr2"]["latency_s"]
+    for method, entry in doc["alloc_methods"].items():  # from the tables, without a test run
+        assert entry["bytes_per_layer"] == doc["alloc_compare"][method]["bytes_per_layer"]
+        assert entry["hit_rate_learn"] == doc["alloc_compare"][method]["hit_rate_learn"]
     run = doc["alloc_compare"]["exact"]
     assert run["cr2"]["latency_s"] == doc["schemes"]["cr2"]["latency_s"]
     assert list(doc["alloc_compare"]) == ["exact", "uniform", "proportional", "greedy"]
