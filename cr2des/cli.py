@@ -78,20 +78,22 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
         require_matplotlib()  # before minutes of simulation, not after
     runs = []
+    written: list[Path] = []
+    notes: list[str] = []
     with _Phases(models) as phases:
         for model in models:
             runs.append(_run_model(args, model, phases, multi=len(models) > 1))
-    doc = document([record for record, *_ in runs])
-    written: list[Path] = []
-    notes: list[str] = []
-    if args.out is not None:
-        written = write_folder(doc, args.out)
-        if not args.no_plots:
-            from .plots import write_plots
+        doc = document([record for record, *_ in runs])
+        if args.out is not None:
+            phases("write", str(args.out))
+            written = write_folder(doc, args.out)
+            if not args.no_plots:
+                from .plots import write_plots
 
-            plotted, skipped = write_plots(doc, args.out)
-            written += plotted
-            notes = [f"figure skipped: {reason}" for reason in skipped]
+                phases("figures", str(args.out))
+                plotted, skipped = write_plots(doc, args.out)
+                written += plotted
+                notes = [f"figure skipped: {reason}" for reason in skipped]
     if args.json:
         _print_json(doc)
         return 0
@@ -166,6 +168,7 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
     else:
         sim_meta = {"engine": args.engine, "granularity": None, "events": 0, "wall_s": 0.0,
                     "partial": False, "trace": None}
+    phases("results", "IPR hit rate against capacity, allocation methods")
     record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims)
     return record, study, sims, estimates
 

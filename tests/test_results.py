@@ -368,6 +368,33 @@ def test_piped_run_shows_no_progress(tmp_path):
     assert result.returncode == 0 and result.stderr == ""
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_run_on_a_terminal_shows_progress():
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "cr2des", "run", "tiny", *TINY],
+                               stdout=subprocess.PIPE, stderr=slave, cwd=ROOT,
+                               env=dict(os.environ, TERM="xterm", COLUMNS="120"))
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    process.communicate(timeout=120)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0
+    assert any(phase in shown for phase in ("reference SL", "learn", "test", "simulate",
+                                            "results"))
+
+
 def test_csv_cells_round_trip_floats():
     text = results.csv_text([{"a": 0.1 + 0.2, "b": None, "c": math.inf}, {"d": 1}])
     rows = list(csv.DictReader(text.splitlines()))
