@@ -362,6 +362,18 @@ def test_analytic_run_writes_what_it_can_and_says_what_it_skipped(tmp_path, caps
     assert results.NOT_COMPUTED in render(answer_table(doc))
 
 
+def test_figures_without_matplotlib_fail_before_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    out = tmp_path / "out"
+    assert main(["run", "tiny", *TINY, "--out", str(out)]) == 2
+    assert "figures need matplotlib" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["run", "tiny", *TINY, "--engine", "analytic", "--out", str(out),
+                 "--no-plots"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["layers.csv", "results.json",
+                                                     "schemes.csv"]
+
+
 def test_piped_run_shows_no_progress(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cr2des", "run", "tiny", *TINY, "--engine",
                              "analytic"], capture_output=True, text=True, timeout=120, cwd=ROOT)
