@@ -225,16 +225,22 @@ def ipr_hit_rate(records: list[Mapping[str, Any]]) -> Any:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for record in records:
         curve = record["ipr_curve"]
-        points = [(c, r) for c, r in zip(curve["capacity_bytes"], curve["hit_rate_learn"],
-                                         strict=True) if c > 0]
-        line = ax.plot([c for c, _ in points], [r for _, r in points], marker="o",
-                       label=f"{model_name(record)}: learning images ({curve['method']})")[0]
+        name = model_name(record)
+        keep = [i for i, c in enumerate(curve["capacity_bytes"]) if c > 0]
+        xs = [curve["capacity_bytes"][i] for i in keep]
+        line = ax.plot(xs, [curve["hit_rate_learn"][i] for i in keep], marker="o",
+                       label=f"{name}: learning images ({curve['method']})")[0]
+        test = curve.get("hit_rate_test")
+        if test and all(test[i] is not None for i in keep):
+            ax.plot(xs, [test[i] for i in keep], marker="s", linestyle="--",
+                    color=line.get_color(), label=f"{name}: testing images")
         for tested in curve["tested"]:
-            if tested["capacity_bytes"] > 0:
+            if tested["capacity_bytes"] > 0 and tested["method"] != curve["method"]:
                 ax.scatter([tested["capacity_bytes"]], [tested["hit_rate_test"]], marker="x",
                            s=60, color=line.get_color(), zorder=3)
-        ax.scatter([], [], marker="x", color=line.get_color(),
-                   label=f"{model_name(record)}: testing images (allocations that ran)")
+        if any(t["method"] != curve["method"] for t in curve["tested"]):
+            ax.scatter([], [], marker="x", color=line.get_color(),
+                       label=f"{name}: testing images, other allocation methods")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("total pattern-buffer capacity (bytes)")
     ax.set_ylabel("IPR hit rate (of non-zero OU input patterns)")

@@ -34,7 +34,7 @@ import numpy as np
 from .allocation import METHODS, LayerValues, allocate
 from .errors import Cr2desError
 from .fileio import atomic_write_text
-from .patterns import best_entries
+from .patterns import PatternCounts, best_entries
 
 if TYPE_CHECKING:
     from .costs import AreaPower
@@ -93,66 +93,103 @@ def layer_times(study: Study, sims: Mapping[str, SimResult]) -> dict[str, dict[s
 
 
 def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[str, Any]:
-    """IPR hit rate on the learning images against total pattern-buffer capacity.
+    """IPR hit rate on the learning and the testing images against total pattern-buffer
+    capacity.
 
-    Computed from the learned frequency tables alone: at each capacity the study's
-    allocation method splits the bytes among layers and each layer holds its best learned
-    entries; the hits are the learned counts of the entries held.  At the study's own
-    capacity this is exactly the study's learning hit rate.  The testing images' hit rate
-    needs a testing run per capacity, so the curve carries it only where one was made (the
-    deployed allocation and those of ``--compare-alloc``).
+    Computed from the frequency tables alone, without a re-run: at each capacity the
+    study's allocation method splits the bytes among layers using the learned tables, each
+    layer holds its best learned entries, and the hits are the counts of the entries held
+    in the learning and in the testing images' histograms.  At the study's own capacity
+    these are exactly the study's hit rates (the testing one counted by a different path,
+    the buffer lookups of the testing run).  ``tested`` lists the allocations a testing
+    run was classified and simulated with (the run's and those of ``--compare-alloc``).
     """
     capacity = int(study.allocation.capacity_bytes)
     base = capacity if capacity > 0 else CURVE_BASE_BYTES
-    candidates, cumulative, work, nonzero = _learned_tables(study)
+    candidates, learn_cum, test_cum, work, (learn_nonzero, test_nonzero) = (
+        _learned_tables(study))
     method = study.allocation.method
     capacities = sorted({round(base * f) for f in factors} | {capacity})
-    rates, used = [], []
+    rates, test_rates, used = [], [], []
     for c in capacities:
         allocation = (study.allocation if c == capacity
                       else allocate(candidates, c, method, work=work))
-        hits = sum(int(cumulative[name][k]) for name, k in allocation.entries.items())
-        rates.append(hits / nonzero if nonzero else 0.0)
+        rates.append(_rate(learn_cum, allocation.entries, learn_nonzero))
+        test_rates.append(_rate(test_cum, allocation.entries, test_nonzero)
+                          if test_cum else None)
         used.append(allocation.used_bytes)
     tested = [{"method": s.allocation.method, "capacity_bytes": s.allocation.capacity_bytes,
                "hit_rate_learn": s.hit_rates()[0], "hit_rate_test": s.hit_rates()[1]}
               for s in (study, *study.alternatives.values())]
     return {"method": method, "capacity_bytes": capacities, "used_bytes": used,
-            "hit_rate_learn": rates, "tested": tested,
+            "hit_rate_learn": rates, "hit_rate_test": test_rates, "tested": tested,
             "entries_available": sum(c.count for c in candidates),
             "bytes_for_all_entries": sum(c.count * c.width_bytes for c in candidates)}
 
 
 def _learned_tables(study: Study) -> tuple[list[LayerValues], dict[str, np.ndarray],
-                                           dict[str, float], int]:
-    """Each layer's candidate entries (best first), the cumulative learned counts of its
-    ``k`` best entries, its work, and the non-zero OU input patterns of all layers."""
+                                           dict[str, np.ndarray], dict[str, float],
+                                           tuple[int, int]]:
+    """Each layer's candidate entries (best first); the cumulative counts of its ``k`` best
+    entries on the learning and on the testing images; its work; and the non-zero OU
+    input patterns of all layers on each image set."""
     from .study import scheme_counts_learned
 
-    candidates, cumulative, work = [], {}, {}
-    nonzero = 0
+    candidates, learn_cum, test_cum, work = [], {}, {}, {}
+    learn_nonzero = test_nonzero = 0
     for name, layer in study.layers.items():
-        order, values = best_entries(layer.learned, layer.map.ous("wpr"))
+        learned = layer.learned
+        order, values = best_entries(learned, layer.map.ous("wpr"))
         candidates.append(LayerValues(name, layer.width_bytes, values.astype(np.int64)))
-        counts = layer.learned.count[order].astype(np.int64)
-        cumulative[name] = np.concatenate([[0], np.cumsum(counts)])
-        nonzero += int(layer.learned.count[layer.learned.key != 0].sum())
-        work[name] = float(scheme_counts_learned(layer.map, layer.learned))
-    return candidates, cumulative, work, nonzero
+        learn_cum[name] = np.concatenate([[0], np.cumsum(learned.count[order],
+                                                         dtype=np.int64)])
+        learn_nonzero += int(learned.count[learned.key != 0].sum())
+        tested = layer.tested
+        if tested is not None:
+            counts = counts_in(learned.band[order], learned.key[order], tested)
+            test_cum[name] = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+            test_nonzero += int(tested.count[tested.key != 0].sum())
+        work[name] = float(scheme_counts_learned(layer.map, learned))
+    return candidates, learn_cum, test_cum, work, (learn_nonzero, test_nonzero)
+
+
+def counts_in(band: np.ndarray, key: np.ndarray, histogram: PatternCounts) -> np.ndarray:
+    """How often each ``(band[i], key[i])`` occurs in ``histogram`` (0 when absent).
+
+    Keys are replaced by their rank among all keys present so that ``band x ranks + rank``
+    is an exact int64 sort key (patterns of wide OUs are 64-bit fingerprints, which would
+    not fit beside the band); the histogram is sorted by band then key, so by this too.
+    """
+    if len(band) == 0 or len(histogram.band) == 0:
+        return np.zeros(len(band), dtype=np.int64)
+    keys = np.unique(np.concatenate([key, histogram.key]))
+    width = np.int64(len(keys))
+    probe = band.astype(np.int64) * width + np.searchsorted(keys, key)
+    table = histogram.band.astype(np.int64) * width + np.searchsorted(keys, histogram.key)
+    index = np.minimum(np.searchsorted(table, probe), len(table) - 1)
+    return np.where(table[index] == probe, histogram.count[index], 0).astype(np.int64)
 
 
 def alloc_methods(study: Study) -> dict[str, Any]:
     """Every allocation method on the study's learned tables and capacity: bytes per layer
     and the hit rate on the learning images (no testing run; ``--compare-alloc`` adds one)."""
-    candidates, cumulative, work, nonzero = _learned_tables(study)
+    candidates, learn_cum, test_cum, work, (learn_nonzero, test_nonzero) = (
+        _learned_tables(study))
     out = {}
     for method in METHODS:
         allocation = (study.allocation if method == study.allocation.method else
                       allocate(candidates, study.allocation.capacity_bytes, method, work=work))
-        hits = sum(int(cumulative[name][k]) for name, k in allocation.entries.items())
         out[method] = {**allocation.to_dict(),
-                       "hit_rate_learn": hits / nonzero if nonzero else 0.0}
+                       "hit_rate_learn": _rate(learn_cum, allocation.entries, learn_nonzero),
+                       "hit_rate_test": (_rate(test_cum, allocation.entries, test_nonzero)
+                                         if test_cum else None)}
     return out
+
+
+def _rate(cumulative: Mapping[str, np.ndarray], entries: Mapping[str, int], nonzero: int
+          ) -> float:
+    hits = sum(int(cumulative[name][k]) for name, k in entries.items())
+    return hits / nonzero if nonzero else 0.0
 
 
 def alloc_comparison(study: Study, sims: Mapping[str, Mapping[str, SimResult]],

@@ -88,6 +88,8 @@ class LayerStudy:
     buffer: PatternBuffer
     counts: InputCounts
     schemes: dict[str, SchemeCounts]
+    #: the ``(row band, pattern)`` histogram of the testing images (buffer-independent)
+    tested: PatternCounts | None = None
 
     @property
     def entries(self) -> int:
@@ -243,7 +245,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
             continue
         allocation, buffers = fill_buffers(learning, capacity, method)
         alt_layers = classify_test_run(learning, buffers, test_run, dac,
-                                 lambda phase, item, m=method: tick(f"test ({m})", item))
+                                       lambda phase, item, m=method: tick(f"test ({m})", item),
+                                       {name: layer.tested for name, layer in layers.items()})
         alternatives[method] = Study(
             workload, arch, weights, learn_set, test_set, alt_layers, allocation,
             {s: place_scheme(learning.maps, alt_layers, arch, s) for s in SCHEMES}, {})
@@ -268,17 +271,26 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
 
 
 def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
-                      dac_bits: int, tick: Callable[[str, str], None]
+                      dac_bits: int, tick: Callable[[str, str], None],
+                      tested: dict[str, PatternCounts | None] | None = None
                       ) -> dict[str, LayerStudy]:
-    """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts."""
+    """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
+
+    Each layer also keeps the histogram of the testing images' patterns (``tested``, made
+    here unless given), from which the hit rate of any buffer follows without a re-run.
+    """
     layers = {}
     for name, lmap in learning.maps.items():
         tick("test", name)
         buffer = buffers[name]
         counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
+        histogram = (tested or {}).get(name)
+        if histogram is None:
+            histogram = learn_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups)
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
                                   buffer, counts,
-                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES})
+                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
+                                  histogram)
     return layers
 
 

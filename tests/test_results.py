@@ -186,6 +186,9 @@ def test_ipr_curve_matches_the_study_at_its_capacity(folder):
     # enough bytes for every entry: every entry with a value is held
     assert curve["capacity_bytes"][-1] >= curve["bytes_for_all_entries"]
     assert curve["hit_rate_learn"][-1] == max(curve["hit_rate_learn"]) > 0.9
+    # the testing images' rate from their histogram equals the testing run's buffer lookups
+    assert curve["hit_rate_test"][at] == doc["ipr"]["hit_rate_test"] > 0
+    assert curve["hit_rate_test"][0] == 0
     tested = {t["method"]: t for t in curve["tested"]}
     assert tested["exact"]["hit_rate_test"] == doc["ipr"]["hit_rate_test"]
     assert set(tested) == {"exact", "uniform", "proportional", "greedy"}
@@ -204,6 +207,7 @@ def test_compare_alloc_equals_running_each_method(folder, capsys):
     for method, entry in doc["alloc_methods"].items():  # from the tables, without a test run
         assert entry["bytes_per_layer"] == doc["alloc_compare"][method]["bytes_per_layer"]
         assert entry["hit_rate_learn"] == doc["alloc_compare"][method]["hit_rate_learn"]
+        assert entry["hit_rate_test"] == doc["alloc_compare"][method]["hit_rate_test"]
     run = doc["alloc_compare"]["exact"]
     assert run["cr2"]["latency_s"] == doc["schemes"]["cr2"]["latency_s"]
     assert list(doc["alloc_compare"]) == ["exact", "uniform", "proportional", "greedy"]
@@ -405,6 +409,18 @@ def test_run_on_a_terminal_shows_progress():
     assert process.returncode == 0
     assert any(phase in shown for phase in ("reference SL", "learn", "test", "simulate",
                                             "results"))
+
+
+def test_counts_in_finds_pairs_of_wide_keys():
+    from cr2des.patterns import PatternCounts
+
+    top = np.uint64(2**64 - 1)
+    histogram = PatternCounts(3, np.array([0, 0, 1, 2]), np.array([5, top, 5, 7], np.uint64),
+                              np.array([4, 3, 2, 1]))
+    band = np.array([0, 1, 1, 2, 2])
+    key = np.array([top, 5, top, 7, 6], np.uint64)
+    assert results.counts_in(band, key, histogram).tolist() == [3, 2, 0, 1, 0]
+    assert results.counts_in(band[:0], key[:0], histogram).tolist() == []
 
 
 def test_csv_cells_round_trip_floats():
