@@ -245,7 +245,7 @@ def ipr_hit_rate(records: list[Mapping[str, Any]]) -> Any:
     ax.set_xlabel("total pattern-buffer capacity (bytes)")
     ax.set_ylabel("IPR hit rate (of non-zero OU input patterns)")
     ax.set_ylim(0, 1)
-    ax.set_title("IPR hit rate against buffer capacity (from the learned tables)")
+    ax.set_title("IPR hit rate against buffer capacity (allocated on the learned tables)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
