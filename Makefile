@@ -1,10 +1,11 @@
 # Two entry points, each self-contained on a machine with only Python >= 3.11:
-#   make run    -- create .venv, install cr2des, run the main study
+#   make run    -- create .venv, install cr2des, run the main study into out/
 #   make test   -- create .venv, install cr2des with its test tools, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_ARGS ?= resnet50
+OUT ?= out
 
 .PHONY: run test bench lint clean
 
@@ -15,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/cr2des run $(RUN_ARGS)
+	$(BIN)/cr2des run $(RUN_ARGS) --out $(OUT)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

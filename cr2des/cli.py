@@ -70,9 +70,59 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .energy import assumed_numbers
-    from .mapping import SCHEMES
+    from .headline import print_answer, print_models_summary
     from .report import print_energy, print_study, print_timing
+    from .results import document, expand_models, write_folder
+
+    models = expand_models(args.model)
+    if args.max_events < 1:
+        raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
+    if args.trace is not None and args.trace == "" and args.out is None:
+        raise SpecError("--trace without a path writes trace.json into --out DIR; give one")
+    if args.out is not None and not args.no_plots:
+        from .plots import require_matplotlib
+
+        require_matplotlib()  # before minutes of simulation, not after
+    runs = []
+    written: list[Path] = []
+    notes: list[str] = []
+    with _Phases(models) as phases:
+        for model in models:
+            runs.append(_run_model(args, model, phases, multi=len(models) > 1))
+        doc = document([record for record, *_ in runs])
+        if args.out is not None:
+            phases("write", str(args.out))
+            written = write_folder(doc, args.out)
+            if not args.no_plots:
+                from .plots import write_plots
+
+                phases("figures", str(args.out))
+                plotted, skipped = write_plots(doc, args.out)
+                written += plotted
+                notes = [f"figure skipped: {reason}" for reason in skipped]
+    if args.json:
+        _print_json(doc)
+        return 0
+    for record, study, sims, estimates in runs:
+        print_answer(record, console)
+        print_study(study, record, console, layers=args.layers)
+        print_timing(record, sims, estimates, console)
+        print_energy(record, console)
+    if len(runs) > 1:
+        print_models_summary(doc["summary"], console)
+    if written:
+        console.print(f"wrote {len(written)} files to {args.out}: "
+                      + ", ".join(p.name for p in written))
+        for note in notes:
+            console.print(f"[yellow]note:[/] {note}")
+    return 0
+
+
+def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: bool
+               ) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+    """Study, simulate and record one model: ``(record, study, sims, estimates)``."""
+    from .mapping import SCHEMES
+    from .results import model_record
     from .sim import SimOptions, estimate, simulate
     from .spec import load_arch
     from .study import StudyOptions, run_study
@@ -81,7 +131,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from .workload import load_workload
 
     arch = load_arch(args.arch)
-    workload = load_workload(args.model)
+    workload = load_workload(model)
+    phases.model(model, len(workload), len(workload.crossbar_layers))
 
     def quantity(option: str, value: str | None) -> int | None:
         if value is None:
@@ -92,85 +143,67 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             raise SpecError(f"{option}: {exc}") from None
 
     options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
-                           capacity_bytes=quantity("--buffer", args.buffer), alloc=args.alloc)
-    if args.max_events < 1:
-        raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
-    with _Phases() as phases:
-        study = run_study(workload, arch, options, progress=phases)
-        estimates = {s: estimate(study, s) for s in SCHEMES}
-        sims = {}
-        if args.engine in ("event", "both"):
-            sim_options = SimOptions(granularity=args.granularity, max_events=args.max_events,
-                                     edge_buffer_bytes=quantity("--edge-buffer",
-                                                                args.edge_buffer))
-            for scheme in SCHEMES:
-                phases("simulate", scheme)
-                traced = args.trace is not None and scheme == args.trace_scheme
-                sims[scheme] = simulate(study, scheme, dataclasses.replace(
-                    sim_options, trace=traced))
+                           capacity_bytes=quantity("--buffer", args.buffer), alloc=args.alloc,
+                           compare_alloc=_compare_methods(args.compare_alloc),
+                           learn_images=args.learn_images, test_images=args.test_images)
+    study = run_study(workload, arch, options, progress=phases)
+    estimates = {s: estimate(study, s) for s in SCHEMES}
+    sims: dict[str, Any] = {}
+    alt_sims: dict[str, dict[str, Any]] = {}
+    if args.engine in ("event", "both"):
+        sim_options = SimOptions(granularity=args.granularity, max_events=args.max_events,
+                                 edge_buffer_bytes=quantity("--edge-buffer", args.edge_buffer))
+        for scheme in SCHEMES:
+            phases("simulate", scheme)
+            traced = args.trace is not None and scheme == args.trace_scheme
+            sims[scheme] = simulate(study, scheme, dataclasses.replace(
+                sim_options, trace=traced))
+        for method, alternative in study.alternatives.items():
+            phases("simulate", f"cr2 ({method})")
+            alt_sims[method] = {"cr2": simulate(alternative, "cr2", sim_options)}
     trace_info = None
     if args.trace is not None:
-        trace_info = write_trace(args.trace, sims[args.trace_scheme].stats,
+        trace_path = _trace_path(args, model, multi)
+        trace_info = write_trace(trace_path, sims[args.trace_scheme].stats,
                                  title=f"{workload.name} on {arch.name}, {args.trace_scheme}")
-    data = study.to_dict()
-    for scheme in SCHEMES:
-        entry = data["schemes"][scheme]
-        entry["analytic"] = estimates[scheme].to_dict()
-        if scheme in sims:
-            result = sims[scheme]
-            entry.update(result.to_dict())
-            dense = sims["dense"]
-            entry["speedup"] = (dense.latency_s / result.latency_s
-                                if result.latency_s and not result.partial else None)
-    energies = _energies(study, sims, estimates)
-    dense_energy = energies["dense"].energy_j
-    for scheme, result in energies.items():
-        entry = data["schemes"][scheme]
-        entry.update(result.to_dict())
-        entry["energy_by_layer_j"] = dict(result.energy_by_layer_j)
-        entry["energy_saving"] = dense_energy / result.energy_j if result.energy_j else None
-    for layer in data["layers"]:
-        layer["energy_j"] = {s: energies[s].energy_by_layer_j[layer["name"]] for s in SCHEMES}
-    data["energy_time"] = ("event simulation" if sims and not any(r.partial for r in
-                                                                   sims.values())
-                           else "closed-form estimate (no network energy)")
-    data["assumed"] = assumed_numbers(arch)
+        trace_info = {"path": str(trace_path), **trace_info}
     if sims:
-        data["sim"] = {"engine": args.engine, "granularity": args.granularity,
-                       "events": sum(r.events for r in sims.values()),
-                       "wall_s": sum(r.wall_s for r in sims.values()),
-                       "partial": any(r.partial for r in sims.values()),
-                       "trace": {"path": str(args.trace), **trace_info} if trace_info else None}
+        sim_meta = {"engine": args.engine, "granularity": args.granularity,
+                    "events": sum(r.events for r in sims.values()),
+                    "wall_s": sum(r.wall_s for r in sims.values()),
+                    "partial": any(r.partial for r in sims.values()), "trace": trace_info}
     else:
-        data["sim"] = {"engine": args.engine, "granularity": None, "events": 0, "wall_s": 0.0,
-                       "partial": False, "trace": None}
-    if args.json:
-        _print_json(data)
-    else:
-        print_study(study, data, console, layers=args.layers)
-        print_timing(data, sims, estimates, console)
-        print_energy(data, console)
+        sim_meta = {"engine": args.engine, "granularity": None, "events": 0, "wall_s": 0.0,
+                    "partial": False, "trace": None}
+    phases("results", "IPR hit rate against capacity, allocation methods")
+    record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims)
+    return record, study, sims, estimates
+
+
+def _compare_methods(given: list[str] | None) -> tuple[str, ...]:
+    """``--compare-alloc`` alone names every method; absent, none."""
+    from .allocation import METHODS
+
+    if given is None:
+        return ()
+    return tuple(given) if given else METHODS
+
+
+def _trace_path(args: argparse.Namespace, model: str, multi: bool) -> Path:
+    """``--trace PATH``, or ``DIR/trace.json`` for ``--trace`` with ``--out DIR``; with
+    several models the model's name goes before the suffix."""
+    path = Path(args.trace) if args.trace else Path(args.out) / "trace.json"
+    return path.with_name(f"{path.stem}-{model}{path.suffix}") if multi else path
+
+
+def cmd_plot(args: argparse.Namespace, console: Console) -> int:
+    from .plots import plot_file
+
+    written, skipped = plot_file(args.results, args.out)
+    console.print(f"wrote {len(written)} figures: " + ", ".join(str(p) for p in written))
+    for reason in skipped:
+        console.print(f"[yellow]note:[/] figure skipped: {reason}")
     return 0
-
-
-def _energies(study: Any, sims: dict[str, Any], estimates: dict[str, Any]) -> dict[str, Any]:
-    """Energy and area of every scheme, timed by its simulation (steady-state time per
-    image, network flits) or, without one, by the closed-form estimate."""
-    from .energy import evaluate_energy
-
-    out = {}
-    for scheme, est in estimates.items():
-        sim = sims.get(scheme)
-        if sim is not None and not sim.partial and sim.throughput_ips > 0:
-            flits = {stage: n for (stage, action), n in sim.stats.actions.items()
-                     if action == "flit_hops"}
-            out[scheme] = evaluate_energy(study, scheme,
-                                          seconds_per_image=1.0 / sim.throughput_ips,
-                                          latency_s=sim.latency_s, flit_hops=flits)
-        else:
-            out[scheme] = evaluate_energy(study, scheme, seconds_per_image=est.bottleneck_s,
-                                          latency_s=est.latency_s)
-    return out
 
 
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
@@ -251,16 +284,29 @@ class _Progress:
 
 
 class _Phases:
-    """Progress for a multi-phase run: one bar per phase, advanced per layer."""
+    """Progress of a run on a terminal (stderr): a bar over the models when there are
+    several, and one bar per phase of the current model, advanced per layer or scheme.
+    Silent when stderr is not a terminal."""
 
-    def __init__(self) -> None:
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    def __init__(self, models: Sequence[str] = ()) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         console = Console(stderr=True)
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                            TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
-                            console=console, transient=True, disable=not console.is_terminal)
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("{task.fields[item]}"),
+                            TimeElapsedColumn(), console=console, transient=True,
+                            disable=not console.is_terminal)
         self.tasks: dict[str, Any] = {}
+        self.totals: dict[str, int] = {}
+        self.models = (self.bar.add_task("models", total=len(models), item="")
+                       if len(models) > 1 else None)
 
     def __enter__(self) -> _Phases:
         self.bar.start()
@@ -269,12 +315,25 @@ class _Phases:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
+    def model(self, name: str, layers: int, crossbar_layers: int) -> None:
+        """A new model starts: its phases replace the last model's."""
+        if self.models is not None:
+            if self.tasks:
+                self.bar.advance(self.models)
+            self.bar.update(self.models, item=name)
+        for task in self.tasks.values():
+            self.bar.remove_task(task)
+        self.tasks = {}
+        self.totals = {"reference SL": layers, "reference ST": layers,
+                       "learn": crossbar_layers, "test": crossbar_layers, "simulate": 4}
+
     def __call__(self, phase: str, item: str) -> None:
         if phase not in self.tasks:
             for task in self.tasks.values():
                 self.bar.update(task, visible=False)
-            self.tasks[phase] = self.bar.add_task(phase, total=None, item="")
-        self.bar.update(self.tasks[phase], item=item)
+            total = self.totals.get(phase.split(" (")[0])
+            self.tasks[phase] = self.bar.add_task(phase, total=total, item="")
+        self.bar.update(self.tasks[phase], advance=1, item=item)
 
 
 def _data_options(args: argparse.Namespace) -> Any:
@@ -373,13 +432,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
-    p = add("run", cmd_run, "the study: every scheme's work, crossbars and IPR hit rates")
-    p.add_argument("model", nargs="?", default="resnet50", help="workload (default: resnet50)")
+    p = add("run", cmd_run, "the study: every scheme's work, crossbars, IPR hit rates and time")
+    p.add_argument("model", nargs="*", default=["resnet50"],
+                   help="workloads (default: resnet50); 'all' = the paper's four "
+                        "(alexnet vgg16 resnet50 googlenet)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="write results.json, schemes.csv, layers.csv and PNG figures here")
+    p.add_argument("--no-plots", action="store_true", help="with --out: no PNG figures")
     p.add_argument("--sl", type=int, default=4, help="learning images (default: 4)")
     p.add_argument("--st", type=int, default=4, help="testing images (default: 4)")
     p.add_argument("--alloc", default="exact",
                    choices=("exact", "uniform", "proportional", "greedy"),
                    help="pattern-buffer allocation among layers (default: exact)")
+    p.add_argument("--compare-alloc", nargs="*", default=None, metavar="METHOD",
+                   choices=("exact", "uniform", "proportional", "greedy"),
+                   help="also run these allocation methods on the same learned tables "
+                        "(no METHOD: all four)")
+    p.add_argument("--learn-images", default=None, metavar="SOURCE",
+                   help="images the patterns are learned on (default: --images)")
+    p.add_argument("--test-images", default=None, metavar="SOURCE",
+                   help="images the study is tested on (default: --images; the same source "
+                        "is split into disjoint sets)")
     p.add_argument("--buffer", default=None, metavar="BYTES",
                    help="total pattern-buffer capacity, e.g. 1MiB (default: the chip's)")
     p.add_argument("--engine", choices=("event", "analytic", "both"), default="event",
@@ -392,14 +465,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a simulation after this many events (its report says partial)")
     p.add_argument("--edge-buffer", default=None, metavar="BYTES",
                    help="inter-layer buffer per layer input (default: an eDRAM share)")
-    p.add_argument("--trace", type=Path, default=None, metavar="PATH",
-                   help="write a Chrome trace-event JSON (Perfetto) of one scheme's run")
+    p.add_argument("--trace", nargs="?", const="", default=None, metavar="PATH",
+                   help="write a Chrome trace-event JSON (Perfetto) of one scheme's run "
+                        "(without PATH: trace.json in --out DIR)")
     p.add_argument("--trace-scheme", choices=("dense", "sparse", "wpr", "cr2"), default="cr2",
                    help="scheme to trace (default: cr2)")
     p.add_argument("--layers", action="store_true",
                    help="also print the per-layer table (crossbars, OU activations, IPR)")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    p = add("plot", cmd_plot, "redraw the figures of a results.json (from the JSON alone)")
+    p.add_argument("results", type=Path, help="results.json written by cr2des run --out")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="folder for the PNGs (default: the folder of results.json)")
 
     p = add("verify", cmd_verify,
             "check bit-exactly that every layer's OU decomposition equals its integer matmul")

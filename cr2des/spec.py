@@ -63,9 +63,9 @@ class SramReference:
 class Crossbar(Component):
     """ReRAM crossbar array; one action is one OU activation (read of one OU)."""
 
-    rows: int = param(128, ge=1)
-    cols: int = param(128, ge=1)
-    cell_bits: int = param(2, ge=1, le=8)
+    rows: int = param(128, ge=1, doc="wordlines of the array")
+    cols: int = param(128, ge=1, doc="bitlines of the array")
+    cell_bits: int = param(2, ge=1, le=8, doc="bits stored per cell (one weight slice)")
     ou_rows: int = param(128, ge=1, doc="rows of an operation unit (active wordlines)")
     ou_cols: int = param(128, ge=1, doc="columns of an operation unit (bitlines read)")
     read_latency_s: float = param(100e-9, key="read_latency", unit="time", gt=0,
@@ -76,8 +76,9 @@ class Crossbar(Component):
 class Adc(Component):
     """Analog-to-digital converters of a PE; one action is one conversion."""
 
-    bits: int = param(8, ge=1, le=16)
-    sample_rate_hz: float = param(1.28e9, key="sample_rate", unit="frequency", gt=0)
+    bits: int = param(8, ge=1, le=16, doc="resolution of one conversion")
+    sample_rate_hz: float = param(1.28e9, key="sample_rate", unit="frequency", gt=0,
+                                  doc="conversions per second of one ADC")
     bit_saving: int = param(0, ge=0, le=2,
                             doc="bits saved by data encoding (ISAAC flips weights: 1)")
     reference_bits: int | None = param(None, ge=1, le=16,
@@ -91,23 +92,23 @@ class Adc(Component):
 class Dac(Component):
     """Wordline drivers; one action drives one row for one OU read."""
 
-    bits: int = param(1, ge=1, le=8)
+    bits: int = param(1, ge=1, le=8, doc="input bits driven per cycle")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Unit(Component):
     """A digital unit with a fixed latency per action (shift-and-add, sigmoid, max-pool)."""
 
-    latency_s: float = param(0.0, key="latency", unit="time", ge=0)
+    latency_s: float = param(0.0, key="latency", unit="time", ge=0, doc="time of one action")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Memory(Component):
     """A register file, SRAM or eDRAM; one action is one access of ``width_bits``."""
 
-    capacity_bytes: float = param(key="capacity", unit="bytes", gt=0)
+    capacity_bytes: float = param(key="capacity", unit="bytes", gt=0, doc="bytes held")
     width_bits: int = param(256, key="width", ge=1, doc="bits per access")
-    ports: int = param(1, ge=1)
+    ports: int = param(1, ge=1, doc="accesses served at once")
     latency_s: float = param(1e-9, key="latency", unit="time", ge=0, doc="time of one access")
     reference: SramReference | None = param(None, doc="scale costs from these SRAM figures")
 
@@ -140,7 +141,7 @@ class Pe:
 class Tile:
     """A tile: PEs sharing an eDRAM buffer and the digital post-processing units."""
 
-    pes: int = param(12, ge=1)
+    pes: int = param(12, ge=1, doc="PEs per tile")
     pe: Pe = param(Pe())
     edram: Memory = param(Memory(capacity_bytes=65536))
     bus: Component = param(Component())
@@ -156,12 +157,13 @@ class Tile:
 class Network:
     """On-chip network connecting the tiles' routers."""
 
-    topology: str = param("cmesh", choices=("mesh", "torus", "cmesh", "edges"))
+    topology: str = param("cmesh", choices=("mesh", "torus", "cmesh", "edges"),
+                          doc="router graph")
     dims: tuple[int, ...] = param((), doc="router grid for mesh/torus/cmesh")
     concentration: int = param(1, ge=1, doc="tiles attached to one router")
     edges: tuple[tuple[int, int], ...] = param((), doc="router pairs for topology: edges")
-    link_width_bits: int = param(32, key="link_width", ge=1)
-    clock_hz: float = param(1e9, key="clock", unit="frequency", gt=0)
+    link_width_bits: int = param(32, key="link_width", ge=1, doc="bits per link per cycle")
+    clock_hz: float = param(1e9, key="clock", unit="frequency", gt=0, doc="network clock")
     router_latency_s: float = param(1e-9, key="router_latency", unit="time", ge=0,
                                     doc="per-hop router traversal time")
     router: Component = param(Component())
@@ -179,7 +181,7 @@ class Network:
 
 @dataclass(frozen=True, kw_only=True)
 class Chip:
-    tiles: int = param(ge=1)
+    tiles: int = param(ge=1, doc="tiles on the chip")
     tile: Tile = param(Tile())
     network: Network = param(Network())
     io: Component = param(Component(count=0), doc="off-chip links (ISAAC: HyperTransport)")
@@ -189,9 +191,10 @@ class Chip:
 class Mapping:
     """How weights and inputs become cells and cycles."""
 
-    weight_bits: int = param(8, ge=1, le=16)
-    input_bits: int = param(8, ge=1, le=16)
-    weight_encoding: str = param("differential", choices=("differential", "offset"))
+    weight_bits: int = param(8, ge=1, le=16, doc="weight precision")
+    input_bits: int = param(8, ge=1, le=16, doc="activation precision")
+    weight_encoding: str = param("differential", choices=("differential", "offset"),
+                                 doc="how signed weights become cell values")
     row_order: str = param("channel_major", choices=("channel_major", "position_major"),
                            doc="order of the K rows of a conv weight matrix")
     replicate: bool = param(True, doc="replicate layers onto spare crossbars (ISAAC)")
@@ -201,9 +204,9 @@ class Mapping:
 class Arch:
     """A whole architecture description."""
 
-    version: int = param(ge=1)
-    name: str = param()
-    description: str = param("")
+    version: int = param(ge=1, doc="description format version")
+    name: str = param(doc="short name used in reports")
+    description: str = param("", doc="free text")
     chip: Chip = param()
     mapping: Mapping = param(Mapping())
     source: str | None = dataclasses.field(default=None, compare=False)

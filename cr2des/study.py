@@ -16,6 +16,7 @@ The event simulation consumes the per-batch counts; the report and JSON the tota
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import numpy as np
 
 from .allocation import Allocation, LayerValues, allocate
 from .datapath import DataOptions, prepare_weights, preprocessing, run_reference
-from .images import ImageSet, learn_test_split
+from .images import ImageSet, learn_test_split, load_images
 from .mapping import SCHEMES, LayerMap, Placement, map_layer, place
 from .patterns import (
     InputCounts,
@@ -57,6 +58,13 @@ class StudyOptions:
         Total pattern-buffer capacity to allocate; ``None`` takes the chip's.
     alloc
         ``exact``, ``uniform``, ``proportional`` or ``greedy``.
+    compare_alloc
+        Further allocation methods run on the same learned tables and tested on the same
+        images; each gives an alternative study (:attr:`Study.alternatives`).
+    learn_images, test_images
+        Image sources of the SL and ST sets when they differ from ``data.images``; two
+        different sources are each read from their first image, the same source is split
+        into disjoint sets.
     """
 
     data: DataOptions = field(default_factory=DataOptions)
@@ -64,6 +72,9 @@ class StudyOptions:
     n_test: int = 4
     capacity_bytes: float | None = None
     alloc: str = "exact"
+    compare_alloc: tuple[str, ...] = ()
+    learn_images: str | None = None
+    test_images: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ class LayerStudy:
     buffer: PatternBuffer
     counts: InputCounts
     schemes: dict[str, SchemeCounts]
+    #: the ``(row band, pattern)`` histogram of the testing images (buffer-independent)
+    tested: PatternCounts | None = None
 
     @property
     def entries(self) -> int:
@@ -112,6 +125,8 @@ class Study:
     allocation: Allocation
     placements: dict[str, Placement]
     timings: dict[str, float]
+    #: the same study under other allocation methods (``StudyOptions.compare_alloc``)
+    alternatives: dict[str, Study] = field(default_factory=dict)
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -155,8 +170,10 @@ class Study:
             "weights": {"source": self.weights.source, "synthetic": self.weights.synthetic,
                         "description": self.weights.describe()},
             "images": {
-                "learn": {"names": list(self.learn.names), "derived": list(self.learn.derived)},
-                "test": {"names": list(self.test.names), "derived": list(self.test.derived)},
+                "learn": {"names": list(self.learn.names), "derived": list(self.learn.derived),
+                          "source": self.learn.source},
+                "test": {"names": list(self.test.names), "derived": list(self.test.derived),
+                         "source": self.test.source},
                 "source": self.test.source, "warnings": list(self.test.warnings),
                 "inputs": self.test.inputs,
             },
@@ -211,9 +228,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         clock = now
 
     weights = prepare_weights(workload, arch, options.data)
-    learn_set, test_set = learn_test_split(options.data.images, options.n_learn, options.n_test,
-                                           prep=preprocessing(workload, options.data.normalize),
-                                           seed=options.data.seed)
+    learn_set, test_set = study_images(workload, options)
     lap("data")
     learn_run = run_reference(workload, arch, weights, learn_set,
                               progress=lambda name: tick("reference SL", name))
@@ -229,24 +244,72 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     del learn_run
     lap("mapping, learning and allocation")
 
+    layers = classify_test_run(learning, learning.buffers, test_run, dac, tick)
+    lap("testing")
+    placements = {scheme: place_scheme(learning.maps, layers, arch, scheme)
+                  for scheme in SCHEMES}
+    lap("placement")
+    alternatives = {}
+    for method in dict.fromkeys(options.compare_alloc):
+        if method == learning.allocation.method:
+            continue
+        allocation, buffers = fill_buffers(learning, capacity, method)
+        alt_layers = classify_test_run(learning, buffers, test_run, dac,
+                                       lambda phase, item, m=method: tick(f"test ({m})", item),
+                                       {name: layer.tested for name, layer in layers.items()})
+        alternatives[method] = Study(
+            workload, arch, weights, learn_set, test_set, alt_layers, allocation,
+            {s: place_scheme(learning.maps, alt_layers, arch, s) for s in SCHEMES}, {})
+    if alternatives:
+        lap("other allocations")
+    return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
+                 placements, timings, alternatives)
+
+
+def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, ImageSet]:
+    """The learning (SL) and testing (ST) images of a study (see :class:`StudyOptions`)."""
+    prep = preprocessing(workload, options.data.normalize)
+    seed = options.data.seed
+    learn_source = options.learn_images or options.data.images
+    test_source = options.test_images or options.data.images
+    if learn_source == test_source:
+        return learn_test_split(learn_source, options.n_learn, options.n_test, prep=prep,
+                                seed=seed)
+    learn = load_images(learn_source, options.n_learn, prep=prep, seed=seed)
+    test = load_images(test_source, options.n_test, prep=prep, seed=seed + 1)
+    return dataclasses.replace(learn, warnings=()), test
+
+
+def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
+                      dac_bits: int, tick: Callable[[str, str], None],
+                      tested: dict[str, PatternCounts | None] | None = None
+                      ) -> dict[str, LayerStudy]:
+    """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
+
+    Each layer also keeps the histogram of the testing images' patterns (``tested``, made
+    here unless given), from which the hit rate of any buffer follows without a re-run.
+    """
     layers = {}
     for name, lmap in learning.maps.items():
         tick("test", name)
-        buffer = learning.buffers[name]
-        counts = classify_layer(test_run.inputs[name], lmap.bands, dac, lmap.groups, buffer)
+        buffer = buffers[name]
+        counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
+        histogram = (tested or {}).get(name)
+        if histogram is None:
+            histogram = learn_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups)
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
                                   buffer, counts,
-                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES})
-    lap("testing")
+                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
+                                  histogram)
+    return layers
 
-    placements = {}
-    for scheme in SCHEMES:
-        per_crossbar = {name: layer.schemes[scheme].ou_computes / max(1, layer.map.crossbars(
-            scheme)) for name, layer in layers.items()}
-        placements[scheme] = place(learning.maps, arch, scheme, per_crossbar)
-    lap("placement")
-    return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
-                 placements, timings)
+
+def place_scheme(maps: dict[str, LayerMap], layers: dict[str, LayerStudy], arch: Arch,
+                 scheme: str) -> Placement:
+    """Place ``scheme`` on the chip, replicating by OU activations per crossbar."""
+    per_crossbar = {name: layer.schemes[scheme].ou_computes / max(1, layer.map.crossbars(
+        scheme)) for name, layer in layers.items()}
+    return place(maps, arch, scheme, per_crossbar)
 
 
 @dataclass(frozen=True)
@@ -258,6 +321,10 @@ class Learning:
     widths: dict[str, int]
     allocation: Allocation
     buffers: dict[str, PatternBuffer]
+    #: each layer's candidate entries (best first) and its work, what allocations divide by
+    candidates: tuple[LayerValues, ...] = ()
+    work: dict[str, float] = field(default_factory=dict)
+    dac_bits: int = 1
 
 
 def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Execution,
@@ -277,13 +344,23 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
         _, values = best_entries(counts, lmap.ous("wpr"))
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
         work[name] = float(scheme_counts_learned(lmap, counts))
-    allocation = allocate(candidates, capacity_bytes, method, work=work)
+    learning = Learning(maps, learned, widths, allocate([], 0), {}, tuple(candidates), work,
+                        dac)
+    allocation, buffers = fill_buffers(learning, capacity_bytes, method)
+    return dataclasses.replace(learning, allocation=allocation, buffers=buffers)
+
+
+def fill_buffers(learning: Learning, capacity_bytes: int, method: str
+                 ) -> tuple[Allocation, dict[str, PatternBuffer]]:
+    """Allocate ``capacity_bytes`` among the layers by ``method``; each layer's buffer holds
+    its best learned entries."""
+    allocation = allocate(learning.candidates, capacity_bytes, method, work=learning.work)
     buffers = {
-        name: make_buffer(learned[name], lmap.ous("wpr"), allocation.entries[name],
-                          8 * key_bytes(lmap.bands, dac))
-        for name, lmap in maps.items()
+        name: make_buffer(learning.learned[name], lmap.ous("wpr"), allocation.entries[name],
+                          8 * key_bytes(lmap.bands, learning.dac_bits))
+        for name, lmap in learning.maps.items()
     }
-    return Learning(maps, learned, widths, allocation, buffers)
+    return allocation, buffers
 
 
 def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:
