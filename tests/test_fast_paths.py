@@ -188,3 +188,65 @@ def test_map_layer_counts_match_sets_of_patterns(geometry, groups):
             unique.append(len(set(kept)))
     assert lmap.nonzero.tolist() == nonzero and lmap.unique.tolist() == unique
     assert lmap.columns == len(slow_band_patterns(weight_matrices(layer, q)[0], arch)[0])
+
+
+# ----------------------------------------------------------------------------- images
+def test_sample_photos_are_the_arrays_scikit_image_returns():
+    from skimage import data
+
+    from cr2des.images import SAMPLE_PHOTOS, _sample_loaders
+
+    loaders = _sample_loaders()
+    assert list(loaders) == list(SAMPLE_PHOTOS)
+    for name in SAMPLE_PHOTOS:
+        expected = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+        got = loaders[name]()
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), name
+        assert got.flags.writeable
+
+
+@pytest.mark.parametrize(("shape", "size", "dtype"), [
+    ((512, 512, 3), (256, 256), np.uint8),  # down, square
+    ((427, 640, 3), (256, 384), np.uint8),  # down, wide
+    ((1411, 1411, 3), (37, 37), np.uint8),  # far down: a wide Gaussian
+    ((120, 90, 3), (299, 224), np.uint8),  # up: no pre-filter
+    ((300, 451, 3), (256, 385), np.float32),
+    ((64, 48, 1), (20, 15), np.float64),
+])
+def test_resize_is_scikit_images(shape, size, dtype):
+    from skimage.transform import resize
+
+    from cr2des.images import _resize
+
+    rng = np.random.default_rng(5)
+    image = (rng.random(shape) * 255).astype(dtype)
+    down = size[0] < shape[0]
+    expected = resize(image, size, order=1, anti_aliasing=down, preserve_range=True)
+    got = _resize(image, size, anti_aliasing=down)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_preprocessed_samples_are_unchanged():
+    """The whole preprocessing of every sample photo against scikit-image's loaders and
+    resize, at the zoo's 224 and at the tiny network's 16 pixels."""
+    from skimage import data
+    from skimage.transform import resize
+
+    from cr2des.images import SAMPLE_PHOTOS, Preprocess, _to_rgb, load_images
+
+    for size in (224, 16):
+        prep = Preprocess(size=size)
+        got = load_images("samples", len(SAMPLE_PHOTOS), prep=prep).pixels
+        for i, name in enumerate(SAMPLE_PHOTOS):
+            raw = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+            image = _to_rgb(raw, name)
+            h, w = image.shape[:2]
+            scale = prep.resize_to / min(h, w)
+            new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+            resized = resize(image, (new_h, new_w), order=1, anti_aliasing=scale < 1,
+                             preserve_range=True)
+            top, left = (new_h - size) // 2, (new_w - size) // 2
+            crop = resized[top:top + size, left:left + size] / 255.0
+            mean, std = np.asarray(prep.mean), np.asarray(prep.std)
+            expected = ((crop - mean) / std).transpose(2, 0, 1).astype(np.float32)
+            assert np.array_equal(got[i], expected), (size, name)
