@@ -250,3 +250,35 @@ def test_preprocessed_samples_are_unchanged():
             mean, std = np.asarray(prep.mean), np.asarray(prep.std)
             expected = ((crop - mean) / std).transpose(2, 0, 1).astype(np.float32)
             assert np.array_equal(got[i], expected), (size, name)
+
+
+# ----------------------------------------------------------------------------- reference
+@pytest.mark.parametrize("row_order", ["channel_major", "position_major"])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("conv", [
+    dict(kernel=3, pad=1), dict(kernel=3, stride=2, pad=1, groups=2),
+    dict(kernel=3, pad=2, dilation=2, groups=6), dict(kernel=1), dict(kernel=[2, 3], stride=[1, 2]),
+])
+def test_float_vectors_are_the_cast_codes(row_order, signed, conv):
+    """The executor's float32 im2col (gathered and cast at once) against the codes gathered,
+    then read as values and cast (the former two steps)."""
+    from cr2des.reference import LayerInput
+
+    workload = workload_from_dict({"version": 1, "name": "one", "input": [6, 9, 8],
+                                   "layers": [{"name": "conv", "op": "conv", "out": 6,
+                                               **conv},
+                                              {"name": "fc", "op": "fc", "out": 3,
+                                               "inputs": ["conv"]}]})
+    rng = np.random.default_rng(6)
+    for layer, shape in ((workload["conv"], (3, 6, 9, 8)),
+                         (workload["fc"], (3, workload["fc"].matrix_shape[0]))):
+        q = rng.integers(0, 256, shape).astype(np.uint8)
+        li = LayerInput(layer, q, 1.0, signed, 8, row_order)
+        for max_bytes in (10**9, 200):  # one chunk, and many
+            codes = list(li.chunks(max_bytes))
+            floats = list(li.chunks(max_bytes, dtype=np.float32))
+            assert [f for f, _ in codes] == [f for f, _ in floats]
+            for (_, c), (_, x) in zip(codes, floats, strict=True):
+                expected = c.view(np.int8 if signed else np.uint8).astype(np.float32)
+                assert x.dtype == np.float32 and x.flags.c_contiguous
+                assert np.array_equal(x, expected)
