@@ -141,7 +141,7 @@ def _pad(x: np.ndarray, p: ConvParams) -> np.ndarray:
 def _im2col(xp: np.ndarray, layer: Layer, r0: int, r1: int, row_order: str,
             dtype: DTypeLike = None) -> np.ndarray:
     """Vectors of output rows ``r0:r1`` of the padded images ``xp``: ``(V, groups, Kg)``,
-    cast to ``dtype`` while gathered when given."""
+    contiguous, cast to ``dtype`` while gathered when given."""
     p: ConvParams = layer.params
     (kh, kw), (sh, sw), (dh, dw) = p.kernel, p.stride, p.dilation
     wo = layer.shape[2]
@@ -150,18 +150,14 @@ def _im2col(xp: np.ndarray, layer: Layer, r0: int, r1: int, row_order: str,
     window = window[:, :, r0 * sh:(r1 - 1) * sh + 1:sh, 0:(wo - 1) * sw + 1:sw, ::dh, ::dw]
     n, c, rows = window.shape[:3]
     groups = p.groups
-    if dtype is not None:  # one strided gather-and-cast instead of a gather, then a cast
-        split = window.reshape(n, groups, c // groups, rows, wo, kh, kw)
-        axes = (0, 3, 4, 1, 5, 6, 2) if row_order == "position_major" else (0, 3, 4, 1, 2, 5, 6)
-        view = split.transpose(axes)
-        out = np.empty(view.shape, dtype=dtype)
-        np.copyto(out, view, casting="unsafe")
-        return out.reshape(n * rows * wo, groups, -1)
-    if row_order == "position_major":
-        v = n * rows * wo
-        cols = window.transpose(0, 2, 3, 4, 5, 1).reshape(v, kh * kw, groups, c // groups)
-        return np.ascontiguousarray(cols.transpose(0, 2, 1, 3)).reshape(v, groups, -1)
-    return window.transpose(0, 2, 3, 1, 4, 5).reshape(n * rows * wo, groups, -1)
+    # one strided copy of the window view (also casting when ``dtype`` is given) is several
+    # times faster than reshaping the transposed view, then casting the copy
+    split = window.reshape(n, groups, c // groups, rows, wo, kh, kw)
+    axes = (0, 3, 4, 1, 5, 6, 2) if row_order == "position_major" else (0, 3, 4, 1, 2, 5, 6)
+    view = split.transpose(axes)
+    out = np.empty(view.shape, dtype=xp.dtype if dtype is None else dtype)
+    np.copyto(out, view, casting="unsafe")
+    return out.reshape(n * rows * wo, groups, -1)
 
 
 def quantize_activation(x: np.ndarray, bits: int, signed: bool, scale: float | None = None

@@ -282,3 +282,37 @@ def test_float_vectors_are_the_cast_codes(row_order, signed, conv):
                 expected = c.view(np.int8 if signed else np.uint8).astype(np.float32)
                 assert x.dtype == np.float32 and x.flags.c_contiguous
                 assert np.array_equal(x, expected)
+            assert np.array_equal(np.concatenate([c for _, c in codes]), slow_vectors(li))
+
+
+def slow_vectors(li) -> np.ndarray:
+    """im2col by its definition: one vector per image, output row and column, per group the
+    kernel's inputs in the row order (zero outside the image)."""
+    layer = li.layer
+    if layer.op == "fc":
+        return li.q[:, None, :]
+    p = layer.params
+    (kh, kw), (sh, sw), (dh, dw) = p.kernel, p.stride, p.dilation
+    top, left = p.padding[0], p.padding[1]
+    n, c, h, w = li.q.shape
+    _, ho, wo = layer.shape
+    cg = c // p.groups
+    vectors = []
+    for image in range(n):
+        for r in range(ho):
+            for col in range(wo):
+                per_group = []
+                for g in range(p.groups):
+                    def at(ci, i, j, image=image, r=r, col=col, g=g):
+                        y, x = r * sh + i * dh - top, col * sw + j * dw - left
+                        inside = 0 <= y < h and 0 <= x < w
+                        return int(li.q[image, g * cg + ci, y, x]) if inside else 0
+                    if li.row_order == "position_major":
+                        order = [(ci, i, j) for i in range(kh) for j in range(kw)
+                                 for ci in range(cg)]
+                    else:
+                        order = [(ci, i, j) for ci in range(cg) for i in range(kh)
+                                 for j in range(kw)]
+                    per_group.append([at(*o) for o in order])
+                vectors.append(per_group)
+    return np.array(vectors, dtype=np.uint8)
