@@ -316,3 +316,31 @@ def slow_vectors(li) -> np.ndarray:
                     per_group.append([at(*o) for o in order])
                 vectors.append(per_group)
     return np.array(vectors, dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- patterns
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_histogram_and_lookup_match_counting_by_hand(dtype):
+    from collections import Counter
+
+    from cr2des.patterns import PatternBuffer, count_patterns
+
+    rng = np.random.default_rng(7)
+    n_bands = 5
+    keys = (rng.integers(0, 40, (60, n_bands, 8)) * (rng.random((60, n_bands, 8)) < 0.7))
+    keys = (keys * (1 + (np.iinfo(dtype).max // 64))).astype(dtype)
+    counts = count_patterns(keys, n_bands)
+    by_hand = Counter((b, int(keys[v, b, c])) for v in range(60) for b in range(n_bands)
+                      for c in range(8))
+    got = {(int(b), int(k)): int(n) for b, k, n in
+           zip(counts.band, counts.key, counts.count, strict=True)}
+    assert got == dict(by_hand) and list(got) == sorted(by_hand)
+    if dtype != np.uint32:
+        chosen = sorted(by_hand)[::3]
+        buffer = PatternBuffer(n_bands, 8 * np.dtype(dtype).itemsize,
+                               np.array([b for b, _ in chosen]),
+                               np.array([k for _, k in chosen], dtype=np.uint64))
+        hit = buffer.lookup(keys)
+        expected = np.array([[[(b, int(keys[v, b, c])) in set(chosen) for c in range(8)]
+                              for b in range(n_bands)] for v in range(60)])
+        assert np.array_equal(hit, expected)
