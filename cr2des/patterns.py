@@ -174,10 +174,10 @@ def count_patterns(keys: np.ndarray, n_bands: int) -> PatternCounts:
 
 
 def _band_key_index(keys: np.ndarray, n_bands: int, bits: int) -> np.ndarray:
-    """Dense ``band << bits | key`` index of keys shaped ``(V, n_bands, cycles)``, in one
-    pass and as ``intp``, which bincount and indexing take without converting a copy."""
-    index = np.empty(keys.shape, dtype=np.intp)
-    np.bitwise_or((np.arange(n_bands, dtype=np.intp) << bits)[None, :, None], keys, out=index)
+    """Dense ``band << bits | key`` index of keys shaped ``(V, n_bands, cycles)``."""
+    index = np.empty(keys.shape, dtype=np.int32 if n_bands << bits < 2**31 else np.int64)
+    index[...] = (np.arange(n_bands, dtype=index.dtype) << bits)[None, :, None]
+    index |= keys
     return index
 
 
