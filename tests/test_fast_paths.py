@@ -228,16 +228,16 @@ def test_resize_is_scikit_images(shape, size, dtype):
 
 def test_preprocessed_samples_are_unchanged():
     """The whole preprocessing of every sample photo against scikit-image's loaders and
-    resize, at the zoo's 224 and at the tiny network's 16 pixels."""
+    resize, at the zoo's 224 pixels and (three of them) at the tiny network's 16."""
     from skimage import data
     from skimage.transform import resize
 
     from cr2des.images import SAMPLE_PHOTOS, Preprocess, _to_rgb, load_images
 
-    for size in (224, 16):
+    for size, count in ((224, len(SAMPLE_PHOTOS)), (16, 3)):
         prep = Preprocess(size=size)
-        got = load_images("samples", len(SAMPLE_PHOTOS), prep=prep).pixels
-        for i, name in enumerate(SAMPLE_PHOTOS):
+        got = load_images("samples", count, prep=prep).pixels
+        for i, name in enumerate(SAMPLE_PHOTOS[:count]):
             raw = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
             image = _to_rgb(raw, name)
             h, w = image.shape[:2]
