@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_ARGS ?= resnet50
 OUT ?= out
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench profile lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -s tests/benchmarks
+
+# cProfile of one command; summary in profile/profile.txt (PROFILE_ARGS: cr2des arguments)
+PROFILE_ARGS ?= run resnet50 --json
+profile: $(VENV)/.installed
+	$(BIN)/python -m tests.benchmarks.profile_run --out profile -- $(PROFILE_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check cr2des tests

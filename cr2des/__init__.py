@@ -11,26 +11,67 @@ The public API follows the flow of a study::
                                     latency_s=result.latency_s)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .costs import AreaPower, area_power
-from .counts import count_actions
-from .datapath import DataOptions
-from .energy import EnergyResult, evaluate_energy
-from .errors import (
-    Cr2desError,
-    DataError,
-    ImportFailure,
-    MappingError,
-    SpecError,
-    WorkloadError,
-)
-from .images import ImageSet, learn_test_split, load_images
-from .reference import execute
-from .sim import SimOptions, SimResult, SimulationError, estimate, simulate
-from .spec import Arch, arch_from_dict, load_arch
-from .study import Study, StudyOptions, run_study
-from .weights import load_weights, quantize_weights
-from .workload import Layer, Workload, load_workload, workload_from_dict
+
+#: public name -> the module defining it; imported on first use, so that ``import cr2des``
+#: (and ``cr2des --version``) does not load numpy, simpy, networkx or scikit-image
+_EXPORTS: dict[str, str] = {
+    "AreaPower": "costs", "area_power": "costs",
+    "count_actions": "counts",
+    "EnergyResult": "energy", "evaluate_energy": "energy",
+    "DataOptions": "datapath",
+    "Cr2desError": "errors", "DataError": "errors", "ImportFailure": "errors",
+    "MappingError": "errors", "SpecError": "errors", "WorkloadError": "errors",
+    "ImageSet": "images", "learn_test_split": "images", "load_images": "images",
+    "execute": "reference",
+    "SimOptions": "sim", "SimResult": "sim", "SimulationError": "sim", "estimate": "sim",
+    "simulate": "sim",
+    "Arch": "spec", "arch_from_dict": "spec", "load_arch": "spec",
+    "Study": "study", "StudyOptions": "study", "run_study": "study",
+    "load_weights": "weights", "quantize_weights": "weights",
+    "Layer": "workload", "Workload": "workload", "load_workload": "workload",
+    "workload_from_dict": "workload",
+}
+
+if TYPE_CHECKING:
+    from .costs import AreaPower, area_power
+    from .counts import count_actions
+    from .datapath import DataOptions
+    from .energy import EnergyResult, evaluate_energy
+    from .errors import (
+        Cr2desError,
+        DataError,
+        ImportFailure,
+        MappingError,
+        SpecError,
+        WorkloadError,
+    )
+    from .images import ImageSet, learn_test_split, load_images
+    from .reference import execute
+    from .sim import SimOptions, SimResult, SimulationError, estimate, simulate
+    from .spec import Arch, arch_from_dict, load_arch
+    from .study import Study, StudyOptions, run_study
+    from .weights import load_weights, quantize_weights
+    from .workload import Layer, Workload, load_workload, workload_from_dict
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Arch",

@@ -7,17 +7,17 @@ Errors in the user's input print one line to stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from . import __version__
+from ._version import __version__
 from .errors import Cr2desError, SpecError
+
+if TYPE_CHECKING:  # rich is imported where output is made, not for --version or --help
+    from rich.console import Console
 
 
 def _print_json(data: Any) -> None:
@@ -121,6 +121,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: bool
                ) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
     """Study, simulate and record one model: ``(record, study, sims, estimates)``."""
+    import dataclasses
+
     from .mapping import SCHEMES
     from .results import model_record
     from .sim import SimOptions, estimate, simulate
@@ -248,6 +250,8 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     else:
         print_verify(checks, workload, arch, weights, images, console)
     if mismatch is not None:
+        from rich.console import Console
+
         Console(stderr=True).print(f"cr2des: verification failed: {mismatch}", markup=False,
                                    highlight=False, soft_wrap=True)
         return 1
@@ -258,6 +262,7 @@ class _Progress:
     """A rich progress bar on stderr for one phase; silent when stderr is not a terminal."""
 
     def __init__(self, description: str, total: int) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -289,6 +294,7 @@ class _Phases:
     Silent when stderr is not a terminal."""
 
     def __init__(self, models: Sequence[str] = ()) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -492,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from rich.console import Console
+
     # tables piped to a file or a pager keep their columns instead of wrapping at 80
     console = Console(width=None if sys.stdout.isatty() else 160)
     err = Console(stderr=True)

@@ -45,10 +45,6 @@ from .workload import Layer
 
 SCHEMES = ("dense", "sparse", "wpr", "cr2")
 
-#: rows of weights encoded at once (bounds memory for VGG16's fc6: 25088 x 32768 cells)
-_ROW_CHUNK = 512
-
-
 @dataclass(frozen=True)
 class RowBands:
     """The row bands of one ``K``-row weight matrix.
@@ -92,15 +88,13 @@ class RowBands:
 def row_bands(k: int, rows: int, ou_rows: int) -> RowBands:
     """Bands of ``ou_rows`` rows inside crossbar row blocks of ``rows`` (MODEL.md section 1)."""
     block_starts = np.arange(0, k, rows)
-    starts, sizes, block = [], [], []
-    for b, start in enumerate(block_starts):
-        end = min(k, start + rows)
-        s = np.arange(start, end, ou_rows)
-        starts.append(s)
-        sizes.append(np.minimum(ou_rows, end - s))
-        block.append(np.full(len(s), b))
-    return RowBands(k=k, ou_rows=ou_rows, starts=np.concatenate(starts),
-                    sizes=np.concatenate(sizes), crossbar_row=np.concatenate(block),
+    starts = (block_starts[:, None] + np.arange(0, rows, ou_rows)[None, :]).ravel()
+    block = np.repeat(np.arange(len(block_starts)), -(-rows // ou_rows))
+    inside = starts < k
+    starts, block = starts[inside], block[inside]
+    block_end = np.minimum(k, block_starts[block] + rows)
+    return RowBands(k=k, ou_rows=ou_rows, starts=starts,
+                    sizes=np.minimum(ou_rows, block_end - starts), crossbar_row=block,
                     padded=-(-ou_rows // 8) * 8)
 
 
@@ -142,7 +136,11 @@ def column_code(n: int, arch: Arch) -> ColumnCode:
 
 
 def encode_cells(w: np.ndarray, code: ColumnCode, arch: Arch) -> np.ndarray:
-    """Cell values ``(rows, columns)`` of integer weights ``w`` ``(rows, N)``."""
+    """Cell values ``(rows, columns)`` of integer weights ``w`` ``(rows, N)``.
+
+    The definition of the encoding, cell by cell; :func:`band_keys` builds the patterns of a
+    whole layer from it without materializing the cells.
+    """
     cb = arch.crossbar.cell_bits
     mask = (1 << cb) - 1
     slices = arch.slices
@@ -164,7 +162,8 @@ def pattern_keys(cells: np.ndarray, bands: RowBands, first_band: int, last_band:
 
     ``cells`` holds rows ``row0:`` of the matrix.  A key packs the band's cells, row ``r``
     at bits ``[r c, (r+1) c)``; patterns wider than 64 bits are packed into several
-    ``uint64`` words along a last axis.
+    ``uint64`` words along a last axis, ``64 / c`` rows per word.  (:func:`band_keys` gives
+    the same keys for a whole matrix at once.)
     """
     height = bands.ou_rows
     words = -(-height * cell_bits // 64)
@@ -187,14 +186,75 @@ def _key_dtype(bits: int) -> type[np.unsignedinteger]:
     return np.uint64
 
 
+#: bytes of weight indices and keys processed at once by :func:`band_keys` (bounds memory
+#: for VGG16's fc6: 25088 x 4096 weights, 32768 cell columns)
+_CHUNK_BYTES = 64 * 2**20
+
+
+def band_keys(w: np.ndarray, bands: RowBands, code: ColumnCode, arch: Arch
+              ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Weight-pattern keys of every band of the integer matrix ``w`` ``(K, N)``.
+
+    Yields ``(first_band, last_band, keys)`` for consecutive chunks of bands, ``keys`` as
+    :func:`pattern_keys` lays them out (``(bands, columns)``, or ``(bands, columns, words)``
+    for patterns wider than 64 bits), without materializing the cells.  A key is the OR over
+    the band's rows ``r`` of ``cells(w[r]) << r c``; ``cells`` of every weight value is
+    tabulated once with :func:`encode_cells`, and for each row position a table maps a weight
+    value to the shifted cells of all its columns, packed into ``uint64`` words.  A chunk then
+    costs one table gather and one OR per row position over ``(bands, N)`` words.
+    """
+    cb = arch.crossbar.cell_bits
+    height = bands.ou_rows
+    per_word = 64 // cb
+    wide = height * cb > 64
+    sub_height = per_word if wide else height  # rows packed into one key word
+    subs = -(-height // sub_height)
+    dtype = np.dtype(np.uint64 if wide else _key_dtype(height * cb))
+    per_output = code.count // max(1, w.shape[1])
+    # tables[r, v]: cells of weight value lo + v, shifted to row position r, as packed keys;
+    # the last value (the index past the range) is a row outside the band: no cells
+    lo, hi = (int(w.min()), int(w.max())) if w.size else (0, 0)
+    cells = encode_cells(np.arange(lo, hi + 1)[:, None], column_code(1, arch), arch)
+    per_key_word = 8 // dtype.itemsize
+    table_words = -(-per_output // per_key_word)
+    packed = np.zeros((hi - lo + 2, table_words * per_key_word), dtype=dtype)
+    packed[:-1, :per_output] = cells
+    shifts = (np.arange(sub_height) * cb).astype(dtype)
+    tables = (packed[None] << shifts[:, None, None]).view(np.uint64)  # (rows, values, words)
+    n = w.shape[1]
+    per_band = height * n * np.dtype(np.intp).itemsize + subs * n * table_words * 8 * 2
+    chunk = max(1, _CHUNK_BYTES // per_band)
+    offsets = np.arange(height)
+    for first in range(0, bands.count, chunk):
+        last = min(bands.count, first + chunk)
+        starts, sizes = bands.starts[first:last, None], bands.sizes[first:last, None]
+        row0 = int(starts[0, 0])
+        rows = np.where(offsets < sizes, starts + offsets - row0, -1)  # -1: outside the band
+        block = w[row0:int(starts[-1, 0] + sizes[-1, 0])].astype(np.intp) - lo
+        index = np.full((len(block) + 1, n), len(packed) - 1, dtype=np.intp)
+        index[:-1] = block
+        index = index[rows]  # (bands, height, N), the row -1 is the empty last row
+        nb = last - first
+        words = np.zeros((subs, nb, n, table_words), dtype=np.uint64)
+        part = np.empty((nb, n, table_words), dtype=np.uint64)
+        for r in range(height):
+            np.take(tables[r % sub_height], index[:, r], axis=0, out=part, mode="clip")
+            words[r // sub_height] |= part
+        keys = words.view(dtype)[..., :per_output].reshape(subs, nb, n * per_output)
+        yield first, last, keys[0] if not wide else np.ascontiguousarray(keys.transpose(1, 2, 0))
+
+
 def _distinct_nonzero(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per band (first axis): non-zero columns and distinct non-zero patterns."""
-    if keys.ndim == 3:  # multi-word patterns: compare whole rows of words
+    if keys.ndim == 3:  # multi-word patterns: sort whole rows of words within each band
+        n_bands, columns, words = keys.shape
         nonzero = (keys != 0).any(axis=2)
-        unique = np.empty(len(keys), dtype=np.int64)
-        for b in range(len(keys)):
-            rows = keys[b][nonzero[b]]
-            unique[b] = len(np.unique(rows, axis=0)) if len(rows) else 0
+        flat = keys.reshape(-1, words)
+        band = np.repeat(np.arange(n_bands), columns)
+        order = np.lexsort([*(flat[:, i] for i in range(words)), band])
+        flat, band, kept = flat[order], band[order], nonzero.ravel()[order]
+        first = np.r_[True, (band[1:] != band[:-1]) | (flat[1:] != flat[:-1]).any(axis=1)]
+        unique = np.bincount(band[first & kept], minlength=n_bands).astype(np.int64)
         return nonzero.sum(axis=1), unique
     nonzero = (keys != 0).sum(axis=1)
     ordered = np.sort(keys, axis=1, kind="stable")
@@ -263,8 +323,7 @@ def map_layer(layer: Layer, q: np.ndarray, arch: Arch) -> LayerMap:
     nonzero = np.empty(groups * bands.count, dtype=np.int64)
     unique = np.empty_like(nonzero)
     for g in range(groups):
-        for first, last, row0, cells in _band_chunks(matrices[g], bands, code, arch):
-            keys = pattern_keys(cells, bands, first, last, row0, xb.cell_bits)
+        for first, last, keys in band_keys(matrices[g], bands, code, arch):
             nz, un = _distinct_nonzero(keys)
             base = g * bands.count
             nonzero[base + first:base + last] = nz
@@ -273,17 +332,6 @@ def map_layer(layer: Layer, q: np.ndarray, arch: Arch) -> LayerMap:
                     nonzero=nonzero, unique=unique, ou_cols=xb.ou_cols,
                     slots_per_row=max(1, xb.cols // xb.ou_cols),
                     row_slots_per_crossbar=-(-xb.rows // xb.ou_rows))
-
-
-def _band_chunks(w: np.ndarray, bands: RowBands, code: ColumnCode, arch: Arch
-                 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
-    """Encoded cells of consecutive bands, about ``_ROW_CHUNK`` rows at a time."""
-    per_chunk = max(1, _ROW_CHUNK // bands.ou_rows)
-    for first in range(0, bands.count, per_chunk):
-        last = min(bands.count, first + per_chunk)
-        row0 = int(bands.starts[first])
-        row1 = int(bands.starts[last - 1] + bands.sizes[last - 1])
-        yield first, last, row0, encode_cells(w[row0:row1], code, arch)
 
 
 # ----------------------------------------------------------------------------- placement
