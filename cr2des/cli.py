@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,11 +20,85 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
-from .errors import Cr2desError, SpecError
+from .errors import Cr2desError
+
+
+#: documented maxima of the image-count options (docs/robustness.md); memory is checked too
+MAX_IMAGES = 10_000
+#: longest error line printed; longer messages are cut with an ellipsis
+MAX_ERROR_CHARS = 2000
+
+
+def _strict(data: Any, path: str, nulls: list[str]) -> Any:
+    """``data`` with every NaN or infinity replaced by null, its dotted path noted."""
+    if isinstance(data, float) and not math.isfinite(data):
+        nulls.append(f"{path}: {data!r}")
+        return None
+    if isinstance(data, dict):
+        return {k: _strict(v, f"{path}.{k}" if path else str(k), nulls) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_strict(v, f"{path}[{i}]", nulls) for i, v in enumerate(data)]
+    return data
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    """Strict JSON (no NaN or Infinity tokens): a value that is not a finite number is
+    written as null and listed under ``non_finite`` with its dotted path and value."""
+    nulls: list[str] = []
+    clean = _strict(data, "", nulls)
+    if nulls and isinstance(clean, dict):
+        clean["non_finite"] = nulls
+    sys.stdout.write(json.dumps(clean, indent=2, allow_nan=False) + "\n")
+
+
+def _whole(option: str, lo: int, hi: int) -> Callable[[str], int]:
+    """argparse type: a whole number in [lo, hi] (``1e3`` is accepted as 1000)."""
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not math.isfinite(value) or value != int(value):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], got {text}")
+        return int(value)
+    parse.__name__ = option
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """argparse type of ``--prune``: a finite sparsity in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _byte_size(text: str) -> int:
+    """argparse type of byte options: a whole, positive byte count with its unit."""
+    from .units import MAX_BYTES, UnitError, parse_bytes
+
+    try:
+        value = parse_bytes(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 1 <= value <= MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"must be in [1B, {MAX_BYTES}B], got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other cr2des error."""
+
+    def error(self, message: str) -> Any:
+        # "argument --n: ..." -> "--n: ...", as every other error names its option
+        text = _one_line(f"cr2des: error: {message.removeprefix('argument ')}")
+        sys.stderr.write(text + "\n")
+        raise SystemExit(2)
 
 
 def cmd_area_power(args: argparse.Namespace, console: Console) -> int:
@@ -70,32 +147,23 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from .spec import load_arch
     from .study import StudyOptions, run_study
     from .trace import write_trace
-    from .units import parse_quantity
     from .workload import load_workload
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
 
-    def quantity(option: str, value: str | None) -> int | None:
-        if value is None:
-            return None
-        try:
-            return int(parse_quantity(value, "bytes"))
-        except ValueError as exc:
-            raise SpecError(f"{option}: {exc}") from None
+    from .budget import check_memory
 
     options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
-                           capacity_bytes=quantity("--buffer", args.buffer), alloc=args.alloc)
-    if args.max_events < 1:
-        raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
+                           capacity_bytes=args.buffer, alloc=args.alloc)
+    check_memory(workload, args.sl + args.st, "--sl/--st")
     with _Phases() as phases:
         study = run_study(workload, arch, options, progress=phases)
         estimates = {s: estimate(study, s) for s in SCHEMES}
         sims = {}
         if args.engine in ("event", "both"):
             sim_options = SimOptions(granularity=args.granularity, max_events=args.max_events,
-                                     edge_buffer_bytes=quantity("--edge-buffer",
-                                                                args.edge_buffer))
+                                     edge_buffer_bytes=args.edge_buffer)
             for scheme in SCHEMES:
                 phases("simulate", scheme)
                 traced = args.trace is not None and scheme == args.trace_scheme
@@ -141,7 +209,10 @@ def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
+    from .budget import check_memory
+
     options = _data_options(args)
+    check_memory(workload, args.n, "--n")
     weights = prepare_weights(workload, arch, options)
     images = load_images(options.images, args.n, prep=preprocessing(workload), seed=args.seed)
     with _Progress("reference run", len(workload)) as bar:
@@ -274,14 +345,15 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None,
                    help="'synthetic', or a .pth/.npz/.onnx file (default: the workload's own "
                         "weights if it has any, else synthetic)")
-    p.add_argument("--prune", type=float, default=0.0, metavar="SPARSITY",
+    p.add_argument("--prune", type=_fraction, default=0.0, metavar="SPARSITY",
                    help="magnitude-prune weights to this sparsity before quantization")
     p.add_argument("--prune-scope", choices=("layer", "global"), default="layer")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic weights and images")
+    p.add_argument("--seed", type=_whole("--seed", 0, 2**63 - 1), default=0,
+                   help="seed of synthetic weights and images")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cr2des",
         description="Discrete-event simulator of compressed ReRAM PIM accelerators (CR2).",
     )
@@ -310,18 +382,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("profile", cmd_profile, "per-layer input sparsity and OU input-pattern statistics")
     p.add_argument("model", help="zoo name, workload YAML or .onnx")
-    p.add_argument("--n", type=int, default=4, help="number of images (default: 4)")
+    p.add_argument("--n", type=_whole("--n", 1, MAX_IMAGES), default=4,
+                   help=f"number of images (default: 4, at most {MAX_IMAGES:,})")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     p = add("run", cmd_run, "the study: every scheme's work, crossbars and IPR hit rates")
     p.add_argument("model", nargs="?", default="resnet50", help="workload (default: resnet50)")
-    p.add_argument("--sl", type=int, default=4, help="learning images (default: 4)")
-    p.add_argument("--st", type=int, default=4, help="testing images (default: 4)")
+    p.add_argument("--sl", type=_whole("--sl", 1, MAX_IMAGES), default=4,
+                   help=f"learning images (default: 4, at most {MAX_IMAGES:,})")
+    p.add_argument("--st", type=_whole("--st", 1, MAX_IMAGES), default=4,
+                   help=f"testing images (default: 4, at most {MAX_IMAGES:,})")
     p.add_argument("--alloc", default="exact",
                    choices=("exact", "uniform", "proportional", "greedy"),
                    help="pattern-buffer allocation among layers (default: exact)")
-    p.add_argument("--buffer", default=None, metavar="BYTES",
+    p.add_argument("--buffer", type=_byte_size, default=None, metavar="BYTES",
                    help="total pattern-buffer capacity, e.g. 1MiB (default: the chip's)")
     p.add_argument("--engine", choices=("event", "analytic", "both"), default="event",
                    help="event simulation, closed-form bottleneck estimate, or both side by "
@@ -329,9 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", choices=("coarse", "fine"), default="coarse",
                    help="coarse: one event per output row per layer replica; fine: one per "
                         "OU activation (small networks only)")
-    p.add_argument("--max-events", type=int, default=10_000_000,
+    p.add_argument("--max-events", type=_whole("--max-events", 1, 10**12), default=10_000_000,
                    help="stop a simulation after this many events (its report says partial)")
-    p.add_argument("--edge-buffer", default=None, metavar="BYTES",
+    p.add_argument("--edge-buffer", type=_byte_size, default=None, metavar="BYTES",
                    help="inter-layer buffer per layer input (default: an eDRAM share)")
     p.add_argument("--trace", type=Path, default=None, metavar="PATH",
                    help="write a Chrome trace-event JSON (Perfetto) of one scheme's run")
@@ -345,26 +420,88 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", cmd_verify,
             "check bit-exactly that every layer's OU decomposition equals its integer matmul")
     p.add_argument("model", help="zoo name, workload YAML or .onnx")
-    p.add_argument("--n", type=int, default=1, help="number of images (default: 1)")
+    p.add_argument("--n", type=_whole("--n", 1, MAX_IMAGES), default=1,
+                   help=f"number of images (default: 1, at most {MAX_IMAGES:,})")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
+def _output_paths(args: argparse.Namespace) -> None:
+    """Check every output path the command names before any work starts."""
+    from .fileio import check_output
+
+    inputs = [getattr(args, name, None) for name in ("model", "arch", "images", "weights")]
+    inputs = [str(p) for p in inputs if p is not None]
+    if args.command == "import":
+        yaml_path = Path(args.output)
+        outputs = [(yaml_path, "-o"), (yaml_path.with_name(f"{yaml_path.stem}.npz"),
+                                       "-o (its weights file)")]
+    elif args.command == "run" and args.trace is not None:
+        outputs = [(Path(args.trace), "--trace")]
+    else:
+        outputs = []
+    taken: list[Path] = []
+    for path, option in outputs:
+        check_output(path, option=option, inputs=inputs, others=taken)
+        taken.append(path)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split("\n"))
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS - 3] + "..."
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from .fileio import Terminated, terminate_on_sigterm
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    err = Console(stderr=True)
+
+    def fail(message: str, code: int = 2) -> int:
+        err.print(_one_line(f"cr2des: {message}"), markup=False, highlight=False,
+                  soft_wrap=True)
+        return code
+
+    if sys.stdout is None or sys.stdout.closed:
+        return fail("error: standard output is closed")
     # tables piped to a file or a pager keep their columns instead of wrapping at 80
     console = Console(width=None if sys.stdout.isatty() else 160)
-    err = Console(stderr=True)
     try:
-        return int(args.func(args, console))
+        with terminate_on_sigterm():
+            _output_paths(args)
+            return int(args.func(args, console))
     except Cr2desError as exc:
-        err.print(f"cr2des: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+        return fail(f"error: {exc}")
     except KeyboardInterrupt:
-        err.print("cr2des: interrupted", markup=False)
-        return 130
+        return fail("interrupted", 130)
+    except Terminated:
+        return fail("terminated", 143)
+    except BrokenPipeError:
+        # the reader went away: later flushes at exit must not print a second error
+        with _suppress_oserror():
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return fail("error: standard output closed (broken pipe)")
+    except MemoryError:
+        return fail("error: out of memory; use fewer images (--n, --sl, --st) or a smaller "
+                    "workload")
+    except RecursionError:
+        return fail("error: input nested too deeply")
+    except OSError as exc:
+        what = os.strerror(exc.errno) if exc.errno else str(exc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            what += " (nothing was written)"
+        return fail(f"error: {where}{what}")
+
+
+def _suppress_oserror() -> Any:
+    import contextlib
+
+    return contextlib.suppress(OSError, ValueError)
 
 
 if __name__ == "__main__":

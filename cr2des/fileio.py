@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from .errors import OutputError
 
 
 @contextlib.contextmanager
@@ -44,3 +47,72 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], *, binary: 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda h: h.write(text))
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, so that ``finally`` blocks (temporary files)
+    run as they do on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` instead of killing the process."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_output(path: str | Path, *, option: str, inputs: Iterable[str | Path] = (),
+                 others: Iterable[str | Path] = ()) -> Path:
+    """Check, before any work, that ``path`` can receive an output file.
+
+    Its folder must exist; the path must not be a folder, a device, a FIFO, a socket or a
+    symlink; it must not be one of the command's ``inputs`` nor another of its outputs
+    (``others``).  An existing regular file is fine: it is replaced atomically.
+
+    Raises
+    ------
+    OutputError
+        Naming the path and ``option`` (the command-line option that gave it).
+    """
+    target = Path(path)
+
+    def fail(message: str) -> OutputError:
+        return OutputError(f"{target}: {option}: {message}")
+
+    if not str(target) or target.name in ("", ".", ".."):
+        raise fail("expected a file name")
+    folder = target.parent
+    if not folder.is_dir():
+        raise fail(f"folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise fail(f"folder {str(folder)!r} is not writable")
+    if target.is_symlink():
+        raise fail("is a symbolic link; name the file itself")
+    if target.exists():
+        mode = target.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise fail("is a folder; name a file inside it")
+        if not stat.S_ISREG(mode):
+            raise fail("is a device, FIFO or socket, not a regular file")
+    resolved = target.resolve()
+    for other in inputs:
+        candidate = Path(other)
+        if candidate.exists() and candidate.resolve() == resolved:
+            raise fail("is also an input of this command; choose another output name")
+    for other in others:
+        if Path(other).resolve() == resolved:
+            raise fail("is also another output of this command")
+    return target

@@ -245,14 +245,41 @@ def load_weights(workload: Workload, source: str | Path | None = None, *, seed: 
 
 
 def _package_file(reference: str) -> Path | None:
-    """``package:MODULE/PATH`` -> the file, or None when MODULE is not installed."""
-    import importlib.resources
-    import importlib.util
+    """``package:MODULE/PATH`` -> the file, or None when MODULE is not installed.
+
+    Only a file that an installed distribution's record lists is resolved: the lookup
+    reads distribution metadata in the interpreter's site-packages folders, never imports
+    the module and never looks in the current directory, so a folder or ``.dist-info``
+    next to the user's files cannot stand in for a package.
+    """
+    import importlib.metadata
+    import site
+    import sysconfig
 
     module, _, relative = reference[len(PACKAGE_PREFIX):].partition("/")
-    if importlib.util.find_spec(module) is None:
-        return None
-    return Path(str(importlib.resources.files(module).joinpath(relative)))
+    parts = relative.split("/")
+    if (not module.isidentifier() or not relative
+            or any(part in ("", ".", "..") or "\\" in part for part in parts)):
+        raise DataError(f"{reference}: expected 'package:MODULE/PATH' with a module name and a "
+                        f"relative path inside it")
+    folders = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+               *site.getsitepackages()}
+    if site.ENABLE_USER_SITE:
+        folders.add(site.getusersitepackages())
+    wanted = f"{module}/{relative}"
+    found_module = False
+    for dist in importlib.metadata.distributions(path=sorted(folders)):
+        for entry in dist.files or ():
+            name = entry.as_posix()
+            found_module = found_module or name.startswith(f"{module}/")
+            if name == wanted:
+                located = Path(str(dist.locate_file(entry))).resolve()
+                if located.is_file():
+                    return located
+    if found_module:
+        raise DataError(f"{reference}: the installed package {module!r} has no file "
+                        f"{relative!r}")
+    return None
 
 
 # ----------------------------------------------------------------------------- pruning
