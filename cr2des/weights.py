@@ -111,7 +111,7 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
         if key not in state:
             raise DataError(f"{source}: no weights for layer {layer.name!r} (expected key "
                             f"{key!r} of shape {layer.weight_shape})")
-        weight = np.asarray(state[key], dtype=np.float32)
+        weight = _numeric(source, key, state[key], np.float32)
         if weight.shape != layer.weight_shape:
             if layer.op == "fc" and weight.size == np.prod(layer.weight_shape):
                 weight = weight.reshape(layer.weight_shape)
@@ -119,10 +119,13 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
                 raise DataError(f"{source}: layer {layer.name!r} expects weight of shape "
                                 f"{layer.weight_shape}, the file has {tuple(weight.shape)}")
         n_out = layer.weight_shape[0]
-        bias = np.asarray(state.get(f"{layer.name}.bias", np.zeros(n_out)), dtype=np.float32)
+        bias = _numeric(source, f"{layer.name}.bias",
+                        state.get(f"{layer.name}.bias", np.zeros(n_out)), np.float32)
         if bias.shape != (n_out,):
             raise DataError(f"{source}: layer {layer.name!r} expects bias of shape ({n_out},), "
                             f"the file has {tuple(bias.shape)}")
+        _check_finite(source, f"{layer.name}.weight", weight)
+        _check_finite(source, f"{layer.name}.bias", bias)
         layers[layer.name] = LayerWeights(weight, bias)
     affine: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     folded = set()
@@ -132,12 +135,17 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
         for suffix, default in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0),
                                 ("running_var", 1.0)):
             key = f"{bn.name}.{suffix}"
-            value = np.asarray(state.get(key, np.full(channels, default)), dtype=np.float64)
+            value = _numeric(source, key, state.get(key, np.full(channels, default)), np.float64)
             if value.shape != (channels,):
                 raise DataError(f"{source}: batch norm {bn.name!r} expects {suffix} of shape "
                                 f"({channels},), the file has {tuple(value.shape)}")
+            _check_finite(source, key, value)
             params.append(value)
         gamma, beta, mean, var = params
+        if (var < 0).any():
+            channel = int(np.argmax(var < 0))
+            raise DataError(f"{source}: batch norm {bn.name!r} has a negative running_var "
+                            f"({var[channel]:g} in channel {channel}); a variance is >= 0")
         scale = gamma / np.sqrt(var + bn.params.eps)
         shift = beta - mean * scale
         target = _foldable(workload, bn)
@@ -152,6 +160,25 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
         )
         folded.add(bn.name)
     return Weights(layers, affine, frozenset(folded), source, synthetic=False)
+
+
+def _numeric(source: str, key: str, value: object, dtype: type) -> np.ndarray:
+    """``value`` as a float array, or an error naming the tensor (strings, records...)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{source}: {key} must be a numeric tensor, the file has dtype "
+                        f"{array.dtype}")
+    with np.errstate(over="ignore"):
+        return array.astype(dtype)
+
+
+def _check_finite(source: str, key: str, array: np.ndarray) -> None:
+    """Raise naming the tensor if it holds NaN or infinity (a float32 overflow included)."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        index = np.unravel_index(int(np.argmin(finite)), array.shape) if array.ndim else ()
+        raise DataError(f"{source}: {key} holds a non-finite value ({array[index]!r} at index "
+                        f"{list(map(int, index))})")
 
 
 def synthetic_weights(workload: Workload, seed: int = 0) -> Weights:
