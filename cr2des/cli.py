@@ -22,7 +22,6 @@ from rich.console import Console
 from . import __version__
 from .errors import Cr2desError
 
-
 #: documented maxima of the image-count options (docs/robustness.md); memory is checked too
 MAX_IMAGES = 10_000
 #: longest error line printed; longer messages are cut with an ellipsis

@@ -38,6 +38,45 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """Temporary paths for several outputs that replace their targets together.
+
+    The temporaries are renamed onto their targets only once the block succeeds.  Should
+    a later rename fail, the targets already replaced get their previous contents back
+    (kept as hard links until the end), so the set is replaced whole or not at all.
+    """
+    stack = contextlib.ExitStack()
+    with stack:
+        temps = [stack.enter_context(atomic_path(p, suffix=Path(p).suffix or ".tmp"))
+                 for p in paths]
+        yield temps
+        backups: list[tuple[Path, Path | None]] = []
+        try:
+            for target, tmp in zip(map(Path, paths), temps, strict=True):
+                backup = None
+                if target.exists():
+                    backup = target.with_name(f".{target.name}.{os.getpid()}.previous")
+                    with contextlib.suppress(FileNotFoundError):
+                        backup.unlink()
+                    os.link(target, backup)
+                backups.append((target, backup))
+                os.replace(tmp, target)
+        except BaseException:
+            for target, backup in reversed(backups):
+                if backup is not None:
+                    os.replace(backup, target)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        target.unlink()
+            raise
+        finally:
+            for _target, backup in backups:
+                if backup is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        backup.unlink()
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], *, binary: bool = False
                  ) -> None:
     """Call ``write(handle)`` on a temporary file, then rename it onto ``path``."""

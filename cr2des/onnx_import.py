@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from onnx import helper, numpy_helper
 
 from .errors import DataError, ImportFailure, SpecError
-from .fileio import atomic_path, atomic_write_text
+from .fileio import atomic_paths, atomic_write_text
 from .workload import Layer, Shape, Workload, make_layer
 
 __all__ = ["SUPPORTED_OPS", "import_onnx", "import_to_files", "onnx_weights"]
@@ -168,11 +168,13 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
     npz_path = yaml_path.with_name(f"{yaml_path.stem}.npz")
     arrays = {f"{name}.{key}": value for name, entry in weights.items()
               for key, value in entry.items()}
-    # through a handle: numpy.savez appends ".npz" to a temporary name that lacks it
-    with atomic_path(npz_path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)  # type: ignore[arg-type]
     written = _with_weights(workload, Path(npz_path.name))
-    atomic_write_text(yaml_path, written.to_yaml())
+    # the pair is replaced together: a failure leaves both previous files (or none)
+    with atomic_paths(npz_path, yaml_path) as (npz_tmp, yaml_tmp):
+        # through a handle: numpy.savez appends ".npz" to a temporary name that lacks it
+        with open(npz_tmp, "wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+        yaml_tmp.write_text(written.to_yaml())
     return _with_weights(workload, npz_path), npz_path
 
 

@@ -281,7 +281,7 @@ def read_yaml(path: Path) -> Any:
     documents that expand through aliases beyond :data:`MAX_YAML_NODES` values are errors.
     """
     try:
-        return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(path.read_text(), Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
