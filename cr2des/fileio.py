@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -18,10 +19,8 @@ from typing import IO, Any
 from .errors import OutputError
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
-    target = Path(path)
+def _temporary(target: Path, suffix: str) -> Path:
+    """An empty temporary file next to ``target``, with the usual output permissions."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp",
                                dir=target.parent)
@@ -29,7 +28,14 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
-    tmp_path = Path(tmp)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    target = Path(path)
+    tmp_path = _temporary(target, suffix)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -46,10 +52,10 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
     a later rename fail, the targets already replaced get their previous contents back
     (kept as hard links until the end), so the set is replaced whole or not at all.
     """
-    stack = contextlib.ExitStack()
-    with stack:
-        temps = [stack.enter_context(atomic_path(p, suffix=Path(p).suffix or ".tmp"))
-                 for p in paths]
+    temps: list[Path] = []
+    try:
+        for p in paths:
+            temps.append(_temporary(Path(p), Path(p).suffix))
         yield temps
         backups: list[tuple[Path, Path | None]] = []
         try:
@@ -59,7 +65,10 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
                     backup = target.with_name(f".{target.name}.{os.getpid()}.previous")
                     with contextlib.suppress(FileNotFoundError):
                         backup.unlink()
-                    os.link(target, backup)
+                    try:
+                        os.link(target, backup)
+                    except OSError:  # no hard links on this file system
+                        shutil.copy2(target, backup)
                 backups.append((target, backup))
                 os.replace(tmp, target)
         except BaseException:
@@ -75,6 +84,10 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
                 if backup is not None:
                     with contextlib.suppress(FileNotFoundError):
                         backup.unlink()
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], *, binary: bool = False
