@@ -472,7 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with terminate_on_sigterm():
             _output_paths(args)
-            return int(args.func(args, console))
+            code = int(args.func(args, console))
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+            return code
     except Cr2desError as exc:
         return fail(f"error: {exc}")
     except KeyboardInterrupt:

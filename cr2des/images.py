@@ -122,15 +122,37 @@ def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
     return image[:, :, :3]
 
 
+#: largest image decoded, in pixels (width x height): 40 megapixels take about 1 GiB while
+#: being resized; a larger file is skipped with a warning like any unreadable one
+MAX_IMAGE_PIXELS = 40_000_000
+
+
 def _read_file(path: Path) -> np.ndarray:
-    from skimage import io
+    """uint8 RGB pixels of an image file, decoded as torchvision's loader does.
+
+    Pillow reads the header first, so an image above :data:`MAX_IMAGE_PIXELS` is refused
+    before any pixel is decoded.  Then: 16-bit greyscale is scaled to 8 bits
+    (``v * 255 / 65535``, not clipped), palette images go through their palette, CMYK is
+    converted by Pillow (Adobe's inverted CMYK JPEGs included), and an alpha channel is
+    dropped (``convert("RGB")``, as torchvision's ``pil_loader`` does).
+    """
+    from PIL import Image
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        image = io.imread(path)
-    if image.ndim == 3 and image.shape[0] in (3, 4) and image.shape[2] not in (3, 4):
-        image = np.moveaxis(image, 0, -1)
-    return _to_rgb(image, str(path))
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{width}x{height} pixels is above the limit of "
+                                f"{MAX_IMAGE_PIXELS:,}")
+            if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                wide = np.asarray(image, dtype=np.float64)
+                peak = 65535.0 if image.mode.startswith("I;16") or wide.max() > 255 else 255.0
+                grey = np.clip(np.round(wide * (255.0 / peak)), 0, 255).astype(np.uint8)
+                return np.repeat(grey[:, :, None], 3, axis=2)
+            if image.mode == "F":
+                return _to_rgb(np.asarray(image), str(path))
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def _directory_files(root: Path) -> tuple[list[Path], list[str]]:
@@ -205,6 +227,8 @@ def _open_source(source: str | Path) -> _Raw:
         raw.load = load
         return raw
     if path.suffix.lower() in (".npy", ".npz"):
+        if not path.is_file():
+            raise DataError(f"{path}: not a regular file")
         return _open_array(path)
     raise DataError(f"{path}: expected 'samples', a directory of images, or a .npy/.npz array")
 
@@ -219,6 +243,8 @@ def _open_array(path: Path) -> _Raw:
             array = loaded
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as a numpy array ({exc})") from None
+    if array.ndim == 0:
+        raise DataError(f"{path}: expected an array of images, got a scalar")
     names = [f"{path}[{i}]" for i in range(len(array))]
     if array.dtype == np.uint8:
         if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
@@ -227,7 +253,16 @@ def _open_array(path: Path) -> _Raw:
     if array.ndim != 4 or array.shape[1] != 3:
         raise DataError(f"{path}: preprocessed float images must be (N, 3, H, W), got "
                         f"{array.shape}")
-    return _Raw(names, lambda i: None, [], preprocessed=array.astype(np.float32))
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{path}: expected uint8 or float images, got dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        pixels = array.astype(np.float32)
+    finite = np.isfinite(pixels)
+    if not finite.all():
+        bad = int(np.argmin(finite.reshape(len(pixels), -1).all(axis=1)))
+        raise DataError(f"{path}: image {bad} holds NaN or infinity (as float32); preprocessed "
+                        f"pixels must be finite")
+    return _Raw(names, lambda i: None, [], preprocessed=pixels)
 
 
 def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.random.Generator,

@@ -264,11 +264,24 @@ def validate(arch: Arch) -> Arch:
     return arch
 
 
+#: most routers an on-chip network may have (router ids are below it); 2**16 is far
+#: above published PIM chips (ISAAC: 168 tiles) and keeps routing tables small
+MAX_ROUTERS = 2**16
+
+
 def _validate_network(chip: Chip) -> None:
     import networkx as nx
 
     net = chip.network
     path = "chip.network"
+    for i, edge in enumerate(net.edges):
+        if max(edge) >= MAX_ROUTERS:
+            raise SpecError(f"router ids must be < {MAX_ROUTERS:,}, got {list(edge)}",
+                            path=f"{path}.edges[{i}]")
+    if net.topology != "edges" and net.dims and all(d >= 1 for d in net.dims) and (
+            net.routers > MAX_ROUTERS):
+        raise SpecError(f"{' x '.join(map(str, net.dims))} = {net.routers:,} routers; at most "
+                        f"{MAX_ROUTERS:,}", path=f"{path}.dims")
     if net.topology == "edges":
         if net.dims:
             raise SpecError("dims is for mesh, torus and cmesh; topology 'edges' takes edges",
