@@ -433,7 +433,7 @@ def _output_paths(args: argparse.Namespace) -> None:
     inputs = [getattr(args, name, None) for name in ("model", "arch", "images", "weights")]
     inputs = [str(p) for p in inputs if p is not None]
     if args.command == "import":
-        yaml_path = Path(args.output)
+        yaml_path = check_output(args.output, option="-o", inputs=inputs)
         outputs = [(yaml_path, "-o"), (yaml_path.with_name(f"{yaml_path.stem}.npz"),
                                        "-o (its weights file)")]
     elif args.command == "run" and args.trace is not None:

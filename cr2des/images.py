@@ -140,7 +140,11 @@ def _read_file(path: Path) -> np.ndarray:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Image.open(path) as image:
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            raise DataError(f"above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
+        with opened as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise DataError(f"{width}x{height} pixels is above the limit of "
