@@ -454,49 +454,56 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; an interrupt (Ctrl-C or SIGTERM) at any point ends it with
+    one line, its temporary files removed."""
     from .fileio import Terminated, terminate_on_sigterm
 
+    try:
+        with terminate_on_sigterm():
+            return _main(argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Terminated:
+        return _fail("terminated", 143)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    Console(stderr=True).print(_one_line(f"cr2des: {message}"), markup=False, highlight=False,
+                               soft_wrap=True)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    err = Console(stderr=True)
-
-    def fail(message: str, code: int = 2) -> int:
-        err.print(_one_line(f"cr2des: {message}"), markup=False, highlight=False,
-                  soft_wrap=True)
-        return code
-
     if sys.stdout is None or sys.stdout.closed:
-        return fail("error: standard output is closed")
+        return _fail("error: standard output is closed")
     # tables piped to a file or a pager keep their columns instead of wrapping at 80
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
-        with terminate_on_sigterm():
-            _output_paths(args)
-            code = int(args.func(args, console))
-            sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
-            return code
+        _output_paths(args)
+        code = int(args.func(args, console))
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+        return code
     except Cr2desError as exc:
-        return fail(f"error: {exc}")
-    except KeyboardInterrupt:
-        return fail("interrupted", 130)
-    except Terminated:
-        return fail("terminated", 143)
+        return _fail(f"error: {exc}")
     except BrokenPipeError:
         # the reader went away: later flushes at exit must not print a second error
         with _suppress_oserror():
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return fail("error: standard output closed (broken pipe)")
+        return _fail("error: standard output closed (broken pipe)")
     except MemoryError:
-        return fail("error: out of memory; use fewer images (--n, --sl, --st) or a smaller "
-                    "workload")
+        return _fail("error: out of memory; use fewer images (--n, --sl, --st) or a smaller "
+                     "workload")
     except RecursionError:
-        return fail("error: input nested too deeply")
+        return _fail("error: input nested too deeply")
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and exc.filename is None:
+            with _suppress_oserror():  # the unwritten rest must not fail again at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         what = os.strerror(exc.errno) if exc.errno else str(exc)
         where = f"{exc.filename}: " if exc.filename else ""
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            what += " (nothing was written)"
-        return fail(f"error: {where}{what}")
+        return _fail(f"error: {where}{what}")
 
 
 def _suppress_oserror() -> Any:

@@ -142,8 +142,8 @@ def _read_file(path: Path) -> np.ndarray:
         warnings.simplefilter("ignore")
         try:
             opened = Image.open(path)
-        except Image.DecompressionBombError as exc:
-            raise DataError(f"above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
+        except Image.DecompressionBombError:  # Pillow's own, higher limit
+            raise DataError(f"above the limit of {MAX_IMAGE_PIXELS:,} pixels") from None
         with opened as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
@@ -241,10 +241,14 @@ def _open_array(path: Path) -> _Raw:
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
+            if not loaded.files:
+                raise DataError(f"{path}: the .npz holds no array")
             key = "images" if "images" in loaded.files else loaded.files[0]
             array = loaded[key]
         else:
             array = loaded
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as a numpy array ({exc})") from None
     if array.ndim == 0:
