@@ -21,6 +21,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import Cr2desError
+from .fileio import Terminated, terminate_on_sigterm
 
 #: documented maxima of the image-count options (docs/robustness.md); memory is checked too
 MAX_IMAGES = 10_000
@@ -456,8 +457,6 @@ def _one_line(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; an interrupt (Ctrl-C or SIGTERM) at any point ends it with
     one line, its temporary files removed."""
-    from .fileio import Terminated, terminate_on_sigterm
-
     try:
         with terminate_on_sigterm():
             return _main(argv)

@@ -83,7 +83,7 @@ def dumps(value: Any) -> bytes:
 
 def storage(key: str, numel: int, kind: str = "FloatStorage", legacy: bool = False) -> Persist:
     pid: tuple[Any, ...] = ("storage", Global("torch", kind), key, "cpu", numel)
-    return Persist(pid + (None,) if legacy else pid)
+    return Persist((*pid, None) if legacy else pid)
 
 
 def tensor(store: Any, offset: Any, size: Any, stride: Any) -> Call:

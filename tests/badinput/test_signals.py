@@ -31,12 +31,13 @@ def _one_line(stderr: str) -> str:
 
 
 @pytest.mark.parametrize(("signum", "code", "word", "delay_s"), [
-    (signal.SIGINT, 130, "interrupted", 0.0),
+    (signal.SIGINT, 130, "interrupted", 0.05),
     (signal.SIGINT, 130, "interrupted", 1.0),
-    (signal.SIGTERM, 143, "terminated", 0.0),
+    (signal.SIGTERM, 143, "terminated", 0.05),
     (signal.SIGTERM, 143, "terminated", 1.0),
 ])
 def test_signal_ends_a_long_run_cleanly(tmp_path, signum, code, word, delay_s):
+    """From argument parsing (50 ms after main is called) to the middle of the work."""
     script = ("import sys\nfrom cr2des.cli import main\nprint('ready', flush=True)\n"
               f"sys.exit(main({LONG_RUN!r}))\n")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path,
