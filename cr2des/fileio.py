@@ -58,6 +58,7 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
             temps.append(_temporary(Path(p), Path(p).suffix))
         yield temps
         backups: list[tuple[Path, Path | None]] = []
+        replaced: list[tuple[Path, Path | None]] = []
         try:
             for target, tmp in zip(map(Path, paths), temps, strict=True):
                 backup = None
@@ -71,12 +72,14 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
                         shutil.copy2(target, backup)
                 backups.append((target, backup))
                 os.replace(tmp, target)
+                replaced.append((target, backup))
         except BaseException:
-            for target, backup in reversed(backups):
-                if backup is not None:
-                    os.replace(backup, target)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
+            # put back only what was replaced; the target whose rename failed is untouched
+            for target, backup in reversed(replaced):
+                with contextlib.suppress(OSError):
+                    if backup is not None:
+                        os.replace(backup, target)
+                    else:
                         target.unlink()
             raise
         finally:
