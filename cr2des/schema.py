@@ -203,7 +203,7 @@ def _check_range(value: float, path: str, meta: Mapping[str, Any], shown: Any = 
         raise SpecError(f"must be <= {le:g}, got {shown!r}", path=path)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
     """Safe YAML that refuses duplicate keys, deep nesting and alias bombs."""
 
     def __init__(self, stream: Any) -> None:
@@ -242,7 +242,7 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-class _DuplicateKey(yaml.YAMLError):
+class _DuplicateKey(yaml.YAMLError):  # type: ignore[misc]
     def __init__(self, problem: str, mark: Any) -> None:
         super().__init__(problem)
         self.problem = problem
