@@ -29,7 +29,8 @@ def estimate_bytes(workload: Workload, n_images: int) -> int:
                           + [math.prod(layer.shape) for layer in workload])
     per_image = kept + 4 * (3 * peak_activation + math.prod(workload.input_shape))
     # float32 as loaded, float32 after folding/pruning, int8 quantized, int8 crossbar
-    # matrices: 10 bytes per weight (VGG16 `profile --n 1` peaks at 1.37 GiB; estimate 1.40)
+    # matrices: 10 bytes per weight (VGG16 `profile --n 1` peaked at 1.37 GiB measured with
+    # /usr/bin/time; this estimate says 1.74 GiB: conservative)
     weights = 10 * workload.total_weights
     return n_images * per_image + weights + FIXED_BYTES
 

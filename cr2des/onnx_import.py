@@ -44,7 +44,7 @@ from onnx import helper, numpy_helper
 
 from .errors import DataError, ImportFailure, SpecError
 from .fileio import atomic_paths, atomic_write_text
-from .workload import Layer, Shape, Workload, make_layer
+from .workload import Layer, Shape, Workload, make_layer, require_crossbar
 
 __all__ = ["SUPPORTED_OPS", "import_onnx", "import_to_files", "onnx_weights"]
 
@@ -161,6 +161,7 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path
         As :func:`import_onnx`.
     """
     workload, weights = _import(onnx_path)
+    require_crossbar(workload, onnx_path)
     yaml_path = Path(out_yaml)
     if weights is None:
         atomic_write_text(yaml_path, workload.to_yaml())

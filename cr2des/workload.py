@@ -617,13 +617,19 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
         shapes[name] = layer.shape
         layers.append(layer)
         previous = name
-    if not any(layer.is_crossbar for layer in layers):
-        raise SpecError("no conv or fc layer: nothing maps onto crossbars", path="layers")
+    require_crossbar(layers)
     return Workload(
         str(data["name"]), tuple(shape), layers,  # type: ignore[arg-type]
         variant=str(data.get("variant", "")), source=str(file) if file else None,
         weights_file=weights_file, normalize=normalize, notes=_notes(data.get("notes", [])),
     )
+
+
+def require_crossbar(layers: Iterable[Layer], file: str | Path | None = None) -> None:
+    """Raise :class:`SpecError` (path ``layers``) when no layer is a conv or an fc."""
+    if not any(layer.is_crossbar for layer in layers):
+        raise SpecError("no conv or fc layer: nothing maps onto crossbars", path="layers",
+                        file=file)
 
 
 def _notes(value: Any) -> list[str]:
@@ -648,6 +654,8 @@ def load_workload(name_or_path: str | Path) -> Workload:
     if path.suffix.lower() == ".onnx":
         from .onnx_import import import_onnx
 
-        return import_onnx(path)
+        workload = import_onnx(path)
+        require_crossbar(workload, path)
+        return workload
     data = read_yaml(path)
     return workload_from_dict(data, file=path)

@@ -626,6 +626,27 @@ _onnx_attr_case("conv-group-zero", {"group": 0})
 _onnx_attr_case("conv-kernel-shape-wrong", {"kernel_shape": [5, 5]})
 
 
+def _relu_only_onnx(tmp: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    path = tmp / "r.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+case("workloads", "onnx-no-crossbar-layer",
+     lambda tmp: ["profile", str(_relu_only_onnx(tmp)), *DATA_ARGS], "{tmp}/r.onnx", "layers",
+     "no conv or fc")
+case("workloads", "onnx-no-crossbar-layer-import",
+     lambda tmp: ["import", str(_relu_only_onnx(tmp)), "-o", str(tmp / "r.yaml")],
+     "{tmp}/r.onnx", "layers", "no conv or fc")
+
+
 def _missing_model(tmp: Path) -> list[str]:
     return ["workload", str(tmp / "nosuch.yaml")]
 
