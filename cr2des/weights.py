@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .workload import PACKAGE_PREFIX, Layer, Workload
+from .workload import PACKAGE_PREFIX, Layer, Workload, package_reference
 
 
 @dataclass(frozen=True)
@@ -283,12 +283,10 @@ def _package_file(reference: str) -> Path | None:
     import site
     import sysconfig
 
-    module, _, relative = reference[len(PACKAGE_PREFIX):].partition("/")
-    parts = relative.split("/")
-    if (not module.isidentifier() or not relative
-            or any(part in ("", ".", "..") or "\\" in part for part in parts)):
-        raise DataError(f"{reference}: expected 'package:MODULE/PATH' with a module name and a "
-                        f"relative path inside it")
+    try:
+        module, relative = package_reference(reference)
+    except ValueError as exc:
+        raise DataError(f"{reference}: {exc}") from None
     folders = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
                *site.getsitepackages()}
     if site.ENABLE_USER_SITE:

@@ -575,6 +575,10 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
             raise SpecError(f"expected a file name or 'package:MODULE/PATH', got "
                             f"{shown(weights)}", path="weights")
         if weights.startswith(PACKAGE_PREFIX):
+            try:
+                package_reference(weights)
+            except ValueError as exc:
+                raise SpecError(f"{exc}, got {shown(weights)}", path="weights") from None
             weights_file = weights  # a file inside an installed Python package
         else:
             weights_file = Path(weights)
@@ -623,6 +627,19 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
         variant=str(data.get("variant", "")), source=str(file) if file else None,
         weights_file=weights_file, normalize=normalize, notes=_notes(data.get("notes", [])),
     )
+
+
+def package_reference(reference: str) -> tuple[str, str]:
+    """``package:MODULE/PATH`` -> ``(MODULE, PATH)``; :class:`ValueError` unless MODULE is
+    one identifier (no dots: nothing is imported) and PATH a relative path without ``..``.
+    """
+    module, _, relative = reference[len(PACKAGE_PREFIX):].partition("/")
+    parts = relative.split("/")
+    if (not module.isidentifier() or not relative
+            or any(part in ("", ".", "..") or "\\" in part for part in parts)):
+        raise ValueError("expected 'package:MODULE/PATH' with a module name and a relative "
+                         "path inside it")
+    return module, relative
 
 
 def require_crossbar(layers: Iterable[Layer], file: str | Path | None = None) -> None:

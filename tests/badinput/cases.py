@@ -343,7 +343,8 @@ def _workload_package(tmp: Path) -> list[str]:
     return ["profile", str(write_yaml(tmp, "w.yaml", data)), *DATA_ARGS]
 
 
-case("code", "package-in-workload-yaml", _workload_package, "package:evilpkg.x/w.pth")
+case("code", "package-in-workload-yaml", _workload_package, "{tmp}/w.yaml", "weights",
+     "package:evilpkg.x/w.pth")
 
 
 def _onnx_model(tmp: Path, name: str = "m.onnx", weight: np.ndarray | None = None,
