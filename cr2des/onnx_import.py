@@ -286,7 +286,13 @@ class _Importer:
             raise ImportFailure(f"{self.file}: {exc.message}") from None
         if placeholder:
             return workload, None
-        return workload, {b.layer.name: self._weights(b) for b in with_weights}
+        tensors = {b.layer.name: self._weights(b) for b in with_weights}
+        for name, parts in tensors.items():
+            for kind, array in parts.items():
+                if not np.isfinite(array).all():
+                    raise ImportFailure(f"{self.file}: layer {name!r}: {kind} holds NaN or "
+                                        f"infinity (after batch-norm folding, as float32)")
+        return workload, tensors
 
     def _read_input(self) -> tuple[Shape, list[str]]:
         real = [i for i in self.graph.input if i.name not in self.consts]
@@ -597,6 +603,12 @@ class _Importer:
             raise self._fail(node, f"scale, bias, mean and variance must each have "
                                    f"{channels} values (one per channel)")
         placeholder = self._is_placeholder(node, 1, 2, 3, 4)
+        if not placeholder:
+            for what, p in zip(("scale", "bias", "mean", "variance"), params, strict=True):
+                if not np.isfinite(np.asarray(p, dtype=np.float64)).all():
+                    raise self._fail(node, f"{what} holds NaN or infinity")
+            if (np.asarray(params[3], dtype=np.float64) < 0).any():
+                raise self._fail(node, "variance holds a negative value; a variance is >= 0")
         target = self._foldable(src)
         if target is None:
             eps = _clean_float(attrs.get("epsilon", 1e-5))

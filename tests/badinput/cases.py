@@ -523,7 +523,42 @@ weights_case("numbers", "bn-inf-gamma",
 case("numbers", "onnx-weights-nan",
      lambda tmp: ["profile", str(_onnx_model(tmp, weight=np.full((4, 3, 3, 3), np.nan,
                                                                  np.float32))), *DATA_ARGS],
-     "{tmp}/m.onnx", "non-finite")
+     "{tmp}/m.onnx", "NaN or infinity")
+case("numbers", "onnx-import-weights-inf",
+     lambda tmp: ["import", str(_onnx_model(tmp, weight=np.full((4, 3, 3, 3), np.inf,
+                                                                np.float32))),
+                  "-o", str(tmp / "m.yaml")],
+     "{tmp}/m.onnx", "layer 'c'", "NaN or infinity")
+
+
+def _onnx_bn(tmp: Path, variance: np.ndarray) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = {"w": np.ones((4, 3, 3, 3), np.float32), "s": np.ones(4, np.float32),
+             "b": np.zeros(4, np.float32), "m": np.zeros(4, np.float32),
+             "v": variance.astype(np.float32), "fw": np.ones((10, 4 * 14 * 14), np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"],
+                              name="bn1"),
+             helper.make_node("Flatten", ["n"], ["f"]),
+             helper.make_node("Gemm", ["f", "fw"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = tmp / "bn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+case("numbers", "onnx-bn-negative-variance",
+     lambda tmp: ["profile", str(_onnx_bn(tmp, np.array([1, -1, 1, 1]))), *DATA_ARGS],
+     "{tmp}/bn.onnx", "'bn1'", "negative")
+case("numbers", "onnx-bn-nan-variance",
+     lambda tmp: ["import", str(_onnx_bn(tmp, np.array([1, np.nan, 1, 1]))), "-o",
+                  str(tmp / "bn.yaml")],
+     "{tmp}/bn.onnx", "'bn1'", "variance holds NaN")
 
 
 # ============================================================================ 3. workloads
