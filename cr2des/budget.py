@@ -66,3 +66,13 @@ def check_memory(workload: Workload, n_images: int, option: str) -> None:
         raise DataError(f"{option}: {n_images} images of {workload.name} need about "
                         f"{format_bytes(need)} of memory, {format_bytes(have)} is available; "
                         f"use at most {fit} images")
+
+
+def check_file_bytes(path: object, nbytes: int, what: str) -> None:
+    """Raise :class:`DataError` before a file's ``nbytes`` of (decompressed) data are read
+    when they would take more than half the memory available (an archive bomb, or a file
+    far larger than any workload needs)."""
+    have = available_bytes()
+    if have is not None and nbytes > have // 2:
+        raise DataError(f"{path}: {what} of {format_bytes(nbytes)} exceed half the available "
+                        f"memory ({format_bytes(have)})")

@@ -238,6 +238,17 @@ def _open_source(source: str | Path) -> _Raw:
 
 
 def _open_array(path: Path) -> _Raw:
+    import zipfile
+
+    from .budget import check_file_bytes
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                check_file_bytes(path, sum(i.file_size for i in archive.infolist()),
+                                 "its arrays")
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot be read as a numpy array ({exc})") from None
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):

@@ -225,6 +225,10 @@ def _read_zip(path: Path) -> dict[str, np.ndarray]:
         prefix = pkl[: -len("data.pkl")]
         unpickler = _Unpickler(io.BytesIO(archive.read(pkl)), path)
         obj = unpickler.load()
+        from .budget import check_file_bytes
+
+        check_file_bytes(path, sum(s.numel * s.type.dtype.itemsize
+                                   for s in unpickler.storages.values()), "its tensors")
         for key, storage in unpickler.storages.items():
             name = f"{prefix}data/{key}"
             if name not in infos:

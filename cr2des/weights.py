@@ -205,6 +205,16 @@ def synthetic_weights(workload: Workload, seed: int = 0) -> Weights:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
+    from .budget import check_file_bytes
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot be read as an .npz of arrays ({exc})") from None
+    check_file_bytes(path, total, "its arrays")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}

@@ -389,6 +389,40 @@ case("code", "onnx-external-data-absolute", _onnx_external("/etc/passwd"),
      "{tmp}/model/m.onnx")
 
 
+def zip_claiming(path: Path, members: int, claimed: int = 0xFFFFFFF0) -> Path:
+    """A zip whose central directory claims ``members`` x ``claimed`` bytes of data (an
+    archive bomb's header, without the gigabytes)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(members):
+            archive.writestr(f"archive/data/{i}" if path.suffix == ".pth" else f"a{i}.npy",
+                             b"\0" * 64)
+    raw = bytearray(path.read_bytes())
+    start = 0
+    while (start := raw.find(b"PK\x01\x02", start)) != -1:
+        raw[start + 24:start + 28] = struct.pack("<I", claimed)
+        start += 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
+weights_case("code", "npz-bomb-header", lambda tmp: zip_claiming(tmp / "w.npz", 64),
+             "{tmp}/w.npz", "available memory")
+case("code", "images-npz-bomb-header",
+     lambda tmp: ["profile", "tiny", *DATA_ARGS, "--images",
+                  str(zip_claiming(tmp / "x.npz", 64))],
+     "{tmp}/x.npz", "available memory")
+
+
+def _pth_bomb(tmp: Path) -> Path:
+    """Eight storages of 2**31 doubles each (128 GiB declared), nothing stored."""
+    state = {f"t{i}": pk.tensor(pk.storage(str(i), 2**31, "DoubleStorage"), 0, (4,), (1,))
+             for i in range(8)}
+    return pk.write_zip(tmp / "w.pth", state, {})
+
+
+weights_case("code", "pth-storages-beyond-memory", _pth_bomb, "{tmp}/w.pth", "available memory")
+
+
 # ============================================================================ 2. numbers
 for _id, _dotted, _value, _msg in [
     ("nan-latency", "chip.tile.pe.crossbar.read_latency", math.nan, ""),
