@@ -63,7 +63,6 @@ def _whole(option: str, lo: int, hi: int) -> Callable[[str], int]:
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], got {text}")
         return int(value)
-    parse.__name__ = option
     return parse
 
 
@@ -141,6 +140,7 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from .budget import check_memory
     from .mapping import SCHEMES
     from .report import print_study, print_timing
     from .sim import SimOptions, estimate, simulate
@@ -151,9 +151,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
-
-    from .budget import check_memory
-
     options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
                            capacity_bytes=args.buffer, alloc=args.alloc)
     check_memory(workload, args.sl + args.st, "--sl/--st")
@@ -202,6 +199,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     """Architecture, workload, weights, images and the reference run the options name."""
+    from .budget import check_memory
     from .datapath import prepare_weights, preprocessing, run_reference
     from .images import load_images
     from .spec import load_arch
@@ -209,8 +207,6 @@ def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
-    from .budget import check_memory
-
     options = _data_options(args)
     check_memory(workload, args.n, "--n")
     weights = prepare_weights(workload, arch, options)
@@ -448,7 +444,7 @@ def _output_paths(args: argparse.Namespace) -> None:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split("\n"))
+    text = " ".join(text.splitlines())
     if len(text) > MAX_ERROR_CHARS:
         text = text[:MAX_ERROR_CHARS - 3] + "..."
     return text
