@@ -90,6 +90,15 @@ def _byte_size(text: str) -> int:
     return value
 
 
+class _Console(Console):
+    """rich's console, whose broken pipe becomes the one-line error every command gives
+    (rich itself exits with code 1 and no message)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other cr2des error."""
 
@@ -474,7 +483,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if sys.stdout is None or sys.stdout.closed:
         return _fail("error: standard output is closed")
     # tables piped to a file or a pager keep their columns instead of wrapping at 80
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = _Console(width=None if sys.stdout.isatty() else 160)
     try:
         _output_paths(args)
         code = int(args.func(args, console))

@@ -74,8 +74,9 @@ def test_signal_during_an_atomic_write_removes_the_temporary(tmp_path, signum):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_broken_pipe_is_one_line():
-    proc = _cli(["workload", "resnet50", "--json"], stdout=subprocess.PIPE)
+@pytest.mark.parametrize("json", [True, False], ids=["json", "table"])
+def test_broken_pipe_is_one_line(json):
+    proc = _cli(["workload", "resnet50", *(["--json"] if json else [])], stdout=subprocess.PIPE)
     assert proc.stdout is not None
     proc.stdout.close()  # the reader goes away before anything is written
     stderr = proc.stderr.read() if proc.stderr else ""
