@@ -824,6 +824,44 @@ for _id, _prepare, _expect in [
     case("outputs", f"trace-{_id}", _make, "--trace", _expect)
 
 
+def _file_as_folder(tmp: Path) -> str:
+    (tmp / "notadir").write_text("x")
+    return str(tmp / "notadir" / "w.yaml")
+
+
+def _dangling(tmp: Path) -> str:
+    (tmp / "w.yaml").symlink_to(tmp / "nowhere" / "w.yaml")
+    return str(tmp / "w.yaml")
+
+
+_import_case("parent-is-a-file", _file_as_folder, "{tmp}/notadir/w.yaml", "does not exist")
+_import_case("dangling-symlink", _dangling, "{tmp}/w.yaml", "symbolic link")
+
+
+def _trace_onto(kind: str) -> Make:
+    """``run --trace`` aimed at one of the run's own input files."""
+    def make(tmp: Path) -> list[str]:
+        argv = ["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1"]
+        if kind == "arch":
+            target = write_yaml(tmp, "arch.yaml", tiny_arch())
+            argv[3] = str(target)
+        elif kind == "weights":
+            target = tmp / "w.npz"
+            np.savez(target, **tiny_state())
+            argv += ["--weights", str(target)]
+        else:
+            target = tmp / "x.npy"
+            np.save(target, np.zeros((2, 3, 16, 16), np.float32))
+            argv += ["--images", str(target)]
+        return [*argv, "--trace", str(target)]
+    return make
+
+
+for _kind, _name in (("arch", "arch.yaml"), ("weights", "w.npz"), ("images", "x.npy")):
+    case("outputs", f"trace-is-the-{_kind}", _trace_onto(_kind), f"{{tmp}}/{_name}", "--trace",
+         "input")
+
+
 # ============================================================================ 5. images
 def _images_case(id_: str, fill: Callable[[Path], str], *expect: str) -> None:
     def make(tmp: Path) -> list[str]:
