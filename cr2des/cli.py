@@ -7,7 +7,9 @@ Errors in the user's input print one line to stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import json
+import errno
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,13 +17,84 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import Cr2desError, SpecError
+from .fileio import Terminated, terminate_on_sigterm
+
+#: documented maxima of the image-count options (docs/robustness.md); memory is checked too
+MAX_IMAGES = 10_000
+#: longest error line printed; longer messages are cut with an ellipsis
+MAX_ERROR_CHARS = 2000
 
 if TYPE_CHECKING:  # rich is imported where output is made, not for --version or --help
     from rich.console import Console
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    """Strict JSON (no NaN or Infinity tokens; see :func:`cr2des.fileio.strict_json`)."""
+    from .fileio import strict_json
+
+    sys.stdout.write(strict_json(data) + "\n")
+
+
+def _whole(option: str, lo: int, hi: int) -> Callable[[str], int]:
+    """argparse type: a whole number in [lo, hi] (``1e3`` is accepted as 1000)."""
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not math.isfinite(value) or value != int(value):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], got {text}")
+        return int(value)
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """argparse type of ``--prune``: a finite sparsity in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _byte_size(text: str) -> int:
+    """argparse type of byte options: a whole, positive byte count with its unit."""
+    from .units import MAX_BYTES, UnitError, parse_bytes
+
+    try:
+        value = parse_bytes(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 1 <= value <= MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"must be in [1B, {MAX_BYTES}B], got {text!r}")
+    return value
+
+
+def _console(**kwargs: Any) -> Console:
+    """rich's console, whose broken pipe becomes the one-line error every command gives
+    (rich itself exits with code 1 and no message).  rich is imported here, not at start-up."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(**kwargs)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other cr2des error."""
+
+    def error(self, message: str) -> Any:
+        # "argument --n: ..." -> "--n: ...", as every other error names its option
+        text = _one_line(f"cr2des: error: {message.removeprefix('argument ')}")
+        sys.stderr.write(text + "\n")
+        raise SystemExit(2)
 
 
 def cmd_area_power(args: argparse.Namespace, console: Console) -> int:
@@ -75,8 +148,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from .results import document, expand_models, write_folder
 
     models = expand_models(args.model)
-    if args.max_events < 1:
-        raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
     if args.trace is not None and args.trace == "" and args.out is None:
         raise SpecError("--trace without a path writes trace.json into --out DIR; give one")
     if args.out is not None and not args.no_plots:
@@ -123,29 +194,22 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
     """Study, simulate and record one model: ``(record, study, sims, estimates)``."""
     import dataclasses
 
+    from .budget import check_memory
     from .mapping import SCHEMES
     from .results import model_record
     from .sim import SimOptions, estimate, simulate
     from .spec import load_arch
     from .study import StudyOptions, run_study
     from .trace import write_trace
-    from .units import parse_quantity
     from .workload import load_workload
 
     arch = load_arch(args.arch)
     workload = load_workload(model)
+    check_memory(workload, args.sl + args.st, "--sl/--st")
     phases.model(model, len(workload), len(workload.crossbar_layers))
 
-    def quantity(option: str, value: str | None) -> int | None:
-        if value is None:
-            return None
-        try:
-            return int(parse_quantity(value, "bytes"))
-        except ValueError as exc:
-            raise SpecError(f"{option}: {exc}") from None
-
     options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
-                           capacity_bytes=quantity("--buffer", args.buffer), alloc=args.alloc,
+                           capacity_bytes=args.buffer, alloc=args.alloc,
                            compare_alloc=_compare_methods(args.compare_alloc),
                            learn_images=args.learn_images, test_images=args.test_images)
     study = run_study(workload, arch, options, progress=phases)
@@ -154,7 +218,7 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
     alt_sims: dict[str, dict[str, Any]] = {}
     if args.engine in ("event", "both"):
         sim_options = SimOptions(granularity=args.granularity, max_events=args.max_events,
-                                 edge_buffer_bytes=quantity("--edge-buffer", args.edge_buffer))
+                                 edge_buffer_bytes=args.edge_buffer)
         for scheme in SCHEMES:
             phases("simulate", scheme)
             traced = args.trace is not None and scheme == args.trace_scheme
@@ -210,6 +274,7 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
 
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     """Architecture, workload, weights, images and the reference run the options name."""
+    from .budget import check_memory
     from .datapath import prepare_weights, preprocessing, run_reference
     from .images import load_images
     from .spec import load_arch
@@ -217,6 +282,7 @@ def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
+    check_memory(workload, args.n, "--n")
     options = _data_options(args)
     weights = prepare_weights(workload, arch, options)
     images = load_images(options.images, args.n,
@@ -395,14 +461,15 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None,
                    help="'synthetic', or a .pth/.npz/.onnx file (default: the workload's own "
                         "weights if it has any, else synthetic)")
-    p.add_argument("--prune", type=float, default=0.0, metavar="SPARSITY",
+    p.add_argument("--prune", type=_fraction, default=0.0, metavar="SPARSITY",
                    help="magnitude-prune weights to this sparsity before quantization")
     p.add_argument("--prune-scope", choices=("layer", "global"), default="layer")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic weights and images")
+    p.add_argument("--seed", type=_whole("--seed", 0, 2**63 - 1), default=0,
+                   help="seed of synthetic weights and images")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cr2des",
         description="Discrete-event simulator of compressed ReRAM PIM accelerators (CR2).",
     )
@@ -434,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("profile", cmd_profile, "per-layer input sparsity and OU input-pattern statistics")
     p.add_argument("model", help="zoo name, workload YAML or .onnx")
-    p.add_argument("--n", type=int, default=4, help="number of images (default: 4)")
+    p.add_argument("--n", type=_whole("--n", 1, MAX_IMAGES), default=4,
+                   help=f"number of images (default: 4, at most {MAX_IMAGES:,})")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
@@ -445,8 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="write results.json, schemes.csv, layers.csv and PNG figures here")
     p.add_argument("--no-plots", action="store_true", help="with --out: no PNG figures")
-    p.add_argument("--sl", type=int, default=4, help="learning images (default: 4)")
-    p.add_argument("--st", type=int, default=4, help="testing images (default: 4)")
+    p.add_argument("--sl", type=_whole("--sl", 1, MAX_IMAGES), default=4,
+                   help=f"learning images (default: 4, at most {MAX_IMAGES:,})")
+    p.add_argument("--st", type=_whole("--st", 1, MAX_IMAGES), default=4,
+                   help=f"testing images (default: 4, at most {MAX_IMAGES:,})")
     p.add_argument("--alloc", default="exact",
                    choices=("exact", "uniform", "proportional", "greedy"),
                    help="pattern-buffer allocation among layers (default: exact)")
@@ -459,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-images", default=None, metavar="SOURCE",
                    help="images the study is tested on (default: --images; the same source "
                         "is split into disjoint sets)")
-    p.add_argument("--buffer", default=None, metavar="BYTES",
+    p.add_argument("--buffer", type=_byte_size, default=None, metavar="BYTES",
                    help="total pattern-buffer capacity, e.g. 1MiB (default: the chip's)")
     p.add_argument("--engine", choices=("event", "analytic", "both"), default="event",
                    help="event simulation, closed-form bottleneck estimate, or both side by "
@@ -467,9 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", choices=("coarse", "fine"), default="coarse",
                    help="coarse: one event per output row per layer replica; fine: one per "
                         "OU activation (small networks only)")
-    p.add_argument("--max-events", type=int, default=10_000_000,
+    p.add_argument("--max-events", type=_whole("--max-events", 1, 10**12), default=10_000_000,
                    help="stop a simulation after this many events (its report says partial)")
-    p.add_argument("--edge-buffer", default=None, metavar="BYTES",
+    p.add_argument("--edge-buffer", type=_byte_size, default=None, metavar="BYTES",
                    help="inter-layer buffer per layer input (default: an eDRAM share)")
     p.add_argument("--trace", nargs="?", const="", default=None, metavar="PATH",
                    help="write a Chrome trace-event JSON (Perfetto) of one scheme's run "
@@ -489,28 +559,108 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", cmd_verify,
             "check bit-exactly that every layer's OU decomposition equals its integer matmul")
     p.add_argument("model", help="zoo name, workload YAML or .onnx")
-    p.add_argument("--n", type=int, default=1, help="number of images (default: 1)")
+    p.add_argument("--n", type=_whole("--n", 1, MAX_IMAGES), default=1,
+                   help=f"number of images (default: 1, at most {MAX_IMAGES:,})")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
+def _output_paths(args: argparse.Namespace) -> None:
+    """Check every output path the command names before any work starts."""
+    from .fileio import check_output, check_output_dir
+
+    inputs: list[str] = []
+    for name in ("model", "arch", "images", "weights", "learn_images", "test_images",
+                 "results"):
+        value = getattr(args, name, None)
+        inputs += [str(v) for v in (value if isinstance(value, list) else [value])
+                   if v is not None]
+    outputs: list[tuple[Path, str]] = []
+    if args.command == "import":
+        yaml_path = check_output(args.output, option="-o", inputs=inputs)
+        outputs = [(yaml_path, "-o"), (yaml_path.with_name(f"{yaml_path.stem}.npz"),
+                                       "-o (its weights file)")]
+    elif args.command in ("run", "plot") and args.out is not None:
+        check_output_dir(args.out, option="--out", inputs=inputs)
+    if args.command == "run":
+        if args.out is not None:
+            outputs += [(Path(args.out) / name, "--out") for name in
+                        ("results.json", "schemes.csv", "layers.csv")]
+        if args.trace is not None:
+            outputs += [(_trace_path(args, model, len(args.model) > 1), "--trace")
+                        for model in args.model]
+    taken: list[Path] = []
+    for path, option in outputs:
+        if path.parent.is_dir():
+            check_output(path, option=option, inputs=inputs, others=taken)
+        taken.append(path)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.splitlines())
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS - 3] + "..."
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the command line; an interrupt (Ctrl-C or SIGTERM) at any point ends it with
+    one line, its temporary files removed."""
+    try:
+        with terminate_on_sigterm():
+            return _main(argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Terminated:
+        return _fail("terminated", 143)
+
+
+def _fail(message: str, code: int = 2) -> int:
     from rich.console import Console
 
+    Console(stderr=True).print(_one_line(f"cr2des: {message}"), markup=False, highlight=False,
+                               soft_wrap=True)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if sys.stdout is None or sys.stdout.closed:
+        return _fail("error: standard output is closed")
     # tables piped to a file or a pager keep their columns instead of wrapping at 80
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    err = Console(stderr=True)
+    console = _console(width=None if sys.stdout.isatty() else 160)
     try:
-        return int(args.func(args, console))
+        _output_paths(args)
+        code = int(args.func(args, console))
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+        return code
     except Cr2desError as exc:
-        err.print(f"cr2des: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return 2
-    except KeyboardInterrupt:
-        err.print("cr2des: interrupted", markup=False)
-        return 130
+        return _fail(f"error: {exc}")
+    except BrokenPipeError:
+        # the reader went away: later flushes at exit must not print a second error
+        with _suppress_oserror():
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _fail("error: standard output closed (broken pipe)")
+    except MemoryError:
+        return _fail("error: out of memory; use fewer images (--n, --sl, --st) or a smaller "
+                     "workload")
+    except RecursionError:
+        return _fail("error: input nested too deeply")
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and exc.filename is None:
+            with _suppress_oserror():  # the unwritten rest must not fail again at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        what = os.strerror(exc.errno) if exc.errno else str(exc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"error: {where}{what}")
+
+
+def _suppress_oserror() -> Any:
+    import contextlib
+
+    return contextlib.suppress(OSError, ValueError)
 
 
 if __name__ == "__main__":

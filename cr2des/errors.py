@@ -58,3 +58,7 @@ class DataError(Cr2desError):
 
 class MappingError(Cr2desError):
     """A network does not fit the chip, or a mapping parameter is unusable."""
+
+
+class OutputError(Cr2desError):
+    """An output path is unusable (missing folder, a special file, one of the inputs)."""

@@ -180,15 +180,41 @@ def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
     return image[:, :, :3]
 
 
+#: largest image decoded, in pixels (width x height): 40 megapixels take about 1 GiB while
+#: being resized; a larger file is skipped with a warning like any unreadable one
+MAX_IMAGE_PIXELS = 40_000_000
+
+
 def _read_file(path: Path) -> np.ndarray:
-    from skimage import io
+    """uint8 RGB pixels of an image file, decoded as torchvision's loader does.
+
+    Pillow reads the header first, so an image above :data:`MAX_IMAGE_PIXELS` is refused
+    before any pixel is decoded.  Then: 16-bit greyscale is scaled to 8 bits
+    (``v * 255 / 65535``, not clipped), palette images go through their palette, CMYK is
+    converted by Pillow (Adobe's inverted CMYK JPEGs included), and an alpha channel is
+    dropped (``convert("RGB")``, as torchvision's ``pil_loader`` does).
+    """
+    from PIL import Image
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        image = io.imread(path)
-    if image.ndim == 3 and image.shape[0] in (3, 4) and image.shape[2] not in (3, 4):
-        image = np.moveaxis(image, 0, -1)
-    return _to_rgb(image, str(path))
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError:  # Pillow's own, higher limit
+            raise DataError(f"above the limit of {MAX_IMAGE_PIXELS:,} pixels") from None
+        with opened as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{width}x{height} pixels is above the limit of "
+                                f"{MAX_IMAGE_PIXELS:,}")
+            if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                wide = np.asarray(image, dtype=np.float64)
+                peak = 65535.0 if image.mode.startswith("I;16") or wide.max() > 255 else 255.0
+                grey = np.clip(np.round(wide * (255.0 / peak)), 0, 255).astype(np.uint8)
+                return np.repeat(grey[:, :, None], 3, axis=2)
+            if image.mode == "F":
+                return _to_rgb(np.asarray(image), str(path))
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def _directory_files(root: Path) -> tuple[list[Path], list[str]]:
@@ -286,20 +312,39 @@ def _open_source(source: str | Path) -> _Raw:
         raw.load = load
         return raw
     if path.suffix.lower() in (".npy", ".npz"):
+        if not path.is_file():
+            raise DataError(f"{path}: not a regular file")
         return _open_array(path)
     raise DataError(f"{path}: expected 'samples', a directory of images, or a .npy/.npz array")
 
 
 def _open_array(path: Path) -> _Raw:
+    import zipfile
+
+    from .budget import check_file_bytes
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                check_file_bytes(path, sum(i.file_size for i in archive.infolist()),
+                                 "its arrays")
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot be read as a numpy array ({exc})") from None
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
+            if not loaded.files:
+                raise DataError(f"{path}: the .npz holds no array")
             key = "images" if "images" in loaded.files else loaded.files[0]
             array = loaded[key]
         else:
             array = loaded
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as a numpy array ({exc})") from None
+    if array.ndim == 0:
+        raise DataError(f"{path}: expected an array of images, got a scalar")
     names = [f"{path}[{i}]" for i in range(len(array))]
     if array.dtype == np.uint8:
         if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
@@ -308,10 +353,15 @@ def _open_array(path: Path) -> _Raw:
     if array.ndim != 4 or array.dtype.kind != "f":
         raise DataError(f"{path}: preprocessed inputs must be a float array (N, C, H, W), "
                         f"got {array.dtype} {array.shape}")
-    if not np.isfinite(array).all():
-        raise DataError(f"{path}: preprocessed inputs hold NaN or infinite values")
-    return _Raw(names, lambda i: None, [], preprocessed=array.astype(np.float32),
-                nonnegative=bool((array >= 0).all()))
+    with np.errstate(over="ignore"):
+        pixels = array.astype(np.float32)
+    finite = np.isfinite(pixels)
+    if not finite.all():
+        bad = int(np.argmin(finite.reshape(len(pixels), -1).all(axis=1)))
+        raise DataError(f"{path}: input {bad} holds NaN or infinity (as float32); preprocessed "
+                        f"inputs must be finite")
+    return _Raw(names, lambda i: None, [], preprocessed=pixels,
+                nonnegative=bool((pixels >= 0).all()))
 
 
 def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.random.Generator,

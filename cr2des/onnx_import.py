@@ -48,8 +48,8 @@ from numpy.typing import NDArray
 from onnx import helper, numpy_helper
 
 from .errors import DataError, ImportFailure, SpecError
-from .fileio import atomic_path, atomic_write_text
-from .workload import Layer, Normalize, Shape, Workload, make_layer
+from .fileio import atomic_paths, atomic_write_text
+from .workload import Layer, Normalize, Shape, Workload, make_layer, require_crossbar
 
 __all__ = ["SUPPORTED_OPS", "import_onnx", "import_to_files", "onnx_weights"]
 
@@ -170,6 +170,7 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path,
         As :func:`import_onnx`.
     """
     workload, weights = _import(onnx_path)
+    require_crossbar(workload, onnx_path)
     if normalize is not None:
         workload = _with_weights(workload, None, normalize)
     yaml_path = Path(out_yaml)
@@ -179,11 +180,13 @@ def import_to_files(onnx_path: str | Path, out_yaml: str | Path,
     npz_path = yaml_path.with_name(f"{yaml_path.stem}.npz")
     arrays = {f"{name}.{key}": value for name, entry in weights.items()
               for key, value in entry.items()}
-    # through a handle: numpy.savez appends ".npz" to a temporary name that lacks it
-    with atomic_path(npz_path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)  # type: ignore[arg-type]
     written = _with_weights(workload, Path(npz_path.name))
-    atomic_write_text(yaml_path, written.to_yaml())
+    # the pair is replaced together: a failure leaves both previous files (or none)
+    with atomic_paths(npz_path, yaml_path) as (npz_tmp, yaml_tmp):
+        # through a handle: numpy.savez appends ".npz" to a temporary name that lacks it
+        with open(npz_tmp, "wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+        yaml_tmp.write_text(written.to_yaml())
     return _with_weights(workload, npz_path), npz_path
 
 
@@ -329,7 +332,13 @@ class _Importer:
             raise ImportFailure(f"{self.file}: {exc.message}") from None
         if placeholder:
             return workload, None
-        return workload, {b.layer.name: self._weights(b) for b in with_weights}
+        tensors = {b.layer.name: self._weights(b) for b in with_weights}
+        for name, parts in tensors.items():
+            for kind, array in parts.items():
+                if not np.isfinite(array).all():
+                    raise ImportFailure(f"{self.file}: layer {name!r}: {kind} holds NaN or "
+                                        f"infinity (after batch-norm folding, as float32)")
+        return workload, tensors
 
     def _read_input(self) -> tuple[Shape, list[str]]:
         real = [i for i in self.graph.input if i.name not in self.consts]
@@ -772,6 +781,12 @@ class _Importer:
             raise self._fail(node, f"scale, bias, mean and variance must each have "
                                    f"{channels} values (one per channel)")
         placeholder = self._is_placeholder(node, 1, 2, 3, 4)
+        if not placeholder:
+            for what, p in zip(("scale", "bias", "mean", "variance"), params, strict=True):
+                if not np.isfinite(np.asarray(p, dtype=np.float64)).all():
+                    raise self._fail(node, f"{what} holds NaN or infinity")
+            if (np.asarray(params[3], dtype=np.float64) < 0).any():
+                raise self._fail(node, "variance holds a negative value; a variance is >= 0")
         target = self._foldable(src)
         if target is None:
             eps = _clean_float(attrs.get("epsilon", 1e-5))

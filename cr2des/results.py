@@ -33,7 +33,7 @@ import numpy as np
 
 from .allocation import METHODS, LayerValues, allocate
 from .errors import Cr2desError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, strict_json
 from .patterns import PatternCounts, best_entries
 
 if TYPE_CHECKING:
@@ -461,7 +461,7 @@ def write_folder(doc: Mapping[str, Any], out: str | Path) -> list[Path]:
     atomically; returns the paths written."""
     out = Path(out)
     written = []
-    for name, text in (("results.json", json.dumps(doc, indent=2) + "\n"),
+    for name, text in (("results.json", strict_json(doc) + "\n"),
                        ("schemes.csv", csv_text(scheme_rows(doc))),
                        ("layers.csv", csv_text(layer_rows(doc)))):
         atomic_write_text(out / name, text)

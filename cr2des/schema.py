@@ -11,6 +11,7 @@ follow from it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -23,6 +24,24 @@ from .errors import SpecError
 from .units import UnitError, parse_quantity
 
 T = TypeVar("T")
+
+#: largest integer a description field takes unless it declares its own bound: 2**24
+#: (16,777,216) is beyond any count, size or id a chip or a layer has, and small enough
+#: that no derived array can exhaust memory
+INT_CEILING = 2**24
+#: largest magnitude of a plain (unitless) number
+FLOAT_CEILING = 1e12
+#: deepest nesting of a YAML document, and most nodes it may expand to through aliases
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 1_000_000
+#: longest rendering of a user's value inside an error message
+MAX_SHOWN = 80
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`MAX_SHOWN` characters so no error line is unbounded."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
 
 _REQUIRED = object()
 
@@ -87,13 +106,13 @@ def build(cls: type[T], data: Any, path: str = "") -> T:
     """
     if not isinstance(data, Mapping):
         raise SpecError(f"expected a mapping with keys {allowed_keys(cls)}, got "
-                        f"{type(data).__name__} {data!r}", path=path)
+                        f"{type(data).__name__} {shown(data)}", path=path)
     fields = {yaml_key(f): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in fields:
             raise SpecError(
-                f"unknown key {key!r}; allowed keys: {', '.join(fields)}",
-                path=join(path, str(key)),
+                f"unknown key {shown(key)}; allowed keys: {', '.join(fields)}",
+                path=join(path, str(key)[:MAX_SHOWN]),
             )
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
@@ -121,21 +140,25 @@ def convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple):
-            raise SpecError(f"expected a list, got {value!r}", path=path)
+            raise SpecError(f"expected a list, got {shown(value)}", path=path)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(convert(args[0], v, join(path, i), meta) for i, v in enumerate(value))
         if len(value) != len(args):
-            raise SpecError(f"expected a list of {len(args)} items, got {value!r}", path=path)
+            raise SpecError(f"expected a list of {len(args)} items, got {shown(value)}",
+                            path=path)
         return tuple(convert(a, v, join(path, i), meta) for i, (a, v) in
                      enumerate(zip(args, value, strict=True)))
     if tp is bool:
         if not isinstance(value, bool):
-            raise SpecError(f"expected true or false, got {value!r}", path=path)
+            raise SpecError(f"expected true or false, got {shown(value)}", path=path)
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"expected an integer, got {value!r}", path=path)
+            raise SpecError(f"expected an integer, got {shown(value)}", path=path)
         _check_range(value, path, meta)
+        if meta.get("le") is None and abs(value) > INT_CEILING:
+            raise SpecError(f"must be <= {INT_CEILING:,} (the ceiling of integer fields), got "
+                            f"{shown(value)}", path=path)
         return value
     if tp is float:
         unit = meta.get("unit")
@@ -145,17 +168,26 @@ def convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
             except UnitError as exc:
                 raise SpecError(str(exc), path=path) from None
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise SpecError(f"expected a finite number, got {shown(value)}", path=path)
+            if abs(number) > FLOAT_CEILING:
+                raise SpecError(f"must be at most {FLOAT_CEILING:g} in magnitude, got "
+                                f"{shown(value)}", path=path)
         else:
-            raise SpecError(f"expected a number, got {value!r}", path=path)
+            raise SpecError(f"expected a number, got {shown(value)}", path=path)
         _check_range(number, path, meta, shown=value)
         return number
     if tp is str:
         if not isinstance(value, str):
-            raise SpecError(f"expected a string, got {value!r}", path=path)
+            raise SpecError(f"expected a string, got {shown(value)}", path=path)
         choices = meta.get("choices")
         if choices and value not in choices:
-            raise SpecError(f"must be one of {', '.join(choices)}; got {value!r}", path=path)
+            raise SpecError(f"must be one of {', '.join(choices)}; got {shown(value)}",
+                            path=path)
         return value
     raise TypeError(f"unsupported description type {tp!r} at {path}")
 
@@ -171,14 +203,92 @@ def _check_range(value: float, path: str, meta: Mapping[str, Any], shown: Any = 
         raise SpecError(f"must be <= {le:g}, got {shown!r}", path=path)
 
 
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+    """Safe YAML that refuses duplicate keys, deep nesting and alias bombs."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # unhashable key: the base class reports it
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                raise _DuplicateKey(f"duplicate key {shown(key)} at lines {first} and {line}",
+                                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(yaml.YAMLError):  # type: ignore[misc]
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+def _check_expansion(root: Any) -> None:
+    """Raise if the document, with every alias expanded, exceeds :data:`MAX_YAML_NODES`."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once (the constructor rejects it)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        if total > MAX_YAML_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expands to more than {MAX_YAML_NODES:,} values through aliases",
+                node.start_mark)
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        size(root)
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file; syntax and read errors become :class:`SpecError` naming the file."""
+    """Parse a YAML file; syntax and read errors become :class:`SpecError` naming the file.
+
+    Duplicate keys (naming both lines), nesting deeper than :data:`MAX_YAML_DEPTH` and
+    documents that expand through aliases beyond :data:`MAX_YAML_NODES` values are errors.
+    """
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(f"invalid YAML{where}: {problem}", file=path) from None
+    except RecursionError:
+        raise SpecError(f"invalid YAML: nested deeper than {MAX_YAML_DEPTH} levels",
+                        file=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read as YAML: {exc}", file=path) from None

@@ -25,6 +25,14 @@ from .schema import build, param, read_yaml
 
 SCHEMA_VERSION = 1
 
+#: ceilings of the counts that become simulated objects (docs/robustness.md): far above
+#: published PIM chips (ISAAC: 168 tiles of 12 PEs of 8 crossbars) and low enough that
+#: building the chip's components cannot exhaust time or memory
+MAX_TILES = 2**16
+MAX_PES = 1024
+MAX_UNITS = 2**16
+MAX_PORTS = 1024
+
 #: folder of the bundled architecture descriptions
 ARCH_DIR = Path(__file__).resolve().parent.parent / "arch"
 
@@ -33,7 +41,7 @@ ARCH_DIR = Path(__file__).resolve().parent.parent / "arch"
 class Component:
     """A costed hardware unit repeated ``count`` times; costs are per unit."""
 
-    count: int = param(1, ge=0, doc="number of units")
+    count: int = param(1, ge=0, le=MAX_UNITS, doc="number of units")
     area_mm2: float = param(0.0, key="area", unit="area", ge=0, doc="area of one unit")
     power_w: float = param(0.0, key="power", unit="power", ge=0,
                            doc="operating power of one unit as published")
@@ -108,7 +116,7 @@ class Memory(Component):
 
     capacity_bytes: float = param(key="capacity", unit="bytes", gt=0, doc="bytes held")
     width_bits: int = param(256, key="width", ge=1, doc="bits per access")
-    ports: int = param(1, ge=1, doc="accesses served at once")
+    ports: int = param(1, ge=1, le=MAX_PORTS, doc="accesses served at once")
     latency_s: float = param(1e-9, key="latency", unit="time", ge=0, doc="time of one access")
     reference: SramReference | None = param(None, doc="scale costs from these SRAM figures")
 
@@ -141,7 +149,7 @@ class Pe:
 class Tile:
     """A tile: PEs sharing an eDRAM buffer and the digital post-processing units."""
 
-    pes: int = param(12, ge=1, doc="PEs per tile")
+    pes: int = param(12, ge=1, le=MAX_PES, doc="PEs per tile")
     pe: Pe = param(Pe())
     edram: Memory = param(Memory(capacity_bytes=65536))
     bus: Component = param(Component())
@@ -181,7 +189,7 @@ class Network:
 
 @dataclass(frozen=True, kw_only=True)
 class Chip:
-    tiles: int = param(ge=1, doc="tiles on the chip")
+    tiles: int = param(ge=1, le=MAX_TILES, doc="tiles on the chip")
     tile: Tile = param(Tile())
     network: Network = param(Network())
     io: Component = param(Component(count=0), doc="off-chip links (ISAAC: HyperTransport)")
@@ -307,11 +315,24 @@ def _validate_costs(arch: Arch) -> None:
                                 f"other", path=f"{path}.{key}")
 
 
+#: most routers an on-chip network may have (router ids are below it); 2**16 is far
+#: above published PIM chips (ISAAC: 168 tiles) and keeps routing tables small
+MAX_ROUTERS = 2**16
+
+
 def _validate_network(chip: Chip) -> None:
     import networkx as nx
 
     net = chip.network
     path = "chip.network"
+    for i, edge in enumerate(net.edges):
+        if max(edge) >= MAX_ROUTERS:
+            raise SpecError(f"router ids must be < {MAX_ROUTERS:,}, got {list(edge)}",
+                            path=f"{path}.edges[{i}]")
+    if net.topology != "edges" and net.dims and all(d >= 1 for d in net.dims) and (
+            net.routers > MAX_ROUTERS):
+        raise SpecError(f"{' x '.join(map(str, net.dims))} = {net.routers:,} routers; at most "
+                        f"{MAX_ROUTERS:,}", path=f"{path}.dims")
     if net.topology == "edges":
         if net.dims:
             raise SpecError("dims is for mesh, torus and cmesh; topology 'edges' takes edges",

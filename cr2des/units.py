@@ -11,8 +11,12 @@ suffixes are bits.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
+
+#: largest byte count any description or option may name (1 PiB); far above any chip
+MAX_BYTES: Final[int] = 2**50
 
 #: quantity kind -> {unit suffix: factor to the internal unit}
 _UNITS: Final[dict[str, dict[str, float]]] = {
@@ -65,8 +69,32 @@ def parse_quantity(value: object, kind: str) -> float:
     Returns
     -------
     float
-        Seconds, hertz, watts, joules, mm² or bytes.
+        Seconds, hertz, watts, joules, mm² or bytes.  Always finite; a byte count is
+        always whole (``0.5B`` and ``1b`` are errors) and at most :data:`MAX_BYTES`.
     """
+    number = _parse(value, kind)
+    if not math.isfinite(number):
+        raise UnitError(f"expected a finite {kind}, got {_show(value)}")
+    if kind == "bytes":
+        if number != math.floor(number):
+            raise UnitError(f"expected a whole number of bytes, got {_show(value)} "
+                            f"({number:g} bytes)")
+        if abs(number) > MAX_BYTES:
+            raise UnitError(f"must be at most {MAX_BYTES} bytes (1PiB), got {_show(value)}")
+    return number
+
+
+def parse_bytes(value: object) -> int:
+    """A whole byte count (``"64KiB"`` -> 65536); see :func:`parse_quantity`."""
+    return int(parse_quantity(value, "bytes"))
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse(value: object, kind: str) -> float:
     table = _UNITS[kind]
     if isinstance(value, bool):
         raise UnitError(f"expected a {kind} such as {UNIT_EXAMPLES[kind]}, got {value!r}")
@@ -76,10 +104,10 @@ def parse_quantity(value: object, kind: str) -> float:
         raise UnitError(f"expected a {kind} with a unit such as {UNIT_EXAMPLES[kind]}, "
                         f"got bare number {value!r}")
     if not isinstance(value, str):
-        raise UnitError(f"expected a {kind} such as {UNIT_EXAMPLES[kind]}, got {value!r}")
+        raise UnitError(f"expected a {kind} such as {UNIT_EXAMPLES[kind]}, got {_show(value)}")
     match = _PATTERN.match(value)
     if match is None:
-        raise UnitError(f"expected a {kind} such as {UNIT_EXAMPLES[kind]}, got {value!r}")
+        raise UnitError(f"expected a {kind} such as {UNIT_EXAMPLES[kind]}, got {_show(value)}")
     number, unit = match.groups()
     if unit is None:
         if float(number) == 0 or kind == "bytes":
@@ -89,7 +117,8 @@ def parse_quantity(value: object, kind: str) -> float:
         )
     if unit not in table:
         raise UnitError(
-            f"unit {unit!r} in {value!r} is not a {kind} unit; use one of {', '.join(table)}"
+            f"unit {unit[:20]!r} in {_show(value)} is not a {kind} unit; use one of "
+            f"{', '.join(table)}"
         )
     return float(number) * table[unit]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .workload import PACKAGE_PREFIX, Layer, Workload
+from .workload import PACKAGE_PREFIX, Layer, Workload, package_reference
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
         if key not in state:
             raise DataError(f"{source}: no weights for layer {layer.name!r} (expected key "
                             f"{key!r} of shape {layer.weight_shape})")
-        weight = np.asarray(state[key], dtype=np.float32)
+        weight = _numeric(source, key, state[key], np.float32)
         if weight.shape != layer.weight_shape:
             if layer.op == "fc" and weight.size == np.prod(layer.weight_shape):
                 weight = weight.reshape(layer.weight_shape)
@@ -119,10 +119,13 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
                 raise DataError(f"{source}: layer {layer.name!r} expects weight of shape "
                                 f"{layer.weight_shape}, the file has {tuple(weight.shape)}")
         n_out = layer.weight_shape[0]
-        bias = np.asarray(state.get(f"{layer.name}.bias", np.zeros(n_out)), dtype=np.float32)
+        bias = _numeric(source, f"{layer.name}.bias",
+                        state.get(f"{layer.name}.bias", np.zeros(n_out)), np.float32)
         if bias.shape != (n_out,):
             raise DataError(f"{source}: layer {layer.name!r} expects bias of shape ({n_out},), "
                             f"the file has {tuple(bias.shape)}")
+        _check_finite(source, f"{layer.name}.weight", weight)
+        _check_finite(source, f"{layer.name}.bias", bias)
         layers[layer.name] = LayerWeights(weight, bias)
     affine: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     folded = set()
@@ -132,12 +135,17 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
         for suffix, default in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0),
                                 ("running_var", 1.0)):
             key = f"{bn.name}.{suffix}"
-            value = np.asarray(state.get(key, np.full(channels, default)), dtype=np.float64)
+            value = _numeric(source, key, state.get(key, np.full(channels, default)), np.float64)
             if value.shape != (channels,):
                 raise DataError(f"{source}: batch norm {bn.name!r} expects {suffix} of shape "
                                 f"({channels},), the file has {tuple(value.shape)}")
+            _check_finite(source, key, value)
             params.append(value)
         gamma, beta, mean, var = params
+        if (var < 0).any():
+            channel = int(np.argmax(var < 0))
+            raise DataError(f"{source}: batch norm {bn.name!r} has a negative running_var "
+                            f"({var[channel]:g} in channel {channel}); a variance is >= 0")
         scale = gamma / np.sqrt(var + bn.params.eps)
         shift = beta - mean * scale
         target = _foldable(workload, bn)
@@ -152,6 +160,25 @@ def from_state_dict(workload: Workload, state: dict[str, np.ndarray], source: st
         )
         folded.add(bn.name)
     return Weights(layers, affine, frozenset(folded), source, synthetic=False)
+
+
+def _numeric(source: str, key: str, value: object, dtype: type) -> np.ndarray:
+    """``value`` as a float array, or an error naming the tensor (strings, records...)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{source}: {key} must be a numeric tensor, the file has dtype "
+                        f"{array.dtype}")
+    with np.errstate(over="ignore"):
+        return array.astype(dtype)
+
+
+def _check_finite(source: str, key: str, array: np.ndarray) -> None:
+    """Raise naming the tensor if it holds NaN or infinity (a float32 overflow included)."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        index = np.unravel_index(int(np.argmin(finite)), array.shape) if array.ndim else ()
+        raise DataError(f"{source}: {key} holds a non-finite value ({array[index]!r} at index "
+                        f"{list(map(int, index))})")
 
 
 def synthetic_weights(workload: Workload, seed: int = 0) -> Weights:
@@ -178,6 +205,16 @@ def synthetic_weights(workload: Workload, seed: int = 0) -> Weights:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
+    from .budget import check_file_bytes
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot be read as an .npz of arrays ({exc})") from None
+    check_file_bytes(path, total, "its arrays")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
@@ -245,14 +282,39 @@ def load_weights(workload: Workload, source: str | Path | None = None, *, seed: 
 
 
 def _package_file(reference: str) -> Path | None:
-    """``package:MODULE/PATH`` -> the file, or None when MODULE is not installed."""
-    import importlib.resources
-    import importlib.util
+    """``package:MODULE/PATH`` -> the file, or None when MODULE is not installed.
 
-    module, _, relative = reference[len(PACKAGE_PREFIX):].partition("/")
-    if importlib.util.find_spec(module) is None:
-        return None
-    return Path(str(importlib.resources.files(module).joinpath(relative)))
+    Only a file that an installed distribution's record lists is resolved: the lookup
+    reads distribution metadata in the interpreter's site-packages folders, never imports
+    the module and never looks in the current directory, so a folder or ``.dist-info``
+    next to the user's files cannot stand in for a package.
+    """
+    import importlib.metadata
+    import site
+    import sysconfig
+
+    try:
+        module, relative = package_reference(reference)
+    except ValueError as exc:
+        raise DataError(f"{reference}: {exc}") from None
+    folders = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+               *site.getsitepackages()}
+    if site.ENABLE_USER_SITE:
+        folders.add(site.getusersitepackages())
+    wanted = f"{module}/{relative}"
+    found_module = False
+    for dist in importlib.metadata.distributions(path=sorted(folders)):
+        for entry in dist.files or ():
+            name = entry.as_posix()
+            found_module = found_module or name.startswith(f"{module}/")
+            if name == wanted:
+                located = Path(str(dist.locate_file(entry))).resolve()
+                if located.is_file():
+                    return located
+    if found_module:
+        raise DataError(f"{reference}: the installed package {module!r} has no file "
+                        f"{relative!r}")
+    return None
 
 
 # ----------------------------------------------------------------------------- pruning

@@ -34,9 +34,14 @@ import networkx as nx
 import yaml
 
 from .errors import SpecError, WorkloadError
-from .schema import build, join, param, read_yaml
+from .schema import build, join, param, read_yaml, shown
 
 WORKLOAD_VERSION = 1
+
+#: largest input height/width and channel count a workload may declare, and most
+#: elements one layer's output tensor may have (docs/robustness.md)
+MAX_INPUT_DIM = 16_384
+MAX_TENSOR_ELEMENTS = 2**28
 
 #: ``weights: package:MODULE/PATH`` names a file inside an installed Python package
 PACKAGE_PREFIX = "package:"
@@ -562,6 +567,12 @@ def _same_padding(shape: Shape, raw: Mapping[str, Any], path: str) -> list[int]:
         raise SpecError("pad: same needs a kernel", path=join(path, "pad"))
     stride = raw.get("stride", [1, 1])
     dilation = raw.get("dilation", [1, 1])
+    for key, values in (("kernel", kernel), ("stride", stride), ("dilation", dilation)):
+        if not (isinstance(values, list) and len(values) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**16
+                        for v in values)):
+            raise SpecError(f"pad: same needs integers in [1, 65536], got {shown(values)}",
+                            path=join(path, key))
     pads = []
     for size, k, s, d in zip(shape[1:], kernel, stride, dilation, strict=True):
         out = -(-size // s)
@@ -573,7 +584,8 @@ def make_layer(name: str, op: str, inputs: tuple[str, ...], params: Mapping[str,
                in_shapes: tuple[Shape, ...], path: str = "") -> Layer:
     """Build a layer from YAML-style parameters and infer its output shape."""
     if op not in OPS:
-        raise SpecError(f"unknown op {op!r}; known ops: {', '.join(OPS)}", path=join(path, "op"))
+        raise SpecError(f"unknown op {shown(op)}; known ops: {', '.join(OPS)}",
+                        path=join(path, "op"))
     cls, arity = OPS[op]
     if arity is not None and len(inputs) != arity:
         raise SpecError(f"op {op!r} takes {arity} input, got {list(inputs)}",
@@ -589,6 +601,17 @@ def make_layer(name: str, op: str, inputs: tuple[str, ...], params: Mapping[str,
     if op == "avgpool" and raw.get("global") is True:
         raw.setdefault("kernel", [in_shapes[0][1], in_shapes[0][2]])
     parsed = build(cls, raw, path)
+    if isinstance(parsed, PoolParams) and not parsed.global_:
+        stride = parsed.stride or parsed.kernel
+        if min(parsed.kernel) < 1:
+            raise SpecError(f"must be >= 1, got {list(parsed.kernel)}", path=join(path, "kernel"))
+        if min(stride) < 1:
+            raise SpecError(f"must be >= 1, got {list(stride)}", path=join(path, "stride"))
+        pads = parsed.padding
+        if min(pads) < 0 or max(pads[0], pads[2]) >= parsed.kernel[0] or max(
+                pads[1], pads[3]) >= parsed.kernel[1]:
+            raise SpecError(f"must be >= 0 and smaller than the kernel {list(parsed.kernel)}, "
+                            f"got {list(pads)}", path=join(path, "pad"))
     if isinstance(parsed, ConvParams):
         for key, values in (("kernel", parsed.kernel), ("stride", parsed.stride),
                             ("dilation", parsed.dilation)):
@@ -600,6 +623,9 @@ def make_layer(name: str, op: str, inputs: tuple[str, ...], params: Mapping[str,
         shape = infer_shape(name, op, parsed, in_shapes)
     except WorkloadError as exc:
         raise WorkloadError(exc.message, path=path) from None
+    if math.prod(shape) > MAX_TENSOR_ELEMENTS:
+        raise WorkloadError(f"output of {list(shape)} exceeds {MAX_TENSOR_ELEMENTS:,} elements "
+                            f"per image", path=path)
     return Layer(name=name, op=op, inputs=inputs, params=parsed, in_shapes=in_shapes,
                  shape=shape)
 
@@ -618,18 +644,25 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
         raise SpecError(f"expected a mapping with keys {list(top)}, got {type(data).__name__}")
     for key in data:
         if key not in top:
-            raise SpecError(f"unknown key {key!r}; allowed keys: {', '.join(top)}", path=key)
+            raise SpecError(f"unknown key {shown(key)}; allowed keys: {', '.join(top)}",
+                            path=str(key)[:80])
     for key in ("version", "name", "input", "layers"):
         if key not in data:
             raise SpecError(f"missing required key {key!r}")
-    if data["version"] != WORKLOAD_VERSION:
-        raise SpecError(f"unsupported workload version {data['version']!r}; this cr2des reads "
-                        f"version {WORKLOAD_VERSION}", path="version")
+    if data["version"] != WORKLOAD_VERSION or isinstance(data["version"], bool):
+        raise SpecError(f"unsupported workload version {shown(data['version'])}; this cr2des "
+                        f"reads version {WORKLOAD_VERSION}", path="version")
+    if not isinstance(data["name"], str) or not data["name"]:
+        raise SpecError(f"expected a non-empty string, got {shown(data['name'])}", path="name")
     shape = data["input"]
     if (not isinstance(shape, list) or len(shape) != 3
-            or not all(isinstance(v, int) and v > 0 for v in shape)):
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                       for v in shape)):
         raise SpecError(f"expected [channels, height, width] of positive integers, got "
-                        f"{shape!r}", path="input")
+                        f"{shown(shape)}", path="input")
+    if max(shape) > MAX_INPUT_DIM:
+        raise SpecError(f"each of [channels, height, width] must be <= {MAX_INPUT_DIM:,}, got "
+                        f"{shape}", path="input")
     if not isinstance(data["layers"], list) or not data["layers"]:
         raise SpecError("expected a non-empty list of layers", path="layers")
     normalize = (build(Normalize, data["normalize"], "normalize") if "normalize" in data
@@ -638,9 +671,13 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
     weights_file: Path | str | None = None
     if weights is not None:
         if not isinstance(weights, str):
-            raise SpecError(f"expected a file name or 'package:MODULE/PATH', got {weights!r}",
-                            path="weights")
+            raise SpecError(f"expected a file name or 'package:MODULE/PATH', got "
+                            f"{shown(weights)}", path="weights")
         if weights.startswith(PACKAGE_PREFIX):
+            try:
+                package_reference(weights)
+            except ValueError as exc:
+                raise SpecError(f"{exc}, got {shown(weights)}", path="weights") from None
             weights_file = weights  # a file inside an installed Python package
         else:
             weights_file = Path(weights)
@@ -652,20 +689,28 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
     for i, entry in enumerate(data["layers"]):
         path = f"layers[{i}]"
         if not isinstance(entry, dict):
-            raise SpecError(f"expected a mapping with name and op, got {entry!r}", path=path)
+            raise SpecError(f"expected a mapping with name and op, got {shown(entry)}",
+                            path=path)
         op = entry.get("op")
         if op is None:
             raise SpecError("missing required key 'op'", path=path)
+        if not isinstance(op, str):
+            raise SpecError(f"expected an op name, got {shown(op)}", path=join(path, "op"))
         name = entry.get("name", f"{op}_{i}")
-        if not isinstance(name, str) or not name:
-            raise SpecError(f"expected a non-empty string, got {name!r}", path=join(path, "name"))
+        if not isinstance(name, str) or not name or len(name) > 256:
+            raise SpecError(f"expected a non-empty string of at most 256 characters, got "
+                            f"{shown(name)}", path=join(path, "name"))
         path = f"layers.{name}"
         inputs = entry.get("inputs", [previous])
         if isinstance(inputs, str):
             inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or not all(
+                isinstance(src, str) for src in inputs):
+            raise SpecError(f"expected a layer name or a non-empty list of layer names, got "
+                            f"{shown(inputs)}", path=join(path, "inputs"))
         for src in inputs:
             if src not in shapes:
-                raise SpecError(f"input {src!r} is not a layer defined above",
+                raise SpecError(f"input {shown(src)} is not a layer defined above",
                                 path=join(path, "inputs"))
         if name in shapes:
             raise SpecError(f"duplicate layer name {name!r}", path=join(path, "name"))
@@ -675,6 +720,7 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
         shapes[name] = layer.shape
         layers.append(layer)
         previous = name
+    require_crossbar(layers)
     return Workload(
         str(data["name"]), tuple(shape), layers,  # type: ignore[arg-type]
         variant=str(data.get("variant", "")), source=str(file) if file else None,
@@ -682,9 +728,29 @@ def _workload_from_dict(data: Any, file: str | Path | None) -> Workload:
     )
 
 
+def package_reference(reference: str) -> tuple[str, str]:
+    """``package:MODULE/PATH`` -> ``(MODULE, PATH)``; :class:`ValueError` unless MODULE is
+    one identifier (no dots: nothing is imported) and PATH a relative path without ``..``.
+    """
+    module, _, relative = reference[len(PACKAGE_PREFIX):].partition("/")
+    parts = relative.split("/")
+    if (not module.isidentifier() or not relative
+            or any(part in ("", ".", "..") or "\\" in part for part in parts)):
+        raise ValueError("expected 'package:MODULE/PATH' with a module name and a relative "
+                         "path inside it")
+    return module, relative
+
+
+def require_crossbar(layers: Iterable[Layer], file: str | Path | None = None) -> None:
+    """Raise :class:`SpecError` (path ``layers``) when no layer is a conv or an fc."""
+    if not any(layer.is_crossbar for layer in layers):
+        raise SpecError("no conv or fc layer: nothing maps onto crossbars", path="layers",
+                        file=file)
+
+
 def _notes(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpecError(f"expected a list of strings, got {value!r}", path="notes")
+        raise SpecError(f"expected a list of strings, got {shown(value)}", path="notes")
     return value
 
 
@@ -704,6 +770,8 @@ def load_workload(name_or_path: str | Path) -> Workload:
     if path.suffix.lower() == ".onnx":
         from .onnx_import import import_onnx
 
-        return import_onnx(path)
+        workload = import_onnx(path)
+        require_crossbar(workload, path)
+        return workload
     data = read_yaml(path)
     return workload_from_dict(data, file=path)

@@ -177,6 +177,7 @@ def test_profile_bad_weights_file_exit_2(tmp_path):
 
 def test_run_writes_a_trace(tmp_path, capsys):
     trace = tmp_path / "out" / "trace.json"
+    trace.parent.mkdir()  # an output's folder must exist (checked before the run starts)
     assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--trace",
                  str(trace), "--trace-scheme", "wpr"]) == 0
     out = capsys.readouterr().out
