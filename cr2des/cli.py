@@ -587,12 +587,15 @@ def _output_paths(args: argparse.Namespace) -> None:
         if args.out is not None:
             outputs += [(Path(args.out) / name, "--out") for name in
                         ("results.json", "schemes.csv", "layers.csv")]
+        if args.trace == "" and args.out is None:
+            raise SpecError("--trace without a path writes trace.json into --out DIR; give one")
         if args.trace is not None:
             outputs += [(_trace_path(args, model, len(args.model) > 1), "--trace")
                         for model in args.model]
+    fresh = Path(args.out) if getattr(args, "out", None) is not None else None
     taken: list[Path] = []
     for path, option in outputs:
-        if path.parent.is_dir():
+        if fresh is None or path.parent != fresh or fresh.is_dir():  # --out DIR is made later
             check_output(path, option=option, inputs=inputs, others=taken)
         taken.append(path)
 

@@ -134,6 +134,7 @@ def test_import_writes_the_normalization(tmp_path, capsys):
 
 def test_new_layer_kinds_round_trip_through_yaml():
     data = {"version": 1, "name": "kinds", "input": [4, 6, 6], "layers": [
+        {"name": "conv", "op": "conv", "out": 4, "kernel": 1},
         {"name": "a", "op": "affine", "scale": [1.0, 2.0, 1.0, 2.0], "shift": [0.5]},
         {"name": "c", "op": "clip", "min": -1.0},
         {"name": "s", "op": "shuffle", "groups": 2},
@@ -145,7 +146,8 @@ def test_new_layer_kinds_round_trip_through_yaml():
     again = workload_from_dict(yaml.safe_load(workload.to_yaml()))
     assert [layer.params for layer in again] == [layer.params for layer in workload]
     with pytest.raises(SpecError, match="scale must have 1 or 4 values"):
-        workload_from_dict({**data, "layers": [{"name": "a", "op": "affine", "scale": [1, 2]}]})
+        workload_from_dict({**data, "layers": [data["layers"][0], {"name": "a", "op": "affine",
+                                                                   "scale": [1, 2]}]})
 
 
 @pytest.mark.parametrize(("source", "unsigned"), [("synthetic:relu", True),

@@ -920,15 +920,15 @@ _nan_images = np.zeros((2, 3, 224, 224), np.float32)
 _nan_images[1, 0, 5, 5] = np.nan
 _inf_images = np.zeros((1, 3, 224, 224), np.float64)
 _inf_images[0, 2, 0, 0] = 1e300
-_images_case("array-nan", _array("x.npy", _nan_images), "{tmp}/x.npy", "image 1", "NaN")
+_images_case("array-nan", _array("x.npy", _nan_images), "{tmp}/x.npy", "input 1", "NaN")
 _images_case("array-inf-overflow", _array("x.npy", _inf_images), "{tmp}/x.npy", "NaN")
 _images_case("array-object-pickle", _array("x.npy", np.array([{"a": 1}], dtype=object)),
              "{tmp}/x.npy")
 _images_case("array-scalar", _array("x.npy", np.float32(3)), "{tmp}/x.npy", "scalar")
 _images_case("array-strings", _array("x.npy", np.full((1, 3, 2, 2), "a")), "{tmp}/x.npy",
-             "dtype")
+             "must be a float array (N, C, H, W)", "<U1")
 _images_case("array-wrong-shape", _array("x.npy", np.zeros((2, 224, 224), np.float32)),
-             "{tmp}/x.npy", "(N, 3, H, W)")
+             "{tmp}/x.npy", "(N, C, H, W)", "(2, 224, 224)")
 _images_case("array-uint8-two-channels", _array("x.npy", np.zeros((1, 8, 8, 2), np.uint8)),
              "{tmp}/x.npy", "(N, H, W, 3)")
 _images_case("array-empty-npz", _array("x.npz", None), "{tmp}/x.npz", "no array")
