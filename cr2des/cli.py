@@ -7,7 +7,6 @@ Errors in the user's input print one line to stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -64,72 +63,49 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .mapping import SCHEMES
+    from .pipeline import TimingOptions, run_record
     from .report import print_study, print_timing
-    from .sim import SimOptions, estimate, simulate
     from .spec import load_arch
-    from .study import StudyOptions, run_study
+    from .study import StudyOptions
     from .trace import write_trace
-    from .units import parse_quantity
     from .workload import load_workload
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
-
-    def quantity(option: str, value: str | None) -> int | None:
-        if value is None:
-            return None
-        try:
-            return int(parse_quantity(value, "bytes"))
-        except ValueError as exc:
-            raise SpecError(f"{option}: {exc}") from None
-
     options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
-                           capacity_bytes=quantity("--buffer", args.buffer), alloc=args.alloc)
+                           capacity_bytes=_bytes_option("--buffer", args.buffer),
+                           alloc=args.alloc)
     if args.max_events < 1:
         raise SpecError(f"--max-events must be >= 1, got {args.max_events}")
+    timing = TimingOptions(engine=args.engine, granularity=args.granularity,
+                           max_events=args.max_events,
+                           edge_buffer_bytes=_bytes_option("--edge-buffer", args.edge_buffer),
+                           trace_scheme=args.trace_scheme if args.trace is not None else None)
     with _Phases() as phases:
-        study = run_study(workload, arch, options, progress=phases)
-        estimates = {s: estimate(study, s) for s in SCHEMES}
-        sims = {}
-        if args.engine in ("event", "both"):
-            sim_options = SimOptions(granularity=args.granularity, max_events=args.max_events,
-                                     edge_buffer_bytes=quantity("--edge-buffer",
-                                                                args.edge_buffer))
-            for scheme in SCHEMES:
-                phases("simulate", scheme)
-                traced = args.trace is not None and scheme == args.trace_scheme
-                sims[scheme] = simulate(study, scheme, dataclasses.replace(
-                    sim_options, trace=traced))
-    trace_info = None
+        run = run_record(workload, arch, options, timing, progress=phases)
+    data = run.record
     if args.trace is not None:
-        trace_info = write_trace(args.trace, sims[args.trace_scheme].stats,
+        trace_info = write_trace(args.trace, run.sims[args.trace_scheme].stats,
                                  title=f"{workload.name} on {arch.name}, {args.trace_scheme}")
-    data = study.to_dict()
-    for scheme in SCHEMES:
-        entry = data["schemes"][scheme]
-        entry["analytic"] = estimates[scheme].to_dict()
-        if scheme in sims:
-            result = sims[scheme]
-            entry.update(result.to_dict())
-            dense = sims["dense"]
-            entry["speedup"] = (dense.latency_s / result.latency_s
-                                if result.latency_s and not result.partial else None)
-    if sims:
-        data["sim"] = {"engine": args.engine, "granularity": args.granularity,
-                       "events": sum(r.events for r in sims.values()),
-                       "wall_s": sum(r.wall_s for r in sims.values()),
-                       "partial": any(r.partial for r in sims.values()),
-                       "trace": {"path": str(args.trace), **trace_info} if trace_info else None}
-    else:
-        data["sim"] = {"engine": args.engine, "granularity": None, "events": 0, "wall_s": 0.0,
-                       "partial": False, "trace": None}
+        data["sim"]["trace"] = {"path": str(args.trace), **trace_info}
     if args.json:
         _print_json(data)
     else:
-        print_study(study, data, console, layers=args.layers)
-        print_timing(data, sims, estimates, console)
+        print_study(run.study, data, console, layers=args.layers)
+        print_timing(data, run.sims, run.estimates, console)
     return 0
+
+
+def _bytes_option(option: str, value: str | None) -> int | None:
+    """A byte quantity given on the command line (``--buffer 64KiB``), or ``None``."""
+    from .units import parse_quantity
+
+    if value is None:
+        return None
+    try:
+        return int(parse_quantity(value, "bytes"))
+    except ValueError as exc:
+        raise SpecError(f"{option}: {exc}") from None
 
 
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
