@@ -108,6 +108,65 @@ def _bytes_option(option: str, value: str | None) -> int | None:
         raise SpecError(f"{option}: {exc}") from None
 
 
+def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
+    from .report import print_sweep
+    from .sweep import expand, load_sweep
+    from .sweep_runner import run_sweep
+
+    sweep = load_sweep(args.sweep)
+    points = expand(sweep)
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        raise SpecError(f"--workers must be between 1 and 256, got {args.workers}")
+    if args.workers is not None and args.scheduler is not None:
+        raise SpecError("--workers sizes a local cluster; it cannot go with --scheduler")
+    out = args.out if args.out is not None else Path("out") / "sweeps" / sweep.name
+    if args.dry_run:
+        for point in points:
+            console.print(f"{point.index:4d}  {point.point_id}  {point.label()}",
+                          markup=False, highlight=False)
+        return 0
+    cache = args.cache if args.cache is not None else out / "cache"
+    with _SweepProgress(len(points)) as bar:
+        outcome = run_sweep(sweep, points, out, workers=args.workers, scheduler=args.scheduler,
+                            resume=args.resume, cache_dir=cache, progress=bar)
+    print_sweep(outcome, console)
+    return 1 if outcome.failed else 0
+
+
+class _SweepProgress:
+    """Points done, failed, resumed and cache use, with the time remaining."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(stderr=True)
+        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                            TimeRemainingColumn(), console=console, transient=True,
+                            disable=not console.is_terminal)
+        self.task = self.bar.add_task("sweep", total=total, detail="")
+
+    def __enter__(self) -> _SweepProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, outcome: Any, record: Any) -> None:
+        detail = (f"failed {outcome.failed}, resumed {outcome.resumed}, cache hits "
+                  f"{outcome.cache_hits}/{outcome.cache_hits + outcome.cache_misses}")
+        self.bar.update(self.task, completed=outcome.done + outcome.failed + outcome.resumed,
+                        detail=detail)
+
+
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     """Architecture, workload, weights, images and the reference run the options name."""
     from .datapath import prepare_weights, preprocessing, run_reference
@@ -317,6 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also print the per-layer table (crossbars, OU activations, IPR)")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    p = add("sweep", cmd_sweep, "run a design-space sweep (YAML grid) on a local or dask cluster")
+    p.add_argument("sweep", type=Path, help="sweep YAML (see docs/sweeps.md)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of a local cluster (default: one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing dask cluster (tcp://host:8786)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default: out/sweeps/NAME)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out, skipping finished points")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="cache folder (default: OUT/cache; share one between sweeps)")
+    p.add_argument("--dry-run", action="store_true", help="list the points and stop")
 
     p = add("verify", cmd_verify,
             "check bit-exactly that every layer's OU decomposition equals its integer matmul")

@@ -276,3 +276,15 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
                 if trace["aggregated"] else "")
         console.print(f"trace: {trace['path']} ({trace['events_written']:,} events from "
                       f"{trace['intervals']:,} intervals{note}); open it in ui.perfetto.dev")
+
+
+def print_sweep(outcome: Any, console: Console) -> None:
+    """What a sweep did and where its results are."""
+    console.print(f"sweep: {outcome.done} points done, {outcome.failed} failed, "
+                  f"{outcome.resumed} already finished (of {outcome.total}) in "
+                  f"{outcome.wall_s:.1f} s; cache: {outcome.cache_hits} hits, "
+                  f"{outcome.cache_misses} computed", highlight=False)
+    for error in outcome.errors[:10]:
+        console.print(f"[red]failed[/] {error}", highlight=False)
+    console.print(f"results: {outcome.out_dir}/points.jsonl, {outcome.out_dir}/summary.csv",
+                  highlight=False)
