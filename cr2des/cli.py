@@ -192,14 +192,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: bool
                ) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
     """Study, simulate and record one model: ``(record, study, sims, estimates)``."""
-    import dataclasses
-
     from .budget import check_memory
-    from .mapping import SCHEMES
-    from .results import model_record
-    from .sim import SimOptions, estimate, simulate
+    from .pipeline import TimingOptions, run_record
     from .spec import load_arch
-    from .study import StudyOptions, run_study
+    from .study import StudyOptions
     from .trace import write_trace
     from .workload import load_workload
 
@@ -207,43 +203,20 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
     workload = load_workload(model)
     check_memory(workload, args.sl + args.st, "--sl/--st")
     phases.model(model, len(workload), len(workload.crossbar_layers))
-
     options = StudyOptions(data=_data_options(args), n_learn=args.sl, n_test=args.st,
                            capacity_bytes=args.buffer, alloc=args.alloc,
                            compare_alloc=_compare_methods(args.compare_alloc),
                            learn_images=args.learn_images, test_images=args.test_images)
-    study = run_study(workload, arch, options, progress=phases)
-    estimates = {s: estimate(study, s) for s in SCHEMES}
-    sims: dict[str, Any] = {}
-    alt_sims: dict[str, dict[str, Any]] = {}
-    if args.engine in ("event", "both"):
-        sim_options = SimOptions(granularity=args.granularity, max_events=args.max_events,
-                                 edge_buffer_bytes=args.edge_buffer)
-        for scheme in SCHEMES:
-            phases("simulate", scheme)
-            traced = args.trace is not None and scheme == args.trace_scheme
-            sims[scheme] = simulate(study, scheme, dataclasses.replace(
-                sim_options, trace=traced))
-        for method, alternative in study.alternatives.items():
-            phases("simulate", f"cr2 ({method})")
-            alt_sims[method] = {"cr2": simulate(alternative, "cr2", sim_options)}
-    trace_info = None
-    if args.trace is not None:
+    timing = TimingOptions(engine=args.engine, granularity=args.granularity,
+                           max_events=args.max_events, edge_buffer_bytes=args.edge_buffer,
+                           trace_scheme=args.trace_scheme if args.trace is not None else None)
+    run = run_record(workload, arch, options, timing, progress=phases)
+    if args.trace is not None and run.sims:
         trace_path = _trace_path(args, model, multi)
-        trace_info = write_trace(trace_path, sims[args.trace_scheme].stats,
-                                 title=f"{workload.name} on {arch.name}, {args.trace_scheme}")
-        trace_info = {"path": str(trace_path), **trace_info}
-    if sims:
-        sim_meta = {"engine": args.engine, "granularity": args.granularity,
-                    "events": sum(r.events for r in sims.values()),
-                    "wall_s": sum(r.wall_s for r in sims.values()),
-                    "partial": any(r.partial for r in sims.values()), "trace": trace_info}
-    else:
-        sim_meta = {"engine": args.engine, "granularity": None, "events": 0, "wall_s": 0.0,
-                    "partial": False, "trace": None}
-    phases("results", "IPR hit rate against capacity, allocation methods")
-    record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims)
-    return record, study, sims, estimates
+        info = write_trace(trace_path, run.sims[args.trace_scheme].stats,
+                           title=f"{workload.name} on {arch.name}, {args.trace_scheme}")
+        run.record["sim"]["trace"] = {"path": str(trace_path), **info}
+    return run.record, run.study, run.sims, run.estimates
 
 
 def _compare_methods(given: list[str] | None) -> tuple[str, ...]:
@@ -270,6 +243,64 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
     for reason in skipped:
         console.print(f"[yellow]note:[/] figure skipped: {reason}")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
+    from .report import print_sweep
+    from .sweep import expand, load_sweep
+    from .sweep_runner import run_sweep
+
+    sweep = load_sweep(args.sweep)
+    points = expand(sweep)
+    if args.workers is not None and args.scheduler is not None:
+        raise SpecError("--workers sizes a local cluster; it cannot go with --scheduler")
+    out = args.out if args.out is not None else Path("out") / "sweeps" / sweep.name
+    if args.dry_run:
+        for point in points:
+            console.print(f"{point.index:4d}  {point.point_id}  {point.label()}",
+                          markup=False, highlight=False)
+        return 0
+    cache = args.cache if args.cache is not None else out / "cache"
+    with _SweepProgress(len(points)) as bar:
+        outcome = run_sweep(sweep, points, out, workers=args.workers, scheduler=args.scheduler,
+                            resume=args.resume, cache_dir=cache, progress=bar)
+    print_sweep(outcome, console)
+    return 1 if outcome.failed else 0
+
+
+class _SweepProgress:
+    """Points done, failed, resumed and cache use, with the time remaining."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(stderr=True)
+        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                            TimeRemainingColumn(), console=console, transient=True,
+                            disable=not console.is_terminal)
+        self.task = self.bar.add_task("sweep", total=total, detail="")
+
+    def __enter__(self) -> _SweepProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, outcome: Any, record: Any) -> None:
+        detail = (f"failed {outcome.failed}, resumed {outcome.resumed}, cache hits "
+                  f"{outcome.cache_hits}/{outcome.cache_hits + outcome.cache_misses}")
+        self.bar.update(self.task, completed=outcome.done + outcome.failed + outcome.resumed,
+                        detail=detail)
 
 
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
@@ -555,6 +586,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", type=Path, help="results.json written by cr2des run --out")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="folder for the PNGs (default: the folder of results.json)")
+
+    p = add("sweep", cmd_sweep, "run a design-space sweep (YAML grid) on a local or dask cluster")
+    p.add_argument("sweep", type=Path, help="sweep YAML (see docs/sweeps.md)")
+    p.add_argument("--workers", type=_whole("--workers", 1, 256), default=None,
+                   help="worker processes of a local cluster (default: one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing dask cluster (tcp://host:8786)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="results folder (default: out/sweeps/NAME)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out, skipping finished points")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="cache folder (default: OUT/cache; share one between sweeps)")
+    p.add_argument("--dry-run", action="store_true", help="list the points and stop")
 
     p = add("verify", cmd_verify,
             "check bit-exactly that every layer's OU decomposition equals its integer matmul")

@@ -312,3 +312,15 @@ def print_energy(data: dict[str, Any], console: Console) -> None:
             shown = (format_si(value, a["unit"]) if isinstance(value, float) and a["unit"]
                      not in ("mm2", "B", "bit", "") else f"{value:g} {a['unit']}".strip())
             console.print(f"  {a['path']} = {shown}", highlight=False)
+
+
+def print_sweep(outcome: Any, console: Console) -> None:
+    """What a sweep did and where its results are."""
+    console.print(f"sweep: {outcome.done} points done, {outcome.failed} failed, "
+                  f"{outcome.resumed} already finished (of {outcome.total}) in "
+                  f"{outcome.wall_s:.1f} s; cache: {outcome.cache_hits} hits, "
+                  f"{outcome.cache_misses} computed", highlight=False)
+    for error in outcome.errors[:10]:
+        console.print(f"[red]failed[/] {error}", highlight=False)
+    console.print(f"results: {outcome.out_dir}/points.jsonl, {outcome.out_dir}/summary.csv",
+                  highlight=False)

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from .allocation import Allocation, LayerValues, allocate
-from .datapath import DataOptions, prepare_weights, preprocessing, run_reference
+from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
+from .datapath import DataOptions, preprocessing
 from .images import ImageSet, learn_test_split, load_images
-from .mapping import SCHEMES, LayerMap, Placement, map_layer, place
+from .mapping import SCHEMES, LayerMap, Placement, place
 from .patterns import (
     InputCounts,
     PatternBuffer,
@@ -36,7 +37,6 @@ from .patterns import (
     best_entries,
     classify_layer,
     key_bytes,
-    learn_layer,
     make_buffer,
     scheme_counts,
 )
@@ -213,9 +213,11 @@ def entry_width(lmap: LayerMap, arch: Arch) -> int:
 
 
 def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = None,
-              progress: Callable[[str, str], None] | None = None) -> Study:
+              progress: Callable[[str, str], None] | None = None,
+              cache: Cache | None = None) -> Study:
     """Run the analytic study (module docstring).  ``progress(phase, item)`` is called as
-    work advances."""
+    work advances; with a ``cache`` (:mod:`cr2des.cache`) the reference runs and learned
+    pattern tables are reused from earlier runs on the same inputs."""
     options = options or StudyOptions()
     tick = progress or (lambda phase, item: None)
     timings: dict[str, float] = {}
@@ -227,24 +229,28 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    weights = prepare_weights(workload, arch, options.data)
+    weights = cached_weights(cache, workload, arch, options.data)
     learn_set, test_set = study_images(workload, options)
     lap("data")
-    learn_run = run_reference(workload, arch, weights, learn_set,
-                              progress=lambda name: tick("reference SL", name))
-    test_run = run_reference(workload, arch, weights, test_set, scales=learn_run.scales,
-                             progress=lambda name: tick("reference ST", name))
+    learn_run, learn_key = cached_reference(cache, workload, arch, weights, learn_set,
+                                            progress=lambda name: tick("reference SL", name))
+    test_run, test_key = cached_reference(cache, workload, arch, weights, test_set,
+                                   scales=learn_run.scales,
+                                   progress=lambda name: tick("reference ST", name))
     lap("reference")
 
     dac = arch.dac_bits
     capacity = int(options.capacity_bytes if options.capacity_bytes is not None
                    else arch.pattern_buffer_bytes)
     learning = learn_buffers(workload, arch, weights, learn_run, capacity, options.alloc,
-                             progress=lambda name: tick("learn", name))
+                             progress=lambda name: tick("learn", name), cache=cache,
+                             reference=learn_key)
     del learn_run
     lap("mapping, learning and allocation")
 
-    layers = classify_test_run(learning, learning.buffers, test_run, dac, tick)
+    tested = {name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands,
+                                    dac, lmap.groups) for name, lmap in learning.maps.items()}
+    layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
     lap("testing")
     placements = {scheme: place_scheme(learning.maps, layers, arch, scheme)
                   for scheme in SCHEMES}
@@ -296,7 +302,8 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
         counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
         histogram = (tested or {}).get(name)
         if histogram is None:
-            histogram = learn_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups)
+            histogram = cached_learning(None, None, name, run.inputs[name], lmap.bands,
+                                        dac_bits, lmap.groups)
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
                                   buffer, counts,
                                   {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
@@ -329,17 +336,20 @@ class Learning:
 
 def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Execution,
                   capacity_bytes: int, method: str = "exact",
-                  progress: Callable[[str], None] | None = None) -> Learning:
+                  progress: Callable[[str], None] | None = None, *,
+                  cache: Cache | None = None, reference: str | None = None) -> Learning:
     """Map every layer, learn its patterns on ``run``, allocate ``capacity_bytes`` among the
-    layers and fill each buffer with its best learned entries."""
+    layers and fill each buffer with its best learned entries.  With a ``cache`` and the
+    ``reference`` key of ``run``, learned tables are reused."""
     dac = arch.dac_bits
     maps, learned, widths, candidates, work = {}, {}, {}, [], {}
     for layer in workload.crossbar_layers:
         if progress is not None:
             progress(layer.name)
         name = layer.name
-        maps[name] = lmap = map_layer(layer, weights.layers[name].q, arch)
-        learned[name] = counts = learn_layer(run.inputs[name], lmap.bands, dac, lmap.groups)
+        maps[name] = lmap = cached_map(cache, layer, weights.layers[name].q, arch)
+        learned[name] = counts = cached_learning(cache, reference, name, run.inputs[name],
+                                                 lmap.bands, dac, lmap.groups)
         widths[name] = entry_width(lmap, arch)
         _, values = best_entries(counts, lmap.ous("wpr"))
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))

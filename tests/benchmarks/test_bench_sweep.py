@@ -1,0 +1,75 @@
+"""Benchmark of sweeps (design-space sweep issue).
+
+Targets: an 8-point pattern-buffer-capacity sweep of ResNet-50 on 2 workers runs at least
+1.8x faster than on 1 worker, and takes at most 3x one standalone ``cr2des run resnet50``
+thanks to the cache (the report gives the cache hits).  Each sweep starts from an empty
+cache and an empty results folder; the three measurements are interleaved and repeated, and
+medians are compared.  Run with ``make bench``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cr2des.cli import main
+from cr2des.sweep_runner import RECORDS, read_records
+
+REPEATS = 3
+
+SWEEP = """\
+version: 1
+name: bench-buffer
+base: {model: resnet50, arch: cr2, sl: 4, st: 4}
+axes:
+  run.buffer: [64KiB, 128KiB, 256KiB, 512KiB, 1MiB, 2MiB, 4MiB, 8MiB]
+"""
+
+
+def timed_sweep(folder: Path, workers: int) -> tuple[float, int, int]:
+    out = folder / f"out{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "cr2des", "sweep", str(folder / "s.yaml"),
+                    "--workers", str(workers), "--out", str(out)], check=True,
+                   capture_output=True)
+    wall = time.perf_counter() - t
+    records = read_records(out / RECORDS)
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    hits = sum(r["cache"]["hits"] for r in records)
+    misses = sum(r["cache"]["misses"] for r in records)
+    return wall, hits, misses
+
+
+def timed_run() -> float:
+    t = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["run", "resnet50", "--json"]) == 0
+    return time.perf_counter() - t
+
+
+def test_sweep_scales_with_workers_and_reuses_the_cache():
+    folder = Path(tempfile.mkdtemp(prefix="cr2des-bench-sweep-"))
+    (folder / "s.yaml").write_text(SWEEP)
+    one, two, alone = [], [], []
+    for _ in range(REPEATS):
+        alone.append(timed_run())
+        w1, _, _ = timed_sweep(folder, 1)
+        one.append(w1)
+        w2, hits, misses = timed_sweep(folder, 2)
+        two.append(w2)
+    m1, m2, ma = (statistics.median(x) for x in (one, two, alone))
+    print(f"\nsweep of 8 points: 1 worker {m1:.1f} s, 2 workers {m2:.1f} s "
+          f"(speed-up {m1 / m2:.2f}x, target >= 1.8x); standalone run {ma:.1f} s "
+          f"(2-worker sweep = {m2 / ma:.2f}x a run, target <= 3x); cache entries of the last "
+          f"2-worker sweep: {hits} hits, {misses} computed")
+    shutil.rmtree(folder, ignore_errors=True)
+    assert m2 <= 3 * ma
+    assert m1 / m2 >= 1.8

@@ -1,0 +1,290 @@
+"""Sweeps: expansion and validation of sweep files, the content-addressed cache, durable
+records and resume, and runs on a dask LocalCluster (including a killed worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cr2des.cache import Cache, digest
+from cr2des.cli import main
+from cr2des.errors import SpecError
+from cr2des.sweep import expand, load_sweep, sweep_from_dict
+from cr2des.sweep_runner import (
+    RECORDS,
+    append_record,
+    comparable,
+    execute_point,
+    latest,
+    point_payload,
+    read_records,
+)
+
+from .conftest import ROOT
+
+TINY = {"model": "tiny", "arch": "tiny", "sl": 1, "st": 1}
+
+
+def sweep_of(data: dict, folder: Path = ROOT) -> list:
+    return expand(sweep_from_dict(data, folder=folder, file="s.yaml"))
+
+
+# ------------------------------------------------------------------ expansion
+def test_product_and_zip_groups_expand_in_order():
+    points = sweep_of({"base": TINY, "axes": [
+        {"run.buffer": ["256B", "1KiB"]},
+        {"arch.chip.tile.pe.crossbar.ou_rows": [2, 4],
+         "arch.chip.tile.pe.crossbar.ou_cols": [2, 4]},
+    ]})
+    assert [p.values for p in points] == [
+        {"run.buffer": "256B", "arch.chip.tile.pe.crossbar.ou_rows": 2,
+         "arch.chip.tile.pe.crossbar.ou_cols": 2},
+        {"run.buffer": "256B", "arch.chip.tile.pe.crossbar.ou_rows": 4,
+         "arch.chip.tile.pe.crossbar.ou_cols": 4},
+        {"run.buffer": "1KiB", "arch.chip.tile.pe.crossbar.ou_rows": 2,
+         "arch.chip.tile.pe.crossbar.ou_cols": 2},
+        {"run.buffer": "1KiB", "arch.chip.tile.pe.crossbar.ou_rows": 4,
+         "arch.chip.tile.pe.crossbar.ou_cols": 4},
+    ]
+    assert points[1].options.buffer_bytes == 256
+    assert points[1].arch_data["chip"]["tile"]["pe"]["crossbar"]["ou_rows"] == 4
+    assert len({p.point_id for p in points}) == 4
+
+
+def test_mapping_axes_combine_as_product_or_zip():
+    axes = {"run.sl": [1, 2], "run.st": [1, 2]}
+    assert len(sweep_of({"base": TINY, "axes": axes})) == 4
+    zipped = sweep_of({"base": TINY, "axes": axes, "combine": "zip"})
+    assert [(p.options.sl, p.options.st) for p in zipped] == [(1, 1), (2, 2)]
+
+
+def test_point_id_depends_on_everything_the_point_says():
+    a, = sweep_of({"base": TINY})
+    b, = sweep_of({"base": {**TINY, "seed": 1}})
+    c, = sweep_of({"base": TINY, "axes": {"arch.chip.tile.pe.crossbar.read_latency": ["20ns"]}})
+    again, = sweep_of({"base": dict(reversed(list(TINY.items())))})
+    assert len({a.point_id, b.point_id, c.point_id}) == 3
+    assert again.point_id == a.point_id
+
+
+def test_every_invalid_point_is_listed_with_its_dotted_path():
+    with pytest.raises(SpecError) as err:
+        sweep_of({"base": TINY, "axes": {
+            "arch.chip.tile.pe.adc.bits": [0, 8, 99],
+            "run.alloc": ["exact", "magic"]}})
+    text = str(err.value)
+    assert text.startswith("s.yaml: 5 of 6 points are invalid")
+    assert "arch.chip.tile.pe.adc.bits: must be >= 1, got 0" in text
+    assert "arch.chip.tile.pe.adc.bits: must be <= 16, got 99" in text
+    assert "run.alloc: must be one of" in text and "'magic'" in text
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"axes": {"run.nope": [1]}}, "unknown run option 'nope'"),
+    ({"axes": {"model": [1]}}, "an axis is 'run.<option>' or 'arch.<dotted.key>'"),
+    ({"axes": {"run.sl": []}}, "expected a non-empty list of values"),
+    ({"axes": {"run.sl": 3}}, "expected a non-empty list of values"),
+    ({"axes": [{"run.sl": [1, 2], "run.st": [1]}]}, "zipped axes need lists of one length"),
+    ({"axes": [{"run.sl": [1]}, {"run.sl": [2]}]}, "axis 'run.sl' is given twice"),
+    ({"base": {"buffer": "-1KiB"}}, "base.buffer: must be >= 0"),
+    ({"base": {"colour": "red"}}, "unknown key 'colour'"),
+    ({"combine": "cross"}, "must be 'product' or 'zip'"),
+    ({"version": 7}, "unsupported sweep version 7"),
+    ({"axes": {"run.sl": list(range(1, 101)), "run.st": list(range(1, 101)),
+               "run.seed": [0, 1]}}, "more than the limit"),
+    ({"axes": {"arch.chip..tiles": [1]}}, "malformed architecture path"),
+])
+def test_bad_sweep_files_are_refused(data, message):
+    with pytest.raises(SpecError) as err:
+        sweep_of({"base": TINY, **data} if "base" not in data else data)
+    assert message in str(err.value)
+
+
+def test_shipped_sweeps_expand():
+    for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        assert expand(load_sweep(path)), path
+
+
+# ------------------------------------------------------------------ cache
+def test_cache_round_trip_and_digest_order(tmp_path):
+    cache = Cache(tmp_path)
+    key = cache.key("thing", {"b": 1, "a": np.arange(3)})
+    assert key == cache.key("thing", {"a": np.arange(3), "b": 1})
+    assert key != cache.key("thing", {"a": np.arange(3, dtype=np.int32), "b": 1})
+    assert cache.load(key) is None
+    cache.store(key, {"x": np.arange(5)}, {"note": "hi"})
+    arrays, meta = cache.load(key)
+    assert arrays["x"].tolist() == [0, 1, 2, 3, 4] and meta == {"note": "hi"}
+    assert cache.stats.hits == 1 and cache.stats.misses == 1
+    assert digest([1, "a"]) != digest(["1", "a"])
+
+
+def test_a_corrupt_entry_is_recomputed_never_trusted(tmp_path):
+    cache = Cache(tmp_path)
+    key = cache.key("thing", 1)
+    cache.store(key, {"x": np.arange(1000)})
+    (npz,) = tmp_path.glob("*/*.npz")
+    blob = bytearray(npz.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    npz.write_bytes(bytes(blob))
+    assert cache.load(key) is None
+    assert cache.stats.corrupt == 1
+    assert not npz.exists()  # discarded, so the next store writes a good one
+
+
+def test_study_with_cache_equals_study_without(tmp_path):
+    from cr2des import StudyOptions, load_arch, load_workload, run_study
+
+    workload, arch = load_workload("tiny"), load_arch("tiny")
+    options = StudyOptions(n_learn=1, n_test=1, capacity_bytes=1024)
+    plain = run_study(workload, arch, options).to_dict()
+    cold_cache, warm_cache = Cache(tmp_path), Cache(tmp_path)
+    cold = run_study(workload, arch, options, cache=cold_cache).to_dict()
+    warm = run_study(workload, arch, options, cache=warm_cache).to_dict()
+    for data in (plain, cold, warm):
+        data.pop("timings_s")
+    assert plain == cold == warm
+    assert cold_cache.stats.hits == 0 and cold_cache.stats.misses > 0
+    assert warm_cache.stats.misses == 0 and warm_cache.stats.hits == cold_cache.stats.misses
+    assert set(warm_cache.stats.kinds) == {"weights", "reference", "map", "learned"}
+
+
+def test_a_buffer_change_reuses_every_cached_part(tmp_path):
+    from cr2des import StudyOptions, load_arch, load_workload, run_study
+
+    workload, arch = load_workload("tiny"), load_arch("tiny")
+    run_study(workload, arch, StudyOptions(n_learn=1, n_test=1, capacity_bytes=256),
+              cache=Cache(tmp_path))
+    second = Cache(tmp_path)
+    run_study(workload, arch, StudyOptions(n_learn=1, n_test=1, capacity_bytes=4096),
+              cache=second)
+    assert second.stats.misses == 0
+
+
+# ------------------------------------------------------------------ records
+def test_a_torn_last_line_is_not_a_record_and_is_repaired(tmp_path):
+    path = tmp_path / RECORDS
+    append_record(path, {"id": "a", "status": "ok"})
+    append_record(path, {"id": "b", "status": "ok"})
+    with open(path, "ab") as handle:
+        handle.write(b'{"id": "c", "sta')
+    assert [r["id"] for r in read_records(path)] == ["a", "b"]
+    read_records(path, repair=True)
+    append_record(path, {"id": "c", "status": "ok"})
+    assert [r["id"] for r in read_records(path)] == ["a", "b", "c"]
+
+
+def test_a_damaged_middle_line_is_an_error(tmp_path):
+    path = tmp_path / RECORDS
+    path.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
+    with pytest.raises(SpecError, match="line 2 is not a point record"):
+        read_records(path)
+
+
+def test_latest_record_wins():
+    assert latest([{"id": "a", "status": "failed"}, {"id": "a", "status": "ok"}])["a"][
+        "status"] == "ok"
+
+
+def test_a_point_record_equals_the_standalone_run(tmp_path, capsys):
+    (point,) = sweep_of({"base": {**TINY, "buffer": "1KiB"}})
+    record = execute_point(point_payload(point), str(tmp_path / "cache"))
+    assert record["status"] == "ok", record["error"]
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer", "1KiB",
+                 "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    swept = json.loads(json.dumps(record["result"]))
+    alone["arch"].pop("source")
+    swept["arch"].pop("source")
+    assert comparable(swept) == comparable(alone)
+
+
+def test_a_failing_point_becomes_a_failed_record(tmp_path):
+    (point,) = sweep_of({"base": {**TINY, "images": str(tmp_path / "no-such-folder")}})
+    record = execute_point(point_payload(point), None)
+    assert record["status"] == "failed" and record["result"] is None
+    assert "no-such-folder" in record["error"]
+
+
+# ------------------------------------------------------------------ on a cluster
+SWEEP = """\
+version: 1
+name: t
+base: {model: tiny, arch: tiny, sl: 1, st: 1}
+axes:
+  run.buffer: [128B, 256B, 512B, 1KiB, 2KiB, 4KiB]
+"""
+
+
+def run_sweep_cli(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cr2des", "sweep", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, **kw)
+
+
+def ok_records(out: Path) -> dict[str, dict]:
+    records = read_records(out / RECORDS)
+    oks = [r for r in records if r["status"] == "ok"]
+    assert len(oks) == len({r["id"] for r in oks}), "a point finished twice"
+    return {r["id"]: comparable(r) for r in oks}
+
+
+@pytest.mark.slow
+def test_killed_worker_and_killed_sweep_resume_to_the_uninterrupted_result(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(SWEEP)
+    reference = tmp_path / "reference"
+    done = run_sweep_cli(str(sweep), "--workers", "2", "--out", str(reference))
+    assert done.wait(timeout=300) == 0, done.stderr.read()
+
+    out = tmp_path / "interrupted"
+    proc = run_sweep_cli(str(sweep), "--workers", "2", "--out", str(out),
+                         start_new_session=True)
+    records = out / RECORDS
+    deadline = time.monotonic() + 240
+    while not (records.exists() and read_records(records)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first = read_records(records)[0]
+    os.kill(first["worker"], signal.SIGKILL)  # a worker dies mid-sweep; dask re-runs its work
+    while len(read_records(records)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # then the whole sweep dies
+    proc.wait(timeout=60)
+    before = ok_records(out)
+    assert 3 <= len(before) < 6 or len(before) == 6
+
+    resumed = run_sweep_cli(str(sweep), "--workers", "2", "--out", str(out), "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    after = ok_records(out)
+    assert after == ok_records(reference)
+    assert {k: after[k] for k in before} == before
+    assert len(read_records(records)) == 6  # every point exactly once
+
+
+def test_sweep_cli_runs_and_refuses_to_clobber(tmp_path, capsys):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(SWEEP.replace("[128B, 256B, 512B, 1KiB, 2KiB, 4KiB]", "[256B, 1KiB]"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--workers", "1", "--out", str(out)]) == 0
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("index,id,run.buffer,status")
+    assert "2 points done, 0 failed" in capsys.readouterr().out
+    assert main(["sweep", str(sweep), "--out", str(out)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(["sweep", str(sweep), "--out", str(out), "--resume"]) == 0
+    assert "0 points done, 0 failed, 2 already finished" in capsys.readouterr().out
+    assert len(read_records(out / RECORDS)) == 2
+
+
+def test_sweep_dry_run_lists_points(capsys):
+    assert main(["sweep", str(ROOT / "sweeps" / "sl_x_st.yaml"), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 12 and "run.sl=1, run.st=2" in lines[0]
