@@ -237,8 +237,16 @@ def _trace_path(args: argparse.Namespace, model: str, multi: bool) -> Path:
 
 def cmd_plot(args: argparse.Namespace, console: Console) -> int:
     from .plots import plot_file
+    from .sweep_plots import plot_sweep
+    from .sweep_runner import RECORDS
 
-    written, skipped = plot_file(args.results, args.out)
+    results = Path(args.results)
+    if results.is_dir() and (results / RECORDS).exists():
+        written, skipped = plot_sweep(results, args.out)
+    elif results.name == RECORDS:
+        written, skipped = plot_sweep(results.parent, args.out)
+    else:
+        written, skipped = plot_file(results, args.out)
     console.print(f"wrote {len(written)} figures: " + ", ".join(str(p) for p in written))
     for reason in skipped:
         console.print(f"[yellow]note:[/] figure skipped: {reason}")
@@ -582,10 +590,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
-    p = add("plot", cmd_plot, "redraw the figures of a results.json (from the JSON alone)")
-    p.add_argument("results", type=Path, help="results.json written by cr2des run --out")
+    p = add("plot", cmd_plot, "redraw the figures of a results.json, or draw a sweep's "
+                              "(from the JSON alone)")
+    p.add_argument("results", type=Path, help="results.json written by cr2des run --out, or "
+                                              "a sweep's results folder")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="folder for the PNGs (default: the folder of results.json)")
+                   help="folder for the PNGs (default: the folder of the results)")
 
     p = add("sweep", cmd_sweep, "run a design-space sweep (YAML grid) on a local or dask cluster")
     p.add_argument("sweep", type=Path, help="sweep YAML (see docs/sweeps.md)")

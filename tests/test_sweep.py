@@ -288,3 +288,28 @@ def test_sweep_dry_run_lists_points(capsys):
     assert main(["sweep", str(ROOT / "sweeps" / "sl_x_st.yaml"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 12 and "run.sl=1, run.st=2" in lines[0]
+
+
+def test_sweep_figures_come_from_the_records(tmp_path, capsys):
+    from cr2des.sweep_plots import pareto_front
+
+    assert pareto_front([(1, 5), (2, 3), (3, 4), (4, 1), (2, 6)]) == [(1, 5), (2, 3), (4, 1)]
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("version: 1\nname: t\nbase: {model: tiny, arch: tiny, st: 1}\naxes:\n"
+                     "  - run.buffer: [256B, 1KiB]\n  - run.sl: [1, 2]\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--workers", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("sweep-buffer.png", "sweep-hit-rate.png", "sweep-pareto.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert name in printed
+    from .test_results import labels
+
+    assert [a["xlabel"] for a in labels(out / "sweep-buffer.png")] == [
+        "chip pattern-buffer capacity (KiB)"] * 2
+    assert [a["xlabel"] for a in labels(out / "sweep-hit-rate.png")] == [
+        "learning images (SL)"]
+    assert [(a["xlabel"], a["ylabel"]) for a in labels(out / "sweep-pareto.png")] == [
+        ("area of the used tiles (mm²)", "energy per inference (mJ)")]
