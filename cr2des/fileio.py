@@ -178,8 +178,9 @@ def check_output_dir(path: str | Path, *, option: str, inputs: Iterable[str | Pa
                      ) -> Path:
     """Check, before any work, that ``path`` can be (or already is) a results folder.
 
-    Its parent must exist; the path must not be a file, a device, a FIFO or a symlink, and
-    must not be one of the command's ``inputs``.  A missing folder is created by the writer.
+    The path must not be a file, a device, a FIFO or a symlink, nor one of the command's
+    ``inputs``.  A missing folder is created by the writer, with its missing parents (as
+    ``mkdir -p``), under the nearest existing folder, which must be writable.
 
     Raises
     ------
@@ -200,8 +201,14 @@ def check_output_dir(path: str | Path, *, option: str, inputs: Iterable[str | Pa
             raise fail("is not a folder")
         if not os.access(target, os.W_OK | os.X_OK):
             raise fail("folder is not writable")
-    elif not target.parent.is_dir():
-        raise fail(f"its parent folder {str(target.parent)!r} does not exist")
+    else:  # made with its missing parents; the nearest existing one must be a folder
+        ancestor = target.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise fail(f"{str(ancestor)!r} is not a folder")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise fail(f"folder {str(ancestor)!r} is not writable")
     resolved = target.resolve()
     for other in inputs:
         candidate = Path(other)

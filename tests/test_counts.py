@@ -111,7 +111,8 @@ def test_digital_counts_by_hand():
     arch = load_arch("tiny")
     w = workload_from_dict({"version": 1, "name": "d", "input": [4, 4, 4], "layers": [
         {"name": "pool", "op": "maxpool", "kernel": 2, "stride": 2},
-        {"name": "sm", "op": "softmax", "inputs": ["pool"]}]})
+        {"name": "sm", "op": "softmax", "inputs": ["pool"]},
+        {"name": "head", "op": "conv", "out": 2, "kernel": 1}]})  # a workload maps a layer
     pool = digital_counts(w["pool"], arch, images=3)
     # output 4 x 2 x 2; per output row 4 channels x 2 columns x 4 window elements = 32
     # element operations over 8 lanes = 4 vector operations; 2 rows; 3 images
