@@ -132,12 +132,18 @@ def wpr_index_bytes(lmap: LayerMap) -> int:
 
 
 def wpr_index_tile_bytes(study: Study, scheme: str) -> np.ndarray:
-    """WPR index bytes each tile needs under ``scheme`` (zeros without WPR): every replica
-    of a layer carries its index, spread evenly over the PEs that hold it."""
+    """WPR index bytes each tile needs under ``scheme`` (zeros without WPR).
+
+    A layer copy's index is spread evenly over its ``pes`` PEs: PE ``j`` of every replica
+    needs the same ``1 / pes`` of it.  With ``wpr_index.share: tile`` a tile holds each
+    distinct part once for all the replicas it hosts (they have the same weights, so the
+    same index); with ``replica`` every replica carries its own copy.
+    """
     arch = study.arch
     per_tile = arch.chip.tile.pes
     tiles = np.zeros(arch.chip.tiles, dtype=np.float64)
-    if scheme not in ("wpr", "cr2"):
+    index = arch.chip.tile.wpr_index
+    if scheme not in ("wpr", "cr2") or index is None:
         return tiles
     placement = study.placements[scheme]
     for name, layer in study.layers.items():
@@ -146,7 +152,12 @@ def wpr_index_tile_bytes(study: Study, scheme: str) -> np.ndarray:
         if not need:
             continue
         pes = np.arange(lp.first_pe, lp.first_pe + lp.pes * lp.replicas)
-        np.add.at(tiles, pes // per_tile, need / lp.pes)
+        tile = pes // per_tile
+        if index.share == "tile":
+            part = (pes - lp.first_pe) % lp.pes
+            pairs = np.unique(tile * lp.pes + part)
+            tile = pairs // lp.pes
+        np.add.at(tiles, tile, need / lp.pes)
     return np.ceil(tiles)
 
 

@@ -137,6 +137,9 @@ class WprIndex(Memory):
     fetch: str = param("per_vector", choices=("per_vector", "per_cycle"),
                        doc="read a band's index once per input vector and hold it in a "
                            "register over the bit-planes, or on every computed cycle")
+    share: str = param("tile", choices=("tile", "replica"),
+                       doc="replicas of a layer on one tile share one copy of its index, "
+                           "or every replica holds its own")
 
 
 @dataclass(frozen=True, kw_only=True)
