@@ -302,7 +302,8 @@ def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
         by_tile[:used_tiles] += tile_static / used_tiles
     power = energy / seconds_per_image if seconds_per_image > 0 else 0.0
     notes = _notes(by_component, energy, static_by_component, index_tiles,
-                   total_counts(by_layer_counts), images)
+                   total_counts(by_layer_counts), images,
+                   index_spec.share if index_spec is not None else "tile")
     return EnergyResult(
         scheme=scheme, energy_j=energy, energy_by_component_j=by_component,
         energy_by_layer_j=by_layer,
@@ -324,16 +325,19 @@ DOMINANT_SHARE = 0.25
 
 def _notes(by_component: Mapping[str, float], energy: float,
            static: Mapping[str, float], index_tiles: np.ndarray, counts: Mapping[str, int],
-           images: int) -> tuple[str, ...]:
+           images: int, index_share: str = "tile") -> tuple[str, ...]:
     """Why the largest components are large, when one dominates."""
     notes = []
     share = {k: v / energy for k, v in by_component.items()} if energy else {}
+    share_note = ("one copy per tile for the layer replicas it hosts" if index_share == "tile"
+                  else "one copy per layer replica")
     if share.get("wpr_index", 0.0) > DOMINANT_SHARE:
         notes.append(
             f"the WPR index is {share['wpr_index']:.0%} of the energy: "
             f"{index_tiles.sum() / 2**20:,.1f} MiB of index on "
-            f"{int((index_tiles > 0).sum())} tiles (one copy per layer replica; up to "
-            f"{index_tiles.max() / 2**10:,.0f} KiB on a tile), read "
+            f"{int((index_tiles > 0).sum())} tiles ({share_note}; up to "
+            f"{index_tiles.max() / 2**10:,.0f} KiB on a tile; "
+            f"{static.get('wpr_index', 0.0):.3g} W of leakage), read "
             f"{counts['wpr_index_reads'] / images:,.0f} times per inference")
     if share.get("io", 0.0) > DOMINANT_SHARE:
         notes.append(f"the off-chip links are {share['io']:.0%} of the energy: "
@@ -357,7 +361,7 @@ def _home_layer(name: str, stages: Mapping[str, Any], study: Study) -> str:
 _COST_KEYS = frozenset({"power", "leakage", "energy", "area"})
 _UNIT_OF = {"power": ("power", "W"), "leakage": ("power", "W"), "energy": ("energy", "J"),
             "area": ("area", "mm2"), "capacity": ("bytes", "B"), "width": (None, "bit"),
-            "port_growth": (None, "")}
+            "port_growth": (None, ""), "bank": ("bytes", "B"), "wire_energy": ("energy", "J")}
 _LINE = re.compile(r"^(\s*)(?:-\s+)?([A-Za-z_][\w]*)\s*:\s*(.*)$")
 
 
