@@ -41,6 +41,17 @@ assumed 0.5 unless the reference says otherwise); the bitlines an access drives 
 one dimension, hence the square root for energy.  The 0.78 exponent agrees with ISAAC's
 own CACTI 6.5 (32 nm) register figures: 256 B 0.23 mW, 2 KB 1.24 mW, 3 KB 1.68 mW
 (power exponents 0.81 and 0.75).
+
+**Banks.**  These trends describe one array.  A memory larger than the reference's
+``bank`` capacity ``Cb`` is ``n = C / Cb`` banks of that size (as CACTI splits a large
+array into banks and subarrays rather than lengthen its bitlines): an access reads one bank
+and moves its ``w`` bits over an H-tree whose root-to-leaf route is about the side of the
+whole array, so
+
+- ``energy = E_bank + e_wire w sqrt(area)`` (``e_wire`` per bit and mm: ``wire_energy``);
+- ``leakage = n L_bank`` and ``area = n A_bank`` (every bank leaks; area stays linear).
+
+Without ``bank`` the memory is one array at any size (the trend above, extrapolated).
 """
 
 from __future__ import annotations
@@ -101,12 +112,8 @@ def port_factor(ports: int, growth: float) -> float:
     return (1.0 + growth * (ports - 1)) ** 2
 
 
-def sram_figures(ref: SramReference, capacity_bytes: float, width_bits: int, ports: int
-                 ) -> SramFigures:
-    """Area, leakage and energy per access of an SRAM scaled from ``ref`` (module
-    docstring).  A zero capacity costs nothing."""
-    if capacity_bytes <= 0:
-        return SramFigures(0.0, 0.0, 0.0)
+def _monolithic(ref: SramReference, capacity_bytes: float, width_bits: int, ports: int
+                ) -> SramFigures:
     depth = 8 * capacity_bytes / width_bits
     depth0 = 8 * ref.capacity_bytes / ref.width_bits
     depth_factor = (depth / depth0) ** CACTI_DEPTH_EXPONENT
@@ -117,6 +124,29 @@ def sram_figures(ref: SramReference, capacity_bytes: float, width_bits: int, por
         leakage_w=ref.leakage_w * depth_factor * width_factor * ports_factor,
         energy_j=ref.energy_j * depth_factor * width_factor * math.sqrt(ports_factor),
     )
+
+
+def sram_figures(ref: SramReference, capacity_bytes: float, width_bits: int, ports: int
+                 ) -> SramFigures:
+    """Area, leakage and energy per access of an SRAM scaled from ``ref`` (module
+    docstring).  A memory larger than the reference's ``bank`` is ``C / bank`` banks: an
+    access reads one bank and crosses the H-tree to it.  A zero capacity costs nothing."""
+    if capacity_bytes <= 0:
+        return SramFigures(0.0, 0.0, 0.0)
+    bank = ref.bank_bytes
+    if bank is None or capacity_bytes <= bank:
+        return _monolithic(ref, capacity_bytes, width_bits, ports)
+    one = _monolithic(ref, bank, width_bits, ports)
+    banks = capacity_bytes / bank
+    area = one.area_mm2 * banks
+    return SramFigures(area_mm2=area, leakage_w=one.leakage_w * banks,
+                       energy_j=one.energy_j + htree_energy_j(ref, area, width_bits))
+
+
+def htree_energy_j(ref: SramReference, area_mm2: float, width_bits: int) -> float:
+    """Energy of moving ``width_bits`` between a banked memory's port and one bank: an
+    H-tree's root-to-leaf route is about the side of the array, ``sqrt(area)``."""
+    return ref.wire_energy_j * width_bits * math.sqrt(area_mm2)
 
 
 def memory_figures(mem: Memory, capacity_bytes: float | None = None) -> SramFigures | None:

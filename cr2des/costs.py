@@ -20,9 +20,9 @@ power (ISAAC: 65.8 W):
 - DAC and sample-and-hold: ``power x read_latency`` (one row or column for one OU read);
 - PE shift-and-add: ``power x count / (adcs x sample_rate)``, one per column result;
 - memories: ``power x latency / ports``; digital units: ``power x latency``;
-- router: ``power / clock`` per flit and hop; eDRAM bus: per eDRAM access.
-
-Components without an action (the off-chip links) draw their power all the time.
+- router: ``power / clock`` per flit and hop; eDRAM bus: per eDRAM access;
+- off-chip link: ``(power - leakage) / bandwidth`` per byte (ISAAC's HyperTransport:
+  2.6 W per link at 6.4 GB/s), its ``leakage`` drawn all the time.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .costmodels import adc_figures, memory_figures
-from .spec import Adc, Arch, Component, Crossbar, Memory
+from .spec import Adc, Arch, Component, Crossbar, Link, Memory
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ def full_rate_hz(name: str, comp: Component, arch: Arch) -> float | None:
     take every result the PE's ADCs deliver (``adcs x sample_rate / count``, as ISAAC sizes
     them); a memory does one access per port per ``latency``; a digital unit one operation
     per ``latency``; a router moves one flit per network clock; the eDRAM bus one transfer
-    per eDRAM access.  ``None``: the unit has no counted action (off-chip links), its
-    power is drawn all the time.
+    per eDRAM access; an off-chip link one byte per ``1 / bandwidth``.  ``None``: the unit
+    has no counted action.
     """
     tile = arch.chip.tile
     pe = tile.pe
@@ -109,6 +109,8 @@ def full_rate_hz(name: str, comp: Component, arch: Arch) -> float | None:
         return 1.0 / xb.read_latency_s
     if isinstance(comp, Adc):
         return comp.sample_rate_hz
+    if isinstance(comp, Link):
+        return comp.bandwidth_bytes_per_s
     if comp is pe.shift_add:
         return pe.adc.count * pe.adc.sample_rate_hz / max(1, comp.count)
     if isinstance(comp, Memory):
@@ -163,7 +165,7 @@ _ACTIONS = {
     "sample_hold": "column sample", "shift_add": "shift-and-add", "sigmoid": "activation",
     "maxpool": "pool", "edram": "access", "input_register": "access",
     "output_register": "access", "pattern_buffer": "entry read", "wpr_index": "lookup",
-    "router": "flit hop", "bus": "transfer", "io": "",
+    "router": "flit hop", "bus": "transfer", "io": "byte",
 }
 
 

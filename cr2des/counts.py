@@ -24,13 +24,19 @@ its rows:
 ``buffer_hits``, ``_misses``    lookups that found / did not find their entry
 ``buffer_line_reads``           hits x ``ceil(W_j bits / line bits)``
 ``buffer_fill_lines``           entries x the same: writing the learned entries once
-``wpr_index_reads``             per computed cycle of a band with WPR copies, its
-                                index (:func:`wpr_band_bits`) in index-width words
+``wpr_index_reads``             a band's index (:func:`wpr_band_bits`) in index-width words,
+                                once per (vector, band) with a computed cycle
+                                (``wpr_index.fetch: per_vector``; held in a register over the
+                                bit-planes) or on every computed cycle (``per_cycle``)
+``wpr_index_register_bits``     ``per_vector``: the fetched words written into the register
+                                plus the band's index bits read on every computed cycle
 ``edram_read_bytes``            every input vector read into the input register (no reuse of
                                 overlapping windows, as ISAAC's buffer feeds its IMAs)
 ``edram_write_bytes``           the layer's output tensors
 ``tile_output_register_accesses``  output bytes / register width
 ``activation_ops``              output elements / vector lanes, when a ReLU or sigmoid follows
+``io_bytes``                    off-chip traffic: the input image in (on the first layer) and
+                                the network's outputs out (on the last); weights are resident
 ==============================  =================================================================
 
 A digital layer counts ``pool_ops``, ``add_ops``, ``lrn_ops`` or ``softmax_ops`` (vector
@@ -69,9 +75,9 @@ COUNTS = (
     "ou_activations", "adc_conversions", "sample_hold_samples", "dac_drives", "shift_adds",
     "input_register_writes", "input_register_reads", "output_register_accesses",
     "buffer_lookups", "buffer_hits", "buffer_misses", "buffer_line_reads", "buffer_fill_lines",
-    "wpr_index_reads", "edram_read_bytes", "edram_write_bytes",
+    "wpr_index_reads", "wpr_index_register_bits", "edram_read_bytes", "edram_write_bytes",
     "tile_output_register_accesses", "activation_ops", "pool_ops", "add_ops", "lrn_ops",
-    "softmax_ops", "flit_hops",
+    "softmax_ops", "flit_hops", "io_bytes",
 )
 
 
@@ -86,6 +92,16 @@ def computed_cycles(counts: InputCounts, scheme: str) -> np.ndarray:
     if scheme == "cr2":
         return counts.nonzero - counts.hits
     return counts.nonzero
+
+
+def fetch_vectors(counts: InputCounts, scheme: str) -> np.ndarray:
+    """Per band: the vectors with at least one computed cycle under ``scheme`` (every vector
+    for ``dense``)."""
+    if scheme == "dense":
+        return counts.cycles // counts.per_vector
+    if scheme == "cr2":
+        return counts.vectors_computed
+    return counts.vectors_nonzero
 
 
 def wpr_entry_bits(lmap: LayerMap) -> int:
@@ -116,12 +132,18 @@ def wpr_index_bytes(lmap: LayerMap) -> int:
 
 
 def wpr_index_tile_bytes(study: Study, scheme: str) -> np.ndarray:
-    """WPR index bytes each tile needs under ``scheme`` (zeros without WPR): every replica
-    of a layer carries its index, spread evenly over the PEs that hold it."""
+    """WPR index bytes each tile needs under ``scheme`` (zeros without WPR).
+
+    A layer copy's index is spread evenly over its ``pes`` PEs: PE ``j`` of every replica
+    needs the same ``1 / pes`` of it.  With ``wpr_index.share: tile`` a tile holds each
+    distinct part once for all the replicas it hosts (they have the same weights, so the
+    same index); with ``replica`` every replica carries its own copy.
+    """
     arch = study.arch
     per_tile = arch.chip.tile.pes
     tiles = np.zeros(arch.chip.tiles, dtype=np.float64)
-    if scheme not in ("wpr", "cr2"):
+    index = arch.chip.tile.wpr_index
+    if scheme not in ("wpr", "cr2") or index is None:
         return tiles
     placement = study.placements[scheme]
     for name, layer in study.layers.items():
@@ -130,7 +152,12 @@ def wpr_index_tile_bytes(study: Study, scheme: str) -> np.ndarray:
         if not need:
             continue
         pes = np.arange(lp.first_pe, lp.first_pe + lp.pes * lp.replicas)
-        np.add.at(tiles, pes // per_tile, need / lp.pes)
+        tile = pes // per_tile
+        if index.share == "tile":
+            part = (pes - lp.first_pe) % lp.pes
+            pairs = np.unique(tile * lp.pes + part)
+            tile = pairs // lp.pes
+        np.add.at(tiles, tile, need / lp.pes)
     return np.ceil(tiles)
 
 
@@ -187,8 +214,15 @@ def crossbar_counts(layer: LayerStudy, arch: Arch, scheme: str, *, activation: b
                       buffer_line_reads=hits * lines, buffer_fill_lines=layer.entries * lines)
     index = tile.wpr_index
     if scheme in ("wpr", "cr2") and index is not None:
-        per_cycle = -(-wpr_band_bits(lmap) // index.width_bits)
-        counts["wpr_index_reads"] = int((computed * per_cycle).sum())
+        band_bits = wpr_band_bits(lmap)
+        words = -(-band_bits // index.width_bits)
+        if index.fetch == "per_cycle":
+            counts["wpr_index_reads"] = int((computed * words).sum())
+        else:
+            fetched = fetch_vectors(ic, scheme) * words
+            counts["wpr_index_reads"] = int(fetched.sum())
+            counts["wpr_index_register_bits"] = int(
+                (fetched * index.width_bits + computed * band_bits).sum())
     return counts
 
 
@@ -239,6 +273,13 @@ def count_actions(study: Study, scheme: str, flit_hops: Mapping[str, int] | None
     for stage, n in (flit_hops or {}).items():
         if stage in out:
             out[stage]["flit_hops"] += int(n)
+    if out:
+        bits = study.arch.mapping.input_bits
+        outputs = [layer for layer in study.workload if layer.name in study.workload.outputs]
+        out[next(iter(out))]["io_bytes"] += images * _ceil_div(
+            math.prod(study.workload.input_shape) * bits, 8)
+        out[next(reversed(out))]["io_bytes"] += images * sum(
+            _ceil_div(math.prod(layer.shape) * bits, 8) for layer in outputs)
     return out
 
 

@@ -6,8 +6,8 @@ the YAML and the models of :mod:`cr2des.costmodels`):
 
 - dynamic energy of a component = sum over its counts of count x energy per action
   (:data:`COMPONENT_OF` names the component and unit of every count);
-- static energy = (leakage of the used tiles' units and routers + the power of units with
-  no counted action, the off-chip links) x simulated time;
+- static energy = (leakage of the used tiles' units and routers + the off-chip links'
+  leakage) x simulated time; the links' traffic (image in, outputs out) is dynamic;
 - per inference in steady state: dynamic energy / images + static power / throughput;
 - ``power_w`` = energy per inference x throughput; ``edp_js`` = energy x latency.
 
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 #: count name -> the components it prices, each with its unit: ``1`` (one action),
 #: ``bytes`` (a memory accessed ``width / 8`` bytes at a time; the eDRAM ``bus`` carries
-#: every eDRAM access), ``bits`` (bits of a pattern-buffer line)
+#: every eDRAM access), ``bits`` (bits of a pattern-buffer line, or of the register that
+#: holds a fetched WPR index, priced per bit as the PE's output register)
 COMPONENT_OF: dict[str, tuple[tuple[str, str], ...]] = {
     "ou_activations": (("crossbar", "1"),),
     "adc_conversions": (("adc", "1"),),
@@ -56,6 +57,7 @@ COMPONENT_OF: dict[str, tuple[tuple[str, str], ...]] = {
     "buffer_tag_bits": (("pattern_buffer", "bits"),),
     "buffer_line_reads": (("pattern_buffer", "1"),),
     "wpr_index_reads": (("wpr_index", "1"),),
+    "wpr_index_register_bits": (("wpr_index_register", "bits"),),
     "edram_read_bytes": (("edram", "bytes"), ("bus", "bytes")),
     "edram_write_bytes": (("edram", "bytes"), ("bus", "bytes")),
     "tile_output_register_accesses": (("tile_output_register", "1"),),
@@ -65,6 +67,7 @@ COMPONENT_OF: dict[str, tuple[tuple[str, str], ...]] = {
     "pool_ops": (("maxpool", "1"),),
     "add_ops": (("tile_shift_add", "1"),),
     "flit_hops": (("router", "1"),),
+    "io_bytes": (("io", "1"),),
 }
 
 #: counts that are not priced themselves (the lookups are priced by their tag bits)
@@ -169,10 +172,21 @@ def action_energies(arch: Arch, figures: Mapping[str, Any]) -> dict[tuple[str, s
                 out[(key, component)] = fig.energy_j
             elif unit == "bytes":
                 out[(key, component)] = fig.energy_j / edram_bytes
+            elif component == "wpr_index_register":
+                out[(key, component)] = fig.energy_j / tile.pe.output_register.width_bits
             else:  # bits of a pattern-buffer line
                 assert tile.pattern_buffer is not None
                 out[(key, component)] = fig.energy_j / tile.pattern_buffer.width_bits
     return out
+
+
+def index_register_figures(arch: Arch) -> Any:
+    """Energy of the register that holds a fetched WPR index over the bit-planes: the PE's
+    output register's energy per bit (ISAAC's CACTI figure), no area or leakage of its own
+    (a few hundred bits beside the PE's registers)."""
+    pe = arch.chip.tile.pe
+    fig = unit_figures("output_register", pe.output_register, arch)
+    return dataclasses.replace(fig, area_mm2=0.0, leakage_w=0.0, power_w=0.0)
 
 
 def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
@@ -208,6 +222,7 @@ def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
                                                 leakage_w=0.0, power_w=0.0)
         else:
             figures[name] = unit_figures(name, comp, arch)
+    figures["wpr_index_register"] = index_register_figures(arch)
     per_action = action_energies(arch, figures)
 
     # dynamic energy, per layer and component, over all testing images
@@ -227,14 +242,14 @@ def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
             priced = {**per_action, ("wpr_index_reads", "wpr_index"): fig.energy_j or 0.0}
         energies = layer_energy(_priced_counts(counts, tb), priced)
         for component, e in energies.items():
-            by_component[component] += e
+            by_component[component] = by_component.get(component, 0.0) + e
         by_layer[name] = math.fsum(energies.values()) / images
         if counts.get("buffer_fill_lines") and figures["pattern_buffer"].energy_j:
             deploy += counts["buffer_fill_lines"] * figures["pattern_buffer"].energy_j
     by_component = {k: v / images for k, v in by_component.items()}
 
     # static power of the used tiles (their units' leakage and router share) and of the
-    # units without a counted action (the off-chip links)
+    # off-chip links
     used_tiles = -(-placement.used_pes // tile_spec.pes)
     router_share = chip.network.routers / chip.tiles
     static_by_component: dict[str, float] = {}
@@ -251,7 +266,7 @@ def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
         else:
             per_tile = 0.0
         if name == "io":
-            static_by_component[name] = fig.power_w * comp.count
+            static_by_component[name] = fig.leakage_w * comp.count
             area_by_component[name] = 0.0
             chip_area += fig.area_mm2 * comp.count
             continue
@@ -287,7 +302,8 @@ def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
         by_tile[:used_tiles] += tile_static / used_tiles
     power = energy / seconds_per_image if seconds_per_image > 0 else 0.0
     notes = _notes(by_component, energy, static_by_component, index_tiles,
-                   total_counts(by_layer_counts), images)
+                   total_counts(by_layer_counts), images,
+                   index_spec.share if index_spec is not None else "tile")
     return EnergyResult(
         scheme=scheme, energy_j=energy, energy_by_component_j=by_component,
         energy_by_layer_j=by_layer,
@@ -309,20 +325,25 @@ DOMINANT_SHARE = 0.25
 
 def _notes(by_component: Mapping[str, float], energy: float,
            static: Mapping[str, float], index_tiles: np.ndarray, counts: Mapping[str, int],
-           images: int) -> tuple[str, ...]:
+           images: int, index_share: str = "tile") -> tuple[str, ...]:
     """Why the largest components are large, when one dominates."""
     notes = []
     share = {k: v / energy for k, v in by_component.items()} if energy else {}
+    share_note = ("one copy per tile for the layer replicas it hosts" if index_share == "tile"
+                  else "one copy per layer replica")
     if share.get("wpr_index", 0.0) > DOMINANT_SHARE:
         notes.append(
             f"the WPR index is {share['wpr_index']:.0%} of the energy: "
             f"{index_tiles.sum() / 2**20:,.1f} MiB of index on "
-            f"{int((index_tiles > 0).sum())} tiles (one copy per layer replica; up to "
-            f"{index_tiles.max() / 2**10:,.0f} KiB on a tile), read "
+            f"{int((index_tiles > 0).sum())} tiles ({share_note}; up to "
+            f"{index_tiles.max() / 2**10:,.0f} KiB on a tile; "
+            f"{static.get('wpr_index', 0.0):.3g} W of leakage), read "
             f"{counts['wpr_index_reads'] / images:,.0f} times per inference")
     if share.get("io", 0.0) > DOMINANT_SHARE:
-        notes.append(f"the off-chip links' static power ({static.get('io', 0.0):.3g} W, drawn "
-                     f"for the whole inference) is {share['io']:.0%} of the energy")
+        notes.append(f"the off-chip links are {share['io']:.0%} of the energy: "
+                     f"{counts['io_bytes'] / images:,.0f} bytes per inference and "
+                     f"{static.get('io', 0.0):.3g} W of static power drawn for the whole "
+                     f"inference")
     return tuple(notes)
 
 
@@ -340,7 +361,7 @@ def _home_layer(name: str, stages: Mapping[str, Any], study: Study) -> str:
 _COST_KEYS = frozenset({"power", "leakage", "energy", "area"})
 _UNIT_OF = {"power": ("power", "W"), "leakage": ("power", "W"), "energy": ("energy", "J"),
             "area": ("area", "mm2"), "capacity": ("bytes", "B"), "width": (None, "bit"),
-            "port_growth": (None, "")}
+            "port_growth": (None, ""), "bank": ("bytes", "B"), "wire_energy": ("energy", "J")}
 _LINE = re.compile(r"^(\s*)(?:-\s+)?([A-Za-z_][\w]*)\s*:\s*(.*)$")
 
 

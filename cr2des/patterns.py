@@ -301,6 +301,10 @@ class InputCounts:
         Vectors per batch.
     per_vector
         OU cycles per vector and band (``input_bits / dac_bits``).
+    vectors_nonzero, vectors_computed
+        Per band: the vectors with at least one non-zero input pattern on the band, and
+        with at least one computed cycle when the buffer serves its hits (a band's WPR
+        index is fetched once per such vector, :mod:`cr2des.counts`).
     """
 
     cycles: np.ndarray
@@ -310,10 +314,19 @@ class InputCounts:
     batch_hits: np.ndarray
     batch_vectors: int
     per_vector: int
+    vectors_nonzero: np.ndarray
+    vectors_computed: np.ndarray
 
     @property
     def nonzero(self) -> np.ndarray:
         return self.cycles - self.zero
+
+
+def _any_true(mask: np.ndarray) -> np.ndarray:
+    """``mask.any(axis=-1)``; eight cycles of bools are one word, non-zero when any is."""
+    if mask.shape[-1] == 8 and mask.flags.c_contiguous:
+        return mask.view(np.uint64)[..., 0] != 0
+    return mask.any(axis=-1)
 
 
 def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
@@ -322,6 +335,9 @@ def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
     layer = li.layer
     batch = layer.shape[2] if layer.op == "conv" else 1
     nonzero_parts, hit_parts = [], []
+    n_bands = groups * bands.count
+    vectors_nonzero = np.zeros(n_bands, dtype=np.int64)
+    vectors_computed = np.zeros(n_bands, dtype=np.int64)
     cycles = 0
     per_vector = li.bits // dac_bits
     for _, keys in layer_keys(li, bands, dac_bits):
@@ -330,18 +346,24 @@ def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
         nz = keys != 0
         starts = np.arange(0, v, batch)
         nonzero_parts.append(np.add.reduceat(_count_true(nz), starts, axis=0))
+        any_nonzero = _any_true(nz).sum(axis=0, dtype=np.int64)
+        vectors_nonzero += any_nonzero
         if buffer is not None and buffer.size:
             hit = buffer.lookup(keys)
             hit &= nz
             hit_parts.append(np.add.reduceat(_count_true(hit), starts, axis=0))
+            hit ^= nz  # now the computed cycles: non-zero and not served
+            vectors_computed += _any_true(hit).sum(axis=0, dtype=np.int64)
+        else:
+            vectors_computed += any_nonzero
     batch_nonzero = np.concatenate(nonzero_parts)
     batch_hits = np.concatenate(hit_parts) if hit_parts else np.zeros_like(batch_nonzero)
     nonzero = batch_nonzero.sum(axis=0, dtype=np.int64)
-    n_bands = groups * bands.count
     per_band = np.full(n_bands, cycles, dtype=np.int64)
     return InputCounts(cycles=per_band, zero=per_band - nonzero,
                        hits=batch_hits.sum(axis=0, dtype=np.int64), batch_nonzero=batch_nonzero,
-                       batch_hits=batch_hits, batch_vectors=batch, per_vector=per_vector)
+                       batch_hits=batch_hits, batch_vectors=batch, per_vector=per_vector,
+                       vectors_nonzero=vectors_nonzero, vectors_computed=vectors_computed)
 
 
 # ----------------------------------------------------------------------------- schemes

@@ -65,6 +65,11 @@ class SramReference:
     leakage_w: float = param(key="leakage", unit="power", ge=0)
     energy_j: float = param(key="energy", unit="energy", gt=0, doc="energy of one access")
     port_growth: float = param(0.5, ge=0, doc="cell pitch growth per extra port (fraction)")
+    bank_bytes: float | None = param(None, key="bank", unit="bytes", gt=0,
+                                     doc="a larger memory is built of banks of this size; "
+                                         "an access reads one bank (cr2des.costmodels)")
+    wire_energy_j: float = param(0.0, key="wire_energy", unit="energy", ge=0,
+                                 doc="energy per bit and mm of the H-tree to a bank")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +138,33 @@ class PatternBuffer(Memory):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WprIndex(Memory):
+    """The WPR index of a tile (repeated column -> stored twin); one action is one read of
+    ``width_bits``."""
+
+    fetch: str = param("per_vector", choices=("per_vector", "per_cycle"),
+                       doc="read a band's index once per input vector and hold it in a "
+                           "register over the bit-planes, or on every computed cycle")
+    share: str = param("tile", choices=("tile", "replica"),
+                       doc="replicas of a layer on one tile share one copy of its index, "
+                           "or every replica holds its own")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link(Component):
+    """Off-chip links (ISAAC: HyperTransport); one action is one byte moved.  The
+    ``leakage`` share of ``power`` is drawn all the time."""
+
+    width_bits: int = param(16, key="width", ge=1, doc="bits per transfer")
+    transfer_rate_hz: float = param(3.2e9, key="transfer_rate", unit="frequency", gt=0,
+                                    doc="transfers per second of one link")
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        return self.width_bits / 8 * self.transfer_rate_hz
+
+
+@dataclass(frozen=True, kw_only=True)
 class Pe:
     """A processing element (ISAAC's IMA): crossbars and their periphery."""
 
@@ -158,7 +190,7 @@ class Tile:
     maxpool: Unit = param(Unit())
     output_register: Memory = param(Memory(capacity_bytes=3072))
     pattern_buffer: PatternBuffer | None = param(None, doc="IPR pattern buffer (CR2)")
-    wpr_index: Memory | None = param(None, doc="WPR table: repeated column -> stored twin")
+    wpr_index: WprIndex | None = param(None, doc="WPR table: repeated column -> stored twin")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +224,7 @@ class Chip:
     tiles: int = param(ge=1, le=MAX_TILES, doc="tiles on the chip")
     tile: Tile = param(Tile())
     network: Network = param(Network())
-    io: Component = param(Component(count=0), doc="off-chip links (ISAAC: HyperTransport)")
+    io: Link = param(Link(count=0), doc="off-chip links (ISAAC: HyperTransport)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -78,18 +78,23 @@ EXPECTED = {
     "sparse": {"ou_activations": 5, "adc_conversions": 14, "sample_hold_samples": 14,
                "dac_drives": 20, "shift_adds": 14, "output_register_accesses": 1},
     # conversions 3 x 1 + 2 x 3 = 9, copies 3 x 1 + 2 x 1 = 5, results 14;
-    # one 16-bit index read per computed cycle of a band with copies (6-bit entry): 3 + 2
+    # index (6-bit entry per band, one 16-bit word) fetched once per (vector, band) with a
+    # non-zero pattern: band 0 by both vectors (x0 = 1: plane 0; x1 = 3, 1: planes 0, 1),
+    # band 1 by vector 0 only (5: planes 0, 2): 3 reads; the register is written 3 x 16
+    # bits and read 6 bits on each of the 5 computed cycles: 48 + 30
     "wpr": {"ou_activations": 5, "adc_conversions": 9, "sample_hold_samples": 9,
             "dac_drives": 20, "shift_adds": 14, "output_register_accesses": 1,
-            "wpr_index_reads": 5},
+            "wpr_index_reads": 3, "wpr_index_register_bits": 78},
     # band 0 computes 3 - 2 hits = 1 cycle: OUs 1 + 2 = 3, conversions 1 x 1 + 2 x 3 = 7,
     # copies 1 + 2 = 3, served 2 hits x 2 non-zero columns = 4: results 14; drives 3 x 4;
     # 5 lookups, 2 hits, 3 misses; a 4-byte entry is one 64-bit line: 2 reads, 1 fill;
-    # index reads 1 + 2
+    # the hits are vector 0's plane 0 and vector 1's plane 1 on band 0 (both 1000), so band 0
+    # computes only vector 1's plane 0 (1100): index fetches 1 (band 0) + 1 (band 1); the
+    # register is written 2 x 16 bits and read 6 bits on 1 + 2 computed cycles: 32 + 18
     "cr2": {"ou_activations": 3, "adc_conversions": 7, "sample_hold_samples": 7,
             "dac_drives": 12, "shift_adds": 14, "output_register_accesses": 1,
             "buffer_lookups": 5, "buffer_hits": 2, "buffer_misses": 3, "buffer_line_reads": 2,
-            "buffer_fill_lines": 1, "wpr_index_reads": 3},
+            "buffer_fill_lines": 1, "wpr_index_reads": 2, "wpr_index_register_bits": 50},
 }
 
 
@@ -99,6 +104,29 @@ def test_crossbar_counts_by_hand(appendix, scheme):
     got = crossbar_counts(layer, arch, scheme, activation=False)
     expected = dict.fromkeys(COUNTS, 0) | COMMON | EXPECTED[scheme]
     assert got == expected
+
+
+def test_vectors_with_computed_cycles_by_hand(appendix):
+    _, layer = appendix
+    # band 0: both vectors have a non-zero pattern; band 1: vector 0 only.  With the buffer
+    # serving (band 0, 1000), vector 0 computes nothing on band 0
+    assert layer.counts.vectors_nonzero.tolist() == [2, 1]
+    assert layer.counts.vectors_computed.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("scheme, reads", [("wpr", 5), ("cr2", 3)])
+def test_index_read_on_every_computed_cycle_when_asked(appendix, scheme, reads):
+    """``fetch: per_cycle`` reads the index on every computed cycle of a band with copies
+    (wpr: 3 + 2 cycles; cr2: 1 + 2) and holds nothing in a register."""
+    import dataclasses
+
+    arch, layer = appendix
+    tile = arch.chip.tile
+    tile = dataclasses.replace(tile, wpr_index=dataclasses.replace(tile.wpr_index,
+                                                                   fetch="per_cycle"))
+    arch = dataclasses.replace(arch, chip=dataclasses.replace(arch.chip, tile=tile))
+    got = crossbar_counts(layer, arch, scheme, activation=False)
+    assert (got["wpr_index_reads"], got["wpr_index_register_bits"]) == (reads, 0)
 
 
 def test_activation_unit_counts_outputs(appendix):
@@ -135,3 +163,22 @@ def test_wpr_index_takes_the_cheaper_encoding(appendix):
     assert wpr_band_bits(lmap).tolist() == [26]
     # the appendix's bands repeat one column each: explicit 6 bits beats 16 + 2
     assert wpr_band_bits(layer.map).tolist() == [6, 6]
+
+
+@pytest.mark.parametrize("share, per_tile", [("tile", [2, 2]), ("replica", [4, 4])])
+def test_replicas_on_one_tile_share_the_index(appendix, share, per_tile):
+    """Four one-PE replicas of the appendix layer (a 2-byte index) on PEs 0-3 of a chip of
+    2-PE tiles: tiles 0 and 1 host two replicas each."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from cr2des.counts import wpr_index_tile_bytes
+    from cr2des.mapping import LayerPlacement
+
+    arch, layer = appendix
+    tile = arch.chip.tile
+    tile = dataclasses.replace(tile, wpr_index=dataclasses.replace(tile.wpr_index, share=share))
+    arch = dataclasses.replace(arch, chip=dataclasses.replace(arch.chip, tile=tile))
+    placement = SimpleNamespace(layers={"fc": LayerPlacement(1, 1, 4, 0)})
+    study = SimpleNamespace(arch=arch, layers={"fc": layer}, placements={"wpr": placement})
+    assert wpr_index_tile_bytes(study, "wpr")[:3].tolist() == [*per_tile, 0]

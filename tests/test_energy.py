@@ -107,12 +107,13 @@ def test_a_fully_busy_isaac_chip_draws_the_table_power():
         "tile_output_register_accesses": tiles / 1e-9,
         "activation_ops": tiles * 2 / cycle, "pool_ops": tiles / cycle,
         "add_ops": tiles / cycle, "flit_hops": 42 * 1.2e9,
+        "io_bytes": 4 * 6.4e9,  # 4 HyperTransport links at 6.4 GB/s each
     }
     figures = {name: unit_figures(name, comp, arch) for name, (comp, _) in
                components(arch).items()}
     dynamic = layer_energy({k: v for k, v in busy.items() if k in COMPONENT_OF},
                            action_energies(arch, figures))
-    power = math.fsum(dynamic.values()) + arch.chip.io.power_w * arch.chip.io.count
+    power = math.fsum(dynamic.values()) + arch.chip.io.leakage_w * arch.chip.io.count
     table = area_power(arch).chip.power_w
     assert power == pytest.approx(table, rel=1e-9)
     assert power == pytest.approx(65.8, rel=0.01)
@@ -157,7 +158,7 @@ def tiny_results():
 
 def test_components_sum_to_the_total(tiny_results):
     study, results = tiny_results
-    io = study.arch.chip.io.power_w * study.arch.chip.io.count
+    io = study.arch.chip.io.leakage_w * study.arch.chip.io.count
     for result in results.values():
         parts = result.energy_by_component_j.values()
         assert math.fsum(parts) == pytest.approx(result.energy_j, rel=1e-12, abs=0)
@@ -235,3 +236,62 @@ def test_assumed_numbers_are_listed():
     # the WPR index uses the same reference through a YAML alias
     assert "chip.tile.wpr_index.reference.leakage" in paths
     assert all("assumed" in a["note"].lower() for a in paths.values())
+
+
+# ----------------------------------------------------------------------------- off-chip links
+def test_link_energy_per_byte_and_its_static_share():
+    """ISAAC's HyperTransport: 2.6 W per link at 6.4 GB/s (16 bits, 3.2 GT/s); the assumed
+    0.26 W idle share is static, the other 2.34 W is spent moving bytes."""
+    arch = load_arch("cr2")
+    io = arch.chip.io
+    assert io.bandwidth_bytes_per_s == 6.4e9
+    fig = unit_figures("io", io, arch)
+    assert fig.energy_j == pytest.approx((2.6 - 0.26) / 6.4e9, rel=1e-12)
+    assert fig.leakage_w == 0.26
+    # all static (the old model) when the whole power is leakage: no energy per byte
+    idle = unit_figures("io", dataclasses.replace(io, leakage_w=io.power_w), arch)
+    assert idle.energy_j == 0.0
+
+
+def test_offchip_traffic_is_the_image_in_and_the_outputs_out(tiny_results):
+    study, results = tiny_results
+    images = len(study.test)
+    w = study.workload
+    outputs = sum(math.prod(w[name].shape) for name in w.outputs)
+    expected = images * (math.prod(w.input_shape) + outputs)  # 8-bit activations
+    for result in results.values():
+        assert result.counts["io_bytes"] == expected
+
+
+def test_link_static_share_is_charged_for_the_inference_time(tiny_results):
+    study, _ = tiny_results
+    arch = dataclasses.replace(study.arch, chip=dataclasses.replace(
+        study.arch.chip, io=load_arch("cr2").chip.io))
+    study = dataclasses.replace(study, arch=arch)
+    est = estimate(study, "dense")
+    result = evaluate_energy(study, "dense", seconds_per_image=est.bottleneck_s,
+                             latency_s=est.latency_s)
+    io = arch.chip.io
+    per_byte = (io.power_w - io.leakage_w) / io.bandwidth_bytes_per_s
+    expected = (result.counts["io_bytes"] / len(study.test) * per_byte
+                + io.count * io.leakage_w * est.bottleneck_s)
+    assert result.energy_by_component_j["io"] == pytest.approx(expected, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- banked SRAMs
+def test_a_large_sram_is_banked():
+    ref = load_arch("cr2").chip.tile.wpr_index.reference
+    bank = ref.bank_bytes
+    one = sram_figures(ref, bank, 32, 1)
+    big = sram_figures(ref, 40 * bank, 32, 1)
+    # one bank plus the H-tree over the whole array's side; every bank leaks
+    wire = ref.wire_energy_j * 32 * math.sqrt(40 * one.area_mm2)
+    assert big.energy_j == pytest.approx(one.energy_j + wire, rel=1e-12)
+    assert big.leakage_w == pytest.approx(40 * one.leakage_w, rel=1e-12)
+    assert big.area_mm2 == pytest.approx(40 * one.area_mm2, rel=1e-12)
+    # without banks the array is one, and an access of it costs far more
+    flat = sram_figures(dataclasses.replace(ref, bank_bytes=None), 40 * bank, 32, 1)
+    assert flat.energy_j > 3 * big.energy_j
+    # at or below a bank nothing changes
+    small = sram_figures(ref, 1024, 256, 2)
+    assert small == sram_figures(dataclasses.replace(ref, bank_bytes=None), 1024, 256, 2)
