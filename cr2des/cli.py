@@ -318,9 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default="resnet50", help="workload (default: resnet50)")
     p.add_argument("--sl", type=int, default=4, help="learning images (default: 4)")
     p.add_argument("--st", type=int, default=4, help="testing images (default: 4)")
-    p.add_argument("--alloc", default="exact",
-                   choices=("exact", "uniform", "proportional", "greedy"),
-                   help="pattern-buffer allocation among layers (default: exact)")
+    p.add_argument("--alloc", default="time",
+                   choices=("time", "exact", "uniform", "proportional", "greedy"),
+                   help="pattern-buffer allocation among layers: time saved (default), or "
+                        "the byte knapsack of OU activations saved (exact) and its baselines")
     p.add_argument("--buffer", default=None, metavar="BYTES",
                    help="total pattern-buffer capacity, e.g. 1MiB (default: the chip's)")
     p.add_argument("--engine", choices=("event", "analytic", "both"), default="event",

@@ -113,7 +113,7 @@ class AdcPool(Slots):
 
 
 class ShiftAdd(Slots):
-    """Shift-and-add units: WPR copies and buffer-served columns."""
+    """Shift-and-add units: every column result (computed, WPR-copied, buffer-served)."""
 
     def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
                  ) -> None:
@@ -131,9 +131,10 @@ class DigitalUnit(Slots):
 class PatternBuffer:
     """One layer's IPR pattern buffer: its entries fill ``banks`` tiles' buffers (the
     allocation gives a layer more bytes than one tile holds), whose ``ports x banks`` ports
-    serve the reads of every replica of the layer.  The ports are a ``simpy.Container`` of
-    tokens so that a row's reads take several ports in one event; each port is its own
-    trace track.  Contents are fixed after deployment: occupancy is a constant counter."""
+    serve every replica of the layer.  Each port has a tag side (lookups) and a data side
+    (entry reads), both ``simpy.Container`` tokens so that a row's work takes several ports
+    in one event; each data port is its own trace track.  Contents are fixed after
+    deployment: occupancy is a constant counter."""
 
     def __init__(self, env: simpy.Environment, spec: PatternBufferSpec, *, name: str,
                  stats: Stats, banks: int) -> None:
@@ -141,10 +142,22 @@ class PatternBuffer:
         self.banks = banks
         self.ports = spec.ports * banks
         self.tokens = simpy.Container(env, capacity=self.ports, init=self.ports)
+        self.tags = simpy.Container(env, capacity=self.ports, init=self.ports)
         self._free = list(range(self.ports))[::-1]
 
     def load(self, nbytes: int) -> None:
         self.stats.counter(f"{self.name} occupancy (bytes)", self.env.now, nbytes)
+
+    def lookup(self, lookups: int, lookup_fs: int, *, stage: str) -> Process:
+        """``lookups`` tag lookups spread over the tag side of the ports."""
+        ports = min(lookups, self.ports)
+        asked = self.env.now
+        yield self.tags.get(ports)
+        self.stats.stall(stage, PORT, self.name, self.env.now - asked)
+        start = self.env.now
+        yield self.env.timeout(-(-lookups // ports) * lookup_fs)
+        self.stats.interval(f"{self.name}.tags", start, self.env.now, "IPR lookups")
+        yield self.tags.put(ports)
 
     def read(self, reads: int, entry_fs: int, *, stage: str) -> Process:
         """``reads`` entry reads spread over as many ports as there are reads (at most all),

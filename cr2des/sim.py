@@ -37,7 +37,17 @@ from .errors import Cr2desError
 from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
 from .mapping import Placement
 from .network import build_topology
-from .timing import FS, Periphery, RowTimes, Stage, crossbar_row_times, digital_row_fs, stage_graph
+from .timing import (
+    DIGITAL,
+    FS,
+    LOOKUPS,
+    PORTS,
+    CrossbarStage,
+    Periphery,
+    Stage,
+    digital_row_fs,
+    stage_graph,
+)
 
 if TYPE_CHECKING:
     from .study import Study
@@ -51,10 +61,24 @@ class SimulationError(Cr2desError):
 
 @dataclass(frozen=True)
 class SimOptions:
+    """How a simulation runs.
+
+    Attributes
+    ----------
+    stream
+        Measure the steady state: keep streaming images (the testing images' counts in a
+        cycle) until the completion interval over a window of ``n_test`` images repeats
+        within ``tolerance``, or ``max_images`` have been fed.  ``False`` simulates the
+        testing images only (no steady state is measured).
+    """
+
     granularity: str = "coarse"
     max_events: int = 10_000_000
     edge_buffer_bytes: int | None = None
     trace: bool = False
+    stream: bool = True
+    max_images: int = 48
+    tolerance: float = 0.01
 
 
 @dataclass
@@ -69,9 +93,17 @@ class SimResult:
     mean_latency_s
         The same averaged over all images (later images also wait behind earlier ones).
     makespan_s
-        Time until the last image finished.
+        Time until the last of the testing images finished (the batch).
     throughput_ips
-        Images per second over the run (``images / makespan``, pipeline fill included).
+        Steady-state images per second: the window of ``n_test`` images over which the
+        completion interval repeated (see ``steady``); without streaming, the batch's
+        ``images / makespan`` (pipeline fill included) and ``steady["converged"]`` is false.
+    steady
+        How the steady state was measured: images streamed, warm-up images, window,
+        whether the interval converged.
+    bottleneck
+        The busiest stage (largest busy time per replica) and the resource class that
+        limits its rows.
     stalls
         Waiting time per cause, summed over stages (seconds).
     """
@@ -84,6 +116,8 @@ class SimResult:
     image_latency_s: list[float]
     makespan_s: float
     throughput_ips: float
+    steady: dict[str, Any]
+    bottleneck: dict[str, Any]
     events: int
     wall_s: float
     partial: bool
@@ -97,6 +131,7 @@ class SimResult:
             "latency_s": self.latency_s, "mean_latency_s": self.mean_latency_s,
             "image_latency_s": self.image_latency_s,
             "makespan_s": self.makespan_s, "throughput_ips": self.throughput_ips,
+            "steady": self.steady, "bottleneck": self.bottleneck,
             "events": self.events, "wall_s": self.wall_s, "partial": self.partial,
             "reason": self.reason, "stalls": self.stalls,
             "top_stalls": [{"stage": s, "cause": c, "resource": r, "seconds": t}
@@ -176,9 +211,8 @@ class _Runtime:
     stage: Stage
     replicas: int
     homes: list[int]
-    times: RowTimes | None = None
+    timing: CrossbarStage | None = None
     digital_fs: int = 0
-    entry_fs: int = 0
     consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
     buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
     readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
@@ -202,7 +236,10 @@ class _Simulation:
         self.chip = Chip(self.env, self.arch, name="chip", stats=self.stats,
                          topology=build_topology(self.arch.chip))
         self.periphery = Periphery.of(self.arch)
-        self.images = len(study.test)
+        self.batch = len(study.test)
+        self.cap = max(self.batch, options.max_images) if options.stream else self.batch
+        self.images = self.cap  # images fed: lowered once the steady state is measured
+        self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
         self.stages = stage_graph(study.workload)
         self.runtimes: dict[str, _Runtime] = {}
         self._build(study.placements[scheme])
@@ -210,7 +247,7 @@ class _Simulation:
         self.done: dict[int, int] = {}
         sinks = [name for name, rt in self.runtimes.items()
                  if not rt.consumers and rt.stage.kind != "input"]
-        self.sinks = {name: [0] * self.images for name in sinks}
+        self.sinks = {name: [0] * self.cap for name in sinks}
 
     # -- assembly -------------------------------------------------------------------
     def _build(self, placement: Placement) -> None:
@@ -221,19 +258,15 @@ class _Simulation:
                 rt = _Runtime(stage, 1, [0])
             elif stage.kind == "crossbar":
                 lp = placement.layers[name]
-                layer = self.study.layers[name]
                 homes = [(lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas)]
                 rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes)
-                rt.times = crossbar_row_times(layer.map, layer.counts, self.scheme, p,
-                                              keep_crossbars=self.options.granularity == "fine")
-                rt.entry_fs = p.entry_read_fs(layer.width_bytes)
-                stored = self.study.allocation.bytes_per_layer.get(name, 0)
+                rt.timing = self.study.stage(name, self.scheme,
+                                             keep_crossbars=self.options.granularity == "fine")
                 spec = self.arch.chip.tile.pattern_buffer
-                if stored and spec is not None and scheme_uses_buffer(self.scheme):
-                    banks = max(1, -(-stored // int(spec.capacity_bytes * spec.count)))
+                if rt.timing.banks and spec is not None:
                     rt.pattern_buffer = PatternBuffer(self.env, spec, name=f"{name}.pbuf",
-                                                      stats=self.stats, banks=banks)
-                    rt.pattern_buffer.load(stored)
+                                                      stats=self.stats, banks=rt.timing.banks)
+                    rt.pattern_buffer.load(self.study.allocation.bytes_per_layer[name])
             else:
                 producer = self.runtimes[stage.deps[0].producer]
                 rt = _Runtime(stage, 1, [producer.homes[0]])
@@ -251,6 +284,15 @@ class _Simulation:
                 share = (self.options.edge_buffer_bytes if self.options.edge_buffer_bytes
                          is not None else edram_per_pe * pes / max(1, len(stage.deps)))
                 rows = int(share // row_bytes)
+                if self.options.edge_buffer_bytes is None and dep.window.kind != "all":
+                    # at least one output row's window and the next stride, so the stage can
+                    # pipeline; borrowed from its tiles' eDRAM, which must hold it
+                    least = dep.window.span + (dep.window.stride if dep.window.kind == "conv"
+                                               else 0)
+                    tiles = max(1, -(-int(pes) // per_tile))
+                    room = int(tiles * self.arch.chip.tile.edram.capacity_bytes // row_bytes)
+                    rows = max(rows, min(least, room))
+                    share = max(share, rows * row_bytes)
                 if dep.window.kind != "all" and rows < dep.window.span:
                     raise SimulationError(
                         f"deadlock: layer {stage.name!r} needs {dep.window.span} rows of "
@@ -262,7 +304,7 @@ class _Simulation:
                     readers[lo:hi + 1] += 1
                 rt.readers.append(readers)
                 rt.pending.append({})
-                rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.images,
+                rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.cap,
                                                  [int(i) for i in np.flatnonzero(readers)]))
             rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
                            for _ in range(rt.replicas)]
@@ -287,17 +329,22 @@ class _Simulation:
 
     def _source(self, rt: _Runtime) -> Process:
         rows = rt.stage.rows
-        for m in range(self.images):
+        m = 0
+        while m < self.images:
             for i in range(rows):
                 yield from self._deliver(rt, 0, m, i, send=False)
                 self.started.setdefault(m, self.env.now)
+            m += 1
 
     def _replica(self, rt: _Runtime, r: int) -> Process:
         stage = rt.stage
         rows = stage.rows
-        batches = range(r, self.images * rows, rt.replicas)
-        for q in batches:
+        q = r - rt.replicas
+        while True:
+            q += rt.replicas
             m, j = divmod(q, rows)
+            if m >= self.images:
+                break
             for index, dep in enumerate(stage.deps):
                 lo, hi = dep.window.rows(j)
                 tracker = rt.trackers[r][index][m]
@@ -324,22 +371,49 @@ class _Simulation:
                 self.sinks[stage.name][m] += 1
                 if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
                     self.done[m] = self.env.now
+                    self._check_steady()
         rt.state[r] = "done"
 
+    def _check_steady(self) -> None:
+        """After a completion: stop feeding images once the completion interval over a
+        window of ``n_test`` images (one cycle of the testing images' counts) equals the
+        previous window's within the tolerance."""
+        if not self.options.stream or self.images < self.cap:
+            return
+        w = self.batch
+        last = len(self.done) - 1
+        if last not in self.done or last < 2 * w:
+            return
+        now = self.done[last] - self.done[last - w]
+        before = self.done[last - w] - self.done[last - 2 * w]
+        if abs(now - before) <= self.options.tolerance * now:
+            self.images = last + 1
+            self.steady.update(converged=True, window=w, warmup=last + 1 - w,
+                               interval_s=now / w / FS)
+
     def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
-        times = rt.times
-        assert times is not None
+        timing = rt.timing
+        assert timing is not None
+        times = timing.times
         name = rt.stage.name
+        q %= len(times.compute_fs)  # the testing images' counts, in a cycle
         reads = int(times.buffer_reads[q])
+        lookups = int(times.lookups[q]) if times.lookups is not None else 0
+        pbuf = rt.pattern_buffer
         waits = []
+        if lookups and pbuf is not None:
+            look = self.env.process(pbuf.lookup(lookups, timing.lookup_fs, stage=name))
+            if self.periphery.lookahead:
+                waits.append(look)
+            else:  # a cycle waits for its lookup before its OUs run
+                yield look
         if reads:
-            assert rt.pattern_buffer is not None
+            assert pbuf is not None
             if self.options.granularity == "fine":  # one event per buffer read
-                waits = [self.env.process(rt.pattern_buffer.read(1, rt.entry_fs, stage=name))
-                         for _ in range(reads)]
+                waits += [self.env.process(pbuf.read(1, timing.entry_fs, stage=name))
+                          for _ in range(reads)]
             else:
-                waits = [self.env.process(rt.pattern_buffer.read(reads, rt.entry_fs,
-                                                                 stage=name))]
+                waits.append(self.env.process(pbuf.read(reads, timing.entry_fs, stage=name)))
         if self.options.granularity == "fine":
             yield from self._compute_fine(rt, r, q, waits)
             return
@@ -348,8 +422,9 @@ class _Simulation:
         yield self.env.all_of([compute, *waits]) if waits else compute
 
     def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
-        times = rt.times
-        assert times is not None and times.ou_per_crossbar is not None
+        assert rt.timing is not None
+        times = rt.timing.times
+        assert times.ou_per_crossbar is not None
         per_pe = times.crossbars_per_pe
         per_tile = self.arch.chip.tile.pes
         procs = list(waits)
@@ -358,14 +433,14 @@ class _Simulation:
             pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
             procs.append(self.env.process(self._ous(rt.stage.name, pe, int(x) % per_pe,
                                                     int(times.ou_per_crossbar[q, x]))))
-        assert times.copies_per_pe is not None
-        for pe_local in np.flatnonzero(times.copies_per_pe[q]):
+        assert times.columns_per_pe is not None
+        for pe_local in np.flatnonzero(times.columns_per_pe[q]):
             pe_global = rt.first_pe + r * rt.pes + int(pe_local)
             pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
-            duration = -(-int(times.copies_per_pe[q, pe_local]) * self.periphery.sa_fs
+            duration = -(-int(times.columns_per_pe[q, pe_local]) * self.periphery.sa_fs
                          // self.periphery.sa_units)
             procs.append(self.env.process(pe.shift_add.use(duration, stage=rt.stage.name,
-                                                           cause=ADC, label="WPR/IPR columns")))
+                                                           cause=ADC, label="column results")))
         if procs:
             yield self.env.all_of(procs)
 
@@ -426,8 +501,9 @@ class _Simulation:
                 asked = self.env.now
                 rt.state[r] = f"waits for buffer space at {consumer.stage.name!r}"
                 yield consumer.buffers[index].request(m, j)
-                self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
-                                 self.env.now - asked)
+                if send:  # the source waiting for room is the outside world, not the chip
+                    self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
+                                     self.env.now - asked)
                 self.chip.tile(consumer.homes[0]).edram.change(row_bytes)
             for d in targets:
                 by_tile[consumer.homes[d]].append(consumer.trackers[d][index][m])
@@ -477,22 +553,55 @@ class _Simulation:
         return self._result(events, wall, reason)
 
     def _result(self, events: int, wall: float, reason: str | None) -> SimResult:
-        latencies = [(self.done[m] - self.started.get(m, 0)) / FS for m in sorted(self.done)]
-        makespan = max(self.done.values(), default=self.env.now) / FS
+        batch = [m for m in range(self.batch) if m in self.done]
+        latencies = [(self.done[m] - self.started.get(m, 0)) / FS for m in batch]
+        makespan = max((self.done[m] for m in batch), default=self.env.now) / FS
         by_cause = dict.fromkeys(CAUSES, 0.0)
         rows = []
         for (stage, cause, resource), t in self.stats.stalls.items():
             by_cause[cause] += t / FS
             rows.append((stage, cause, resource, t / FS))
         rows.sort(key=lambda row: -row[3])
+        steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
+        if steady.get("converged"):
+            throughput = 1.0 / steady["interval_s"] if steady["interval_s"] > 0 else 0.0
+        elif self.options.stream and len(self.done) > self.batch:
+            # not converged within max_images: the last window, flagged as such
+            last = len(self.done) - 1
+            w = min(self.batch, last)
+            interval = (self.done[last] - self.done[last - w]) / w / FS
+            steady.update(window=w, warmup=last + 1 - w, interval_s=interval)
+            throughput = 1.0 / interval if interval > 0 else 0.0
+        else:
+            steady.update(window=None, warmup=None, interval_s=None)
+            throughput = len(batch) / makespan if makespan > 0 else 0.0
         return SimResult(
-            scheme=self.scheme, granularity=self.options.granularity, images=self.images,
+            scheme=self.scheme, granularity=self.options.granularity, images=len(self.done),
             latency_s=latencies[0] if latencies else float("nan"),
             mean_latency_s=float(np.mean(latencies)) if latencies else float("nan"),
-            image_latency_s=latencies, makespan_s=makespan,
-            throughput_ips=len(self.done) / makespan if makespan > 0 else 0.0,
+            image_latency_s=latencies, makespan_s=makespan, throughput_ips=throughput,
+            steady=steady, bottleneck=self._bottleneck(),
             events=events, wall_s=wall, partial=reason is not None, reason=reason,
             stalls=by_cause, stalls_by_stage=rows, stats=self.stats)
+
+    def _bottleneck(self) -> dict[str, Any]:
+        """The stage whose replicas were busiest (mean busy time), with the resource class
+        that limits its rows."""
+        best, busy = None, -1.0
+        for name, rt in self.runtimes.items():
+            if rt.stage.kind == "input":
+                continue
+            mean = sum(self.stats.busy.get(f"{name}.r{r}", 0) for r in range(rt.replicas)
+                       ) / rt.replicas
+            if mean > busy:
+                best, busy = name, mean
+        if best is None:
+            return {"stage": None, "cause": None}
+        rt = self.runtimes[best]
+        cause = rt.timing.cause if rt.timing is not None else DIGITAL
+        images = max(1, len(self.done))
+        return {"stage": best, "cause": cause, "replicas": rt.replicas,
+                "busy_per_image_s": busy / images / FS}
 
 
 def scheme_uses_buffer(scheme: str) -> bool:
@@ -529,52 +638,77 @@ def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> Si
 
 @dataclass(frozen=True)
 class Estimate:
-    """The closed-form bottleneck estimate of one scheme (no contention, perfect balance).
+    """Closed-form bounds on one scheme's timing (no contention, no network, unbounded
+    inter-layer buffers, perfect balance over replicas).
 
-    ``bottleneck_s`` is the largest per-image time of a stage (its rows' times divided over
-    its replicas); ``throughput_ips`` its inverse.  ``latency_s`` adds to it the pipeline
-    fill along the slowest dependency path: each stage waits for the rows its first output
-    row needs from its producer.
+    ``throughput_ips`` is an upper bound on the simulated steady state: one over the
+    largest per-image time any resource class of a stage needs, its rows' times divided
+    over its replicas (the testing images' mean), its pattern buffer's reads and lookups
+    over its ports (shared by the replicas).  ``latency_s`` is a lower bound on the
+    simulated latency: the first image's rows through the stage graph, each row starting
+    when its input rows are done and its replica's previous row is done, lasting its row
+    time.  ``bottleneck_stage`` is the stage that sets the throughput bound.
     """
 
     scheme: str
     bottleneck_stage: str
+    bottleneck_cause: str
     bottleneck_s: float
     throughput_ips: float
     latency_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bottleneck_stage": self.bottleneck_stage, "bottleneck_s": self.bottleneck_s,
-                "throughput_ips": self.throughput_ips, "latency_s": self.latency_s}
+        return {"bottleneck_stage": self.bottleneck_stage,
+                "bottleneck_cause": self.bottleneck_cause, "bottleneck_s": self.bottleneck_s,
+                "throughput_ips": self.throughput_ips, "latency_s": self.latency_s,
+                "kind": "bounds: throughput_ips >= simulated steady state, latency_s <= "
+                        "simulated latency (coarse granularity)"}
 
 
 def estimate(study: Study, scheme: str) -> Estimate:
-    """Closed-form throughput and latency of ``scheme`` (see :class:`Estimate`)."""
+    """Closed-form bounds of ``scheme`` (see :class:`Estimate`)."""
     p = Periphery.of(study.arch)
     stages = stage_graph(study.workload)
     images = len(study.test)
-    per_image, per_row = {}, {}
+    per_image: dict[str, float] = {}
+    cause: dict[str, str] = {}
+    finish: dict[str, np.ndarray] = {}
     for name, stage in stages.items():
         if stage.kind == "input":
-            per_image[name] = per_row[name] = 0.0
+            finish[name] = np.zeros(stage.rows, dtype=np.int64)
             continue
         if stage.kind == "crossbar":
-            layer = study.layers[name]
-            times = crossbar_row_times(layer.map, layer.counts, scheme, p).compute_fs
+            timing = study.stage(name, scheme)
             replicas = study.placements[scheme].layers[name].replicas
-            total = float(times.sum()) / images
-            per_image[name] = total / replicas / FS
-            per_row[name] = total / stage.rows / FS
+            parts = {k: v / replicas for k, v in timing.resource_fs.items()
+                     if k not in (PORTS, LOOKUPS)}
+            parts[PORTS] = float(timing.resource_fs.get(PORTS, 0))
+            parts[LOOKUPS] = float(timing.resource_fs.get(LOOKUPS, 0))
+            if not p.lookahead:  # lookups come before each row's OUs on every replica
+                parts[LOOKUPS] = max(parts[LOOKUPS], float(
+                    (timing.times.compute_fs.sum() + timing.resource_fs.get(LOOKUPS, 0))
+                    / replicas))
+            parts["row time"] = float(timing.times.compute_fs.sum()) / replicas
+            top = max(parts, key=lambda k: parts[k])
+            per_image[name] = parts[top] / images
+            cause[name] = timing.cause if top == "row time" else top
+            times = timing.row_fs[:stage.rows].astype(np.int64)  # the first image's rows
         else:
+            replicas = 1
             row = digital_row_fs(study.workload[name], study.arch, p)
-            per_image[name] = row * stage.rows / FS
-            per_row[name] = row / FS
-    bottleneck = max((n for n in stages if n != "input"), key=lambda n: per_image[n])
-    fill: dict[str, float] = {}
-    for name, stage in stages.items():
-        fill[name] = max((fill[d.producer] + d.window.span * per_row[d.producer]
-                          for d in stage.deps), default=0.0)
-    latency = max(fill.values()) + per_image[bottleneck]
-    slowest = per_image[bottleneck]
-    return Estimate(scheme, bottleneck, slowest, 1.0 / slowest if slowest else float("inf"),
-                    latency)
+            per_image[name] = float(row * stage.rows)
+            cause[name] = DIGITAL
+            times = np.full(stage.rows, row, dtype=np.int64)
+        done = np.zeros(stage.rows, dtype=np.int64)
+        for j in range(stage.rows):
+            ready = max((int(finish[d.producer][lo:hi + 1].max())
+                         for d in stage.deps for lo, hi in (d.window.rows(j),)), default=0)
+            if j >= replicas:
+                ready = max(ready, int(done[j - replicas]))
+            done[j] = ready + int(times[j])
+        finish[name] = done
+    bottleneck = max(per_image, key=lambda n: per_image[n])
+    latency = max(int(done.max()) for n, done in finish.items() if n != "input") / FS
+    slowest = per_image[bottleneck] / FS
+    return Estimate(scheme, bottleneck, cause[bottleneck], slowest,
+                    1.0 / slowest if slowest else float("inf"), latency)

@@ -16,6 +16,7 @@ The event simulation consumes the per-batch counts; the report and JSON the tota
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .allocation import Allocation, LayerValues, allocate
+from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate
 from .datapath import DataOptions, prepare_weights, preprocessing, run_reference
 from .images import ImageSet, learn_test_split
-from .mapping import SCHEMES, LayerMap, Placement, map_layer, place
+from .mapping import SCHEMES, LayerMap, Placement, bottleneck, map_layer, place
 from .patterns import (
     InputCounts,
     PatternBuffer,
@@ -41,6 +42,17 @@ from .patterns import (
 )
 from .reference import Execution
 from .spec import Arch
+from .timing import (
+    CONVERSIONS,
+    LOOKUPS,
+    PORTS,
+    READS,
+    SHIFT_ADD,
+    CrossbarStage,
+    Periphery,
+    crossbar_row_times,
+    crossbar_stage,
+)
 from .weights import QuantWeights
 from .workload import Workload
 
@@ -56,14 +68,15 @@ class StudyOptions:
     capacity_bytes
         Total pattern-buffer capacity to allocate; ``None`` takes the chip's.
     alloc
-        ``exact``, ``uniform``, ``proportional`` or ``greedy``.
+        ``time`` (default: time saved, never slower than ``wpr``), ``exact`` (the byte
+        knapsack of OU activations saved), ``uniform``, ``proportional`` or ``greedy``.
     """
 
     data: DataOptions = field(default_factory=DataOptions)
     n_learn: int = 4
     n_test: int = 4
     capacity_bytes: float | None = None
-    alloc: str = "exact"
+    alloc: str = "time"
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,12 @@ class Study:
     allocation: Allocation
     placements: dict[str, Placement]
     timings: dict[str, float]
+
+    def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
+        """Row times of crossbar layer ``name`` under ``scheme`` on the testing images."""
+        return layer_stage(self.layers[name], scheme, self.arch, Periphery.of(self.arch),
+                           self.allocation.bytes_per_layer.get(name, 0),
+                           keep_crossbars=keep_crossbars)
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -228,14 +247,52 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                                   {s: scheme_counts(lmap, counts, s) for s in SCHEMES})
     lap("testing")
 
-    placements = {}
-    for scheme in SCHEMES:
-        per_crossbar = {name: layer.schemes[scheme].ou_computes / max(1, layer.map.crossbars(
-            scheme)) for name, layer in layers.items()}
-        placements[scheme] = place(learning.maps, arch, scheme, per_crossbar)
+    placements = place_schemes(layers, learning.maps, arch, learning.allocation)
     lap("placement")
     return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
                  placements, timings)
+
+
+def layer_stage(layer: LayerStudy, scheme: str, arch: Arch, p: Periphery, stored_bytes: int,
+                *, keep_crossbars: bool = False) -> CrossbarStage:
+    """Row times of one studied layer (:func:`cr2des.timing.crossbar_stage`)."""
+    return crossbar_stage(layer.map, layer.counts, scheme, arch, p, stored_bytes=stored_bytes,
+                          entries=layer.entries, entry_bytes=layer.width_bytes,
+                          key_bits=layer.buffer.key_bits, keep_crossbars=keep_crossbars)
+
+
+def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
+    """``(time replicas split, time they share)`` of a stage over its batches: the crossbar
+    side is split over replicas; the pattern buffer's reads and lookups are shared (its
+    entries are not copied per replica).  Without lookahead a row's lookups come before its
+    OUs, so they also lengthen every replica's rows."""
+    compute = float(stage.times.compute_fs.sum())
+    reads, looks = float(stage.resource_fs.get(PORTS, 0)), float(stage.resource_fs.get(LOOKUPS, 0))
+    if not lookahead:
+        compute += looks
+    return compute, max(reads, looks)
+
+
+def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch: Arch,
+                  allocation: Allocation) -> dict[str, Placement]:
+    """Place every scheme, replicating layers by their stage time under that scheme.  cr2
+    stores the same crossbars as wpr, so it takes wpr's replicas when they give it a faster
+    slowest stage (its own greedy choice is not always the better one)."""
+    p = Periphery.of(arch)
+    placements, works = {}, {}
+    for scheme in SCHEMES:
+        work, shared = {}, {}
+        for name, layer in layers.items():
+            stage = layer_stage(layer, scheme, arch, p,
+                                allocation.bytes_per_layer.get(name, 0))
+            work[name], shared[name] = stage_work(stage, p.lookahead)
+        works[scheme] = (work, shared)
+        placements[scheme] = place(maps, arch, scheme, work, shared)
+    work, shared = works["cr2"]
+    borrowed = dataclasses.replace(placements["wpr"], scheme="cr2")
+    if bottleneck(borrowed, work, shared) < bottleneck(placements["cr2"], work, shared):
+        placements["cr2"] = borrowed
+    return placements
 
 
 @dataclass(frozen=True)
@@ -249,30 +306,150 @@ class Learning:
     buffers: dict[str, PatternBuffer]
 
 
+#: allocation methods of a study: the time-aware default, then the byte-knapsack family
+ALLOCS = ("time", *METHODS)
+
+
 def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Execution,
-                  capacity_bytes: int, method: str = "exact",
+                  capacity_bytes: int, method: str = "time",
                   progress: Callable[[str], None] | None = None) -> Learning:
     """Map every layer, learn its patterns on ``run``, allocate ``capacity_bytes`` among the
-    layers and fill each buffer with its best learned entries."""
+    layers and fill each buffer with its best learned entries.
+
+    ``time`` values an entry by the stage time a hit saves (see :func:`time_values`) and
+    then keeps only the layers whose estimated stage time on the learning images does not
+    exceed their ``wpr`` time; the other methods value it by the OU activations it saves.
+    """
+    if method not in ALLOCS:
+        raise AllocationError(f"unknown allocation method {method!r}; known: "
+                              f"{', '.join(ALLOCS)}")
     dac = arch.dac_bits
-    maps, learned, widths, candidates, work = {}, {}, {}, [], {}
+    p = Periphery.of(arch)
+    maps, learned, widths, work, saved, key_bits = {}, {}, {}, {}, {}, {}
     for layer in workload.crossbar_layers:
         if progress is not None:
             progress(layer.name)
         name = layer.name
         maps[name] = lmap = map_layer(layer, weights.layers[name].q, arch)
-        learned[name] = counts = learn_layer(run.inputs[name], lmap.bands, dac, lmap.groups)
+        learned[name] = learn_layer(run.inputs[name], lmap.bands, dac, lmap.groups)
         widths[name] = entry_width(lmap, arch)
-        _, values = best_entries(counts, lmap.ous("wpr"))
+        key_bits[name] = 8 * key_bytes(lmap.bands, dac)
+        work[name] = float(scheme_counts_learned(lmap, learned[name]))
+        saved[name] = lmap.ous("wpr")
+    if method == "time":
+        timing = {name: LearnedTiming.of(maps[name], learned[name], arch, p) for name in maps}
+        replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}
+                         ).layers
+        saved = {name: t.saved_fs(maps[name], replicas[name].replicas, p, widths[name])
+                 for name, t in timing.items()}
+    candidates = []
+    for name in maps:
+        _, values = best_entries(learned[name], saved[name])
+        values = values[:int(np.count_nonzero(values > 0))]
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
-        work[name] = float(scheme_counts_learned(lmap, counts))
-    allocation = allocate(candidates, capacity_bytes, method, work=work)
+    allocation = allocate(candidates, capacity_bytes, "exact" if method == "time" else method,
+                          work=work)
+    if method == "time":
+        allocation = _keep_faster(allocation, candidates, timing, maps, learned, saved,
+                                  widths, key_bits, arch, p, replicas)
     buffers = {
-        name: make_buffer(learned[name], lmap.ous("wpr"), allocation.entries[name],
-                          8 * key_bytes(lmap.bands, dac))
+        name: make_buffer(learned[name], saved[name], allocation.entries[name], key_bits[name])
         for name, lmap in maps.items()
     }
     return Learning(maps, learned, widths, allocation, buffers)
+
+
+@dataclass(frozen=True)
+class LearnedTiming:
+    """A layer's ``wpr`` stage time on the learning images (one replica, all cycles as one
+    batch) and the parts a buffer hit can save.
+
+    Attributes
+    ----------
+    wpr_fs
+        Closed-form stage time under ``wpr``.
+    crossbar_fs
+        Its crossbar-and-ADC part (the larger of reads and conversions).
+    digital_fs
+        Its shift-and-add part, which a hit does not save (served columns pass it too).
+    ous
+        OU activations under ``wpr``.
+    nonzero
+        Non-zero OU cycles (each one a lookup once the layer has entries).
+    """
+
+    wpr_fs: float
+    crossbar_fs: float
+    digital_fs: float
+    ous: int
+    nonzero: int
+
+    @classmethod
+    def of(cls, lmap: LayerMap, learned: PatternCounts, arch: Arch, p: Periphery
+           ) -> LearnedTiming:
+        counts = learned_counts(lmap, learned)
+        times = crossbar_row_times(lmap, counts, "wpr", p)
+        r = times.resource_fs
+        return cls(float(times.compute_fs.sum()), float(max(r[READS], r[CONVERSIONS])),
+                   float(r[SHIFT_ADD]), int((counts.batch_nonzero[0] * lmap.ous("wpr")).sum()),
+                   int(counts.batch_nonzero.sum()))
+
+    def saved_fs(self, lmap: LayerMap, replicas: int, p: Periphery, width_bytes: int
+                 ) -> np.ndarray:
+        """Per band, the stage time (fs, per replica) one hit saves, net of its entry read:
+        the band's OU activations at the layer's mean crossbar-and-ADC time per OU, none
+        when the shift-and-add is the layer's limit; the read occupies a port that all
+        replicas share."""
+        if self.ous == 0 or self.crossbar_fs <= self.digital_fs:
+            return np.zeros(lmap.n_bands, dtype=np.int64)
+        per_ou = self.crossbar_fs / self.ous / replicas
+        read = p.entry_read_fs(width_bytes) / max(1, p.buffer_ports)
+        return np.floor(lmap.ous("wpr") * per_ou - read).astype(np.int64)
+
+
+def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | None = None
+                   ) -> InputCounts:
+    """The learning histogram as one batch of :class:`InputCounts` (``hits`` per band)."""
+    nz = learned.key != 0
+    nonzero = np.bincount(learned.band[nz], weights=learned.count[nz],
+                          minlength=lmap.n_bands).astype(np.int64)
+    cycles = np.bincount(learned.band, weights=learned.count,
+                         minlength=lmap.n_bands).astype(np.int64)
+    hit = np.zeros_like(nonzero) if hits is None else hits
+    return InputCounts(cycles=cycles, zero=cycles - nonzero, hits=hit,
+                       batch_nonzero=nonzero[None, :], batch_hits=hit[None, :],
+                       batch_vectors=1, per_vector=1)
+
+
+def _keep_faster(allocation: Allocation, candidates: list[LayerValues],
+                 timing: dict[str, LearnedTiming], maps: dict[str, LayerMap],
+                 learned: dict[str, PatternCounts], saved: dict[str, np.ndarray],
+                 widths: dict[str, int], key_bits: dict[str, int], arch: Arch, p: Periphery,
+                 replicas: dict[str, Any]) -> Allocation:
+    """Drop the entries of every layer whose estimated cr2 stage time on the learning
+    images (crossbars, ADCs and digital path split over its wpr replicas; buffer reads and
+    lookups shared) exceeds its wpr time: a buffer never makes a layer slower."""
+    entries = dict(allocation.entries)
+    for name, k in allocation.entries.items():
+        if not k:
+            continue
+        lmap, counts = maps[name], learned[name]
+        order, _ = best_entries(counts, saved[name])
+        chosen = order[:k]
+        hits = np.bincount(counts.band[chosen], weights=counts.count[chosen],
+                           minlength=lmap.n_bands).astype(np.int64)
+        stage = crossbar_stage(lmap, learned_counts(lmap, counts, hits), "cr2", arch, p,
+                               stored_bytes=k * widths[name], entries=k,
+                               entry_bytes=widths[name], key_bits=key_bits[name])
+        compute, shared = stage_work(stage, p.lookahead)
+        r = replicas[name].replicas
+        if max(compute / r, shared) >= timing[name].wpr_fs / r:
+            entries[name] = 0
+    by_name = {c.name: c for c in candidates}
+    return dataclasses.replace(
+        allocation, method="time", entries=entries,
+        bytes_per_layer={n: k * widths[n] for n, k in entries.items()},
+        value=sum(by_name[n].value_of(k) for n, k in entries.items()))
 
 
 def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:
