@@ -77,7 +77,7 @@ class SimOptions:
     edge_buffer_bytes: int | None = None
     trace: bool = False
     stream: bool = True
-    max_images: int = 48
+    max_images: int = 24
     tolerance: float = 0.01
 
 
@@ -180,11 +180,29 @@ class _OrderedBuffer:
         self.position = (0, 0)  # (image, index into order)
         self.waiting: dict[tuple[int, int], simpy.Event] = {}
 
-    def request(self, image: int, row: int) -> simpy.Event:
+    def request(self, image: int, row: int) -> simpy.Event | None:
+        """A slot for ``row`` of ``image``: ``None`` when granted at once, else an event."""
+        if self.free > 0 and self._next() == (image, row):
+            self.free -= 1
+            self.position = (image, self.position[1] + 1)
+            self._grant()  # rows asked for earlier may be next now
+            return None
         event = self.env.event()
         self.waiting[(image, row)] = event
         self._grant()
         return event
+
+    def _next(self) -> tuple[int, int] | None:
+        """The (image, row) the next slot goes to."""
+        image, index = self.position
+        if not self.order:
+            return None
+        if index >= len(self.order):
+            if image + 1 >= self.images:
+                return None
+            image, index = image + 1, 0
+            self.position = (image, index)
+        return image, self.order[index]
 
     def release(self, count: int) -> None:
         self.free += count
@@ -237,8 +255,10 @@ class _Simulation:
                          topology=build_topology(self.arch.chip))
         self.periphery = Periphery.of(self.arch)
         self.batch = len(study.test)
-        self.cap = max(self.batch, options.max_images) if options.stream else self.batch
+        self.cap = (max(self.batch, options.max_images, 3 * max(self.batch, 4))
+                    if options.stream else self.batch)
         self.images = self.cap  # images fed: lowered once the steady state is measured
+        self.window = max(self.batch, 4)
         self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
         self.stages = stage_graph(study.workload)
         self.runtimes: dict[str, _Runtime] = {}
@@ -375,14 +395,15 @@ class _Simulation:
         rt.state[r] = "done"
 
     def _check_steady(self) -> None:
-        """After a completion: stop feeding images once the completion interval over a
-        window of ``n_test`` images (one cycle of the testing images' counts) equals the
-        previous window's within the tolerance."""
-        if not self.options.stream or self.images < self.cap:
-            return
-        w = self.batch
+        """After a completion: the completion interval over the last window of
+        ``w = max(n_test, 4)`` images (whole cycles of the testing images' counts) is
+        compared with the window before; once they agree within the tolerance the pipeline
+        is in its steady state and no more images are fed."""
         last = len(self.done) - 1
-        if last not in self.done or last < 2 * w:
+        if not self.options.stream or self.images < self.cap or last not in self.done:
+            return
+        w = self.window
+        if last < 2 * w:
             return
         now = self.done[last] - self.done[last - w]
         before = self.done[last - w] - self.done[last - 2 * w]
@@ -400,26 +421,27 @@ class _Simulation:
         reads = int(times.buffer_reads[q])
         lookups = int(times.lookups[q]) if times.lookups is not None else 0
         pbuf = rt.pattern_buffer
-        waits = []
+        now = self.env.now
+        start = end = now
         if lookups and pbuf is not None:
-            look = self.env.process(pbuf.lookup(lookups, timing.lookup_fs, stage=name))
-            if self.periphery.lookahead:
-                waits.append(look)
-            else:  # a cycle waits for its lookup before its OUs run
-                yield look
+            looked = pbuf.lookup(lookups, timing.lookup_fs, stage=name, after=now)
+            end = looked
+            if not self.periphery.lookahead:  # a cycle waits for its lookup before its OUs
+                start = looked
+        fine = self.options.granularity == "fine"
         if reads:
             assert pbuf is not None
-            if self.options.granularity == "fine":  # one event per buffer read
-                waits += [self.env.process(pbuf.read(1, timing.entry_fs, stage=name))
-                          for _ in range(reads)]
-            else:
-                waits.append(self.env.process(pbuf.read(reads, timing.entry_fs, stage=name)))
-        if self.options.granularity == "fine":
+            for _ in range(reads if fine else 1):  # fine: one booking per buffer read
+                end = max(end, pbuf.read(1 if fine else reads, timing.entry_fs, stage=name,
+                                         after=start))
+        if fine:
+            if start > now:
+                yield self.env.timeout(start - now)
+            waits = [self.env.timeout(end - start)] if end > start else []
             yield from self._compute_fine(rt, r, q, waits)
             return
         self.stats.stall(name, ADC, f"{name}.adcs", int(times.adc_fs[q]))
-        compute = self.env.timeout(int(times.compute_fs[q]))
-        yield self.env.all_of([compute, *waits]) if waits else compute
+        yield self.env.timeout(max(end, start + int(times.compute_fs[q])) - now)
 
     def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
         assert rt.timing is not None
@@ -500,7 +522,9 @@ class _Simulation:
             if window.kind != "all":
                 asked = self.env.now
                 rt.state[r] = f"waits for buffer space at {consumer.stage.name!r}"
-                yield consumer.buffers[index].request(m, j)
+                slot = consumer.buffers[index].request(m, j)
+                if slot is not None:
+                    yield slot
                 if send:  # the source waiting for room is the outside world, not the chip
                     self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
                                      self.env.now - asked)
@@ -514,15 +538,11 @@ class _Simulation:
                 for tracker in trackers:
                     tracker.arrive(j)
         if remote:
-            self.env.process(self._multicast(rt, r, {t: by_tile[t] for t in remote}, j))
-
-    def _multicast(self, rt: _Runtime, r: int, targets: dict[int, list[_Tracker]], j: int
-                   ) -> Process:
-        yield from self.chip.multicast(rt.stage.row_bytes, rt.homes[r], list(targets),
-                                       stage=rt.stage.name)
-        for trackers in targets.values():
-            for tracker in trackers:
-                tracker.arrive(j)
+            arrival = self.chip.book_multicast(row_bytes, rt.homes[r], remote,
+                                               stage=rt.stage.name)
+            trackers = [tracker for tile in remote for tracker in by_tile[tile]]
+            self.env.timeout(arrival - self.env.now).callbacks.append(
+                lambda _, trackers=trackers: [tracker.arrive(j) for tracker in trackers])
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -565,15 +585,16 @@ class _Simulation:
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
         if steady.get("converged"):
             throughput = 1.0 / steady["interval_s"] if steady["interval_s"] > 0 else 0.0
-        elif self.options.stream and len(self.done) > self.batch:
-            # not converged within max_images: the last window, flagged as such
+        elif self.options.stream and len(self.done) > 2:
+            # not converged within max_images: the mean interval over the second half of
+            # the completions, flagged as not converged
             last = len(self.done) - 1
-            w = min(self.batch, last)
-            interval = (self.done[last] - self.done[last - w]) / w / FS
-            steady.update(window=w, warmup=last + 1 - w, interval_s=interval)
+            warm = last // 2
+            interval = (self.done[last] - self.done[warm]) / (last - warm) / FS
+            steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
             throughput = 1.0 / interval if interval > 0 else 0.0
         else:
-            steady.update(window=None, warmup=None, interval_s=None)
+            steady.update(window=None, interval_s=None)
             throughput = len(batch) / makespan if makespan > 0 else 0.0
         return SimResult(
             scheme=self.scheme, granularity=self.options.granularity, images=len(self.done),

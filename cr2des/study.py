@@ -316,15 +316,14 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
     """Map every layer, learn its patterns on ``run``, allocate ``capacity_bytes`` among the
     layers and fill each buffer with its best learned entries.
 
-    ``time`` values an entry by the stage time a hit saves (see :func:`time_values`) and
-    then keeps only the layers whose estimated stage time on the learning images does not
-    exceed their ``wpr`` time; the other methods value it by the OU activations it saves.
+    ``time`` gives whole tiles' buffers to the layers where they save the most stage time
+    and never slow a layer (:func:`time_allocation`); the other methods value an entry by
+    the OU activations it saves (MODEL.md section 3).
     """
     if method not in ALLOCS:
         raise AllocationError(f"unknown allocation method {method!r}; known: "
                               f"{', '.join(ALLOCS)}")
     dac = arch.dac_bits
-    p = Periphery.of(arch)
     maps, learned, widths, work, saved, key_bits = {}, {}, {}, {}, {}, {}
     for layer in workload.crossbar_layers:
         if progress is not None:
@@ -337,21 +336,12 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
         work[name] = float(scheme_counts_learned(lmap, learned[name]))
         saved[name] = lmap.ous("wpr")
     if method == "time":
-        timing = {name: LearnedTiming.of(maps[name], learned[name], arch, p) for name in maps}
-        replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}
-                         ).layers
-        saved = {name: t.saved_fs(maps[name], replicas[name].replicas, p, widths[name])
-                 for name, t in timing.items()}
-    candidates = []
-    for name in maps:
-        _, values = best_entries(learned[name], saved[name])
-        values = values[:int(np.count_nonzero(values > 0))]
-        candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
-    allocation = allocate(candidates, capacity_bytes, "exact" if method == "time" else method,
-                          work=work)
-    if method == "time":
-        allocation = _keep_faster(allocation, candidates, timing, maps, learned, saved,
-                                  widths, key_bits, arch, p, replicas)
+        allocation = time_allocation(maps, learned, widths, key_bits, capacity_bytes, arch)
+    else:
+        candidates = [LayerValues(name, widths[name],
+                                  best_entries(learned[name], saved[name])[1].astype(np.int64))
+                      for name in maps]
+        allocation = allocate(candidates, capacity_bytes, method, work=work)
     buffers = {
         name: make_buffer(learned[name], saved[name], allocation.entries[name], key_bits[name])
         for name, lmap in maps.items()
@@ -385,8 +375,7 @@ class LearnedTiming:
     nonzero: int
 
     @classmethod
-    def of(cls, lmap: LayerMap, learned: PatternCounts, arch: Arch, p: Periphery
-           ) -> LearnedTiming:
+    def of(cls, lmap: LayerMap, learned: PatternCounts, p: Periphery) -> LearnedTiming:
         counts = learned_counts(lmap, learned)
         times = crossbar_row_times(lmap, counts, "wpr", p)
         r = times.resource_fs
@@ -394,17 +383,81 @@ class LearnedTiming:
                    float(r[SHIFT_ADD]), int((counts.batch_nonzero[0] * lmap.ous("wpr")).sum()),
                    int(counts.batch_nonzero.sum()))
 
-    def saved_fs(self, lmap: LayerMap, replicas: int, p: Periphery, width_bytes: int
-                 ) -> np.ndarray:
-        """Per band, the stage time (fs, per replica) one hit saves, net of its entry read:
-        the band's OU activations at the layer's mean crossbar-and-ADC time per OU, none
-        when the shift-and-add is the layer's limit; the read occupies a port that all
-        replicas share."""
-        if self.ous == 0 or self.crossbar_fs <= self.digital_fs:
-            return np.zeros(lmap.n_bands, dtype=np.int64)
-        per_ou = self.crossbar_fs / self.ous / replicas
-        read = p.entry_read_fs(width_bytes) / max(1, p.buffer_ports)
-        return np.floor(lmap.ous("wpr") * per_ou - read).astype(np.int64)
+
+def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
+                    widths: dict[str, int], key_bits: dict[str, int], capacity_bytes: int,
+                    arch: Arch) -> Allocation:
+    """The time-aware allocation (docs/model.md): whole tiles' buffers ("banks") are given
+    to layers so as to maximize the PE time saved on the learning images, and a layer
+    never gets a buffer that makes its stage slower than under ``wpr``.
+
+    A layer with ``b`` banks holds its ``k = min(x, b x per_bank)`` best entries (by OU
+    activations saved).  Its stage time with ``R`` replicas (the ``wpr`` placement) is
+    ``max(split / R, shared)``: ``split`` is the crossbar-and-ADC time scaled by the OU
+    activations left, but never below the shift-and-add time, which hits do not save;
+    ``shared`` is the larger of the entry reads and the lookups of every non-zero cycle
+    over the ``b x ports`` ports (without lookahead the lookups are also added to
+    ``split``).  The gain is ``R`` times the time saved; a ``b`` whose time exceeds the
+    ``wpr`` time is not allowed.  The banks are split by an exact grouped knapsack
+    (``new[c] = max_b old[c - b] + gain[b]``, ties to fewer banks).
+    """
+    pb = arch.chip.tile.pattern_buffer
+    names = list(maps)
+    entries = dict.fromkeys(names, 0)
+    if pb is None or capacity_bytes <= 0:
+        return Allocation("time", int(capacity_bytes), entries, dict.fromkeys(names, 0), 0)
+    p = Periphery.of(arch)
+    bank_bytes = int(pb.capacity_bytes * pb.count)
+    capacity = int(capacity_bytes) // bank_bytes
+    timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
+    replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}).layers
+    table = np.zeros(capacity + 1)
+    choices = []
+    for name in names:
+        lmap, t = maps[name], timing[name]
+        per_bank = bank_bytes // widths[name]
+        order, ou_values = best_entries(learned[name], lmap.ous("wpr"))
+        x = int(np.count_nonzero(ou_values > 0))
+        if per_bank == 0 or x == 0 or t.ous == 0:
+            choices.append((name, np.zeros(capacity + 1, dtype=np.int64), per_bank, x))
+            continue
+        top = min(capacity, -(-x // per_bank))
+        b = np.arange(top + 1)
+        k = np.minimum(x, b * per_bank)
+        saved_ou = np.r_[0, np.cumsum(ou_values[:x])][k]
+        hits = np.r_[0, np.cumsum(learned[name].count[order[:x]])][k]
+        split = np.maximum(t.crossbar_fs * (1 - saved_ou / t.ous), t.digital_fs)
+        ports = np.maximum(1, b * pb.ports)
+        reads = hits * p.entry_read_fs(widths[name]) / ports
+        lookup = np.array([p.lookup_fs(int(kk), int(bb), key_bits[name])
+                           for kk, bb in zip(k, b, strict=True)], dtype=float)
+        looks = t.nonzero * lookup / ports
+        if not p.lookahead:
+            split = split + looks
+        r = replicas[name].replicas
+        stage = np.maximum(split / r, np.maximum(reads, looks))
+        gain = r * (t.wpr_fs / r - stage)
+        gain[stage >= t.wpr_fs / r] = -np.inf
+        gain[0] = 0.0
+        new = table.copy()
+        choice = np.zeros(capacity + 1, dtype=np.int64)
+        for banks in range(1, top + 1):
+            if not np.isfinite(gain[banks]):
+                continue
+            candidate = table[:capacity + 1 - banks] + gain[banks]
+            better = candidate > new[banks:]
+            new[banks:][better] = candidate[better]
+            choice[banks:][better] = banks
+        table = new
+        choices.append((name, choice, per_bank, x))
+    remaining = capacity
+    value = table[capacity]
+    for name, choice, per_bank, x in reversed(choices):
+        banks = int(choice[remaining])
+        entries[name] = min(x, banks * per_bank)
+        remaining -= banks
+    return Allocation("time", int(capacity_bytes), entries,
+                      {n: k * widths[n] for n, k in entries.items()}, int(value))
 
 
 def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | None = None
@@ -419,37 +472,6 @@ def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | No
     return InputCounts(cycles=cycles, zero=cycles - nonzero, hits=hit,
                        batch_nonzero=nonzero[None, :], batch_hits=hit[None, :],
                        batch_vectors=1, per_vector=1)
-
-
-def _keep_faster(allocation: Allocation, candidates: list[LayerValues],
-                 timing: dict[str, LearnedTiming], maps: dict[str, LayerMap],
-                 learned: dict[str, PatternCounts], saved: dict[str, np.ndarray],
-                 widths: dict[str, int], key_bits: dict[str, int], arch: Arch, p: Periphery,
-                 replicas: dict[str, Any]) -> Allocation:
-    """Drop the entries of every layer whose estimated cr2 stage time on the learning
-    images (crossbars, ADCs and digital path split over its wpr replicas; buffer reads and
-    lookups shared) exceeds its wpr time: a buffer never makes a layer slower."""
-    entries = dict(allocation.entries)
-    for name, k in allocation.entries.items():
-        if not k:
-            continue
-        lmap, counts = maps[name], learned[name]
-        order, _ = best_entries(counts, saved[name])
-        chosen = order[:k]
-        hits = np.bincount(counts.band[chosen], weights=counts.count[chosen],
-                           minlength=lmap.n_bands).astype(np.int64)
-        stage = crossbar_stage(lmap, learned_counts(lmap, counts, hits), "cr2", arch, p,
-                               stored_bytes=k * widths[name], entries=k,
-                               entry_bytes=widths[name], key_bits=key_bits[name])
-        compute, shared = stage_work(stage, p.lookahead)
-        r = replicas[name].replicas
-        if max(compute / r, shared) >= timing[name].wpr_fs / r:
-            entries[name] = 0
-    by_name = {c.name: c for c in candidates}
-    return dataclasses.replace(
-        allocation, method="time", entries=entries,
-        bytes_per_layer={n: k * widths[n] for n, k in entries.items()},
-        value=sum(by_name[n].value_of(k) for n, k in entries.items()))
 
 
 def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:

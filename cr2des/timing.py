@@ -392,11 +392,21 @@ class CrossbarStage:
         return max(self.resource_fs, key=lambda k: self.resource_fs[k])
 
 
+def tile_banks(entries: int, entry_bytes: int, arch: Arch) -> int:
+    """Tiles' pattern buffers that ``entries`` entries of ``entry_bytes`` fill (an entry
+    never straddles two tiles' buffers)."""
+    pb = arch.chip.tile.pattern_buffer
+    if pb is None or entries <= 0:
+        return 0
+    per_bank = max(1, int(pb.capacity_bytes * pb.count) // entry_bytes)
+    return -(-entries // per_bank)
+
+
 def crossbar_stage(lmap: LayerMap, counts: InputCounts, scheme: str, arch: Arch,
                    p: Periphery, *, stored_bytes: int, entries: int, entry_bytes: int,
                    key_bits: int, keep_crossbars: bool = False) -> CrossbarStage:
     """Row times of a crossbar stage; the layer's ``entries`` IPR entries (``stored_bytes``)
-    fill ``ceil(stored_bytes / one tile's buffer bytes)`` tiles' buffers."""
+    fill :func:`tile_banks` tiles' buffers."""
     pb = arch.chip.tile.pattern_buffer
     buffered = scheme == "cr2" and pb is not None and entries > 0 and stored_bytes > 0
     times = crossbar_row_times(lmap, counts, scheme, p, keep_crossbars=keep_crossbars,
@@ -405,7 +415,7 @@ def crossbar_stage(lmap: LayerMap, counts: InputCounts, scheme: str, arch: Arch,
     if not buffered:
         return CrossbarStage(times, 0, 0, 0, 0, times.compute_fs, resource)
     assert pb is not None
-    banks = max(1, -(-stored_bytes // int(pb.capacity_bytes * pb.count)))
+    banks = tile_banks(entries, entry_bytes, arch)
     ports = pb.ports * banks
     entry_fs = p.entry_read_fs(entry_bytes)
     lookup_fs = p.lookup_fs(entries, banks, key_bits)
