@@ -601,13 +601,19 @@ class _Simulation:
             latency_s=latencies[0] if latencies else float("nan"),
             mean_latency_s=float(np.mean(latencies)) if latencies else float("nan"),
             image_latency_s=latencies, makespan_s=makespan, throughput_ips=throughput,
-            steady=steady, bottleneck=self._bottleneck(),
+            steady=steady, bottleneck=self._bottleneck(1.0 / throughput if throughput else 0.0,
+                                                       rows),
             events=events, wall_s=wall, partial=reason is not None, reason=reason,
             stalls=by_cause, stalls_by_stage=rows, stats=self.stats)
 
-    def _bottleneck(self) -> dict[str, Any]:
-        """The stage whose replicas were busiest (mean busy time), with the resource class
-        that limits its rows."""
+    def _bottleneck(self, interval_s: float,
+                    stalls: list[tuple[str, str, str, float]]) -> dict[str, Any]:
+        """The stage whose replicas were busiest (mean busy time per image), the resource
+        class that limits its rows and its utilization in the steady state.  Below
+        :data:`BUSY` utilization no stage is saturated: the pipeline is limited by its
+        waits, and ``cause`` names the largest wait other than for inputs (usually
+        *output buffer full*: inter-layer buffers too small to keep replicas busy) with
+        ``limited_by`` the stage, cause and resource of that wait."""
         best, busy = None, -1.0
         for name, rt in self.runtimes.items():
             if rt.stage.kind == "input":
@@ -619,10 +625,21 @@ class _Simulation:
         if best is None:
             return {"stage": None, "cause": None}
         rt = self.runtimes[best]
-        cause = rt.timing.cause if rt.timing is not None else DIGITAL
-        images = max(1, len(self.done))
-        return {"stage": best, "cause": cause, "replicas": rt.replicas,
-                "busy_per_image_s": busy / images / FS}
+        per_image = busy / max(1, len(self.done)) / FS
+        utilization = per_image / interval_s if interval_s > 0 else 0.0
+        out = {"stage": best, "cause": rt.timing.cause if rt.timing is not None else DIGITAL,
+               "replicas": rt.replicas, "busy_per_image_s": per_image,
+               "utilization": utilization}
+        waits = [row for row in stalls if row[1] != INPUT]
+        if utilization < BUSY and waits:
+            stage, cause, resource, _ = waits[0]
+            out["cause"] = f"pipeline waits: {cause}"
+            out["limited_by"] = {"stage": stage, "cause": cause, "resource": resource}
+        return out
+
+
+#: a stage busier than this fraction of the steady interval is saturated
+BUSY = 0.8
 
 
 def scheme_uses_buffer(scheme: str) -> bool:
