@@ -25,6 +25,7 @@ the stages involved.  ``max_events`` stops a run early; its result is marked par
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -67,9 +68,11 @@ class SimOptions:
     ----------
     stream
         Measure the steady state: keep streaming images (the testing images' counts in a
-        cycle) until the completion interval over a window of ``n_test`` images repeats
-        within ``tolerance``, or ``max_images`` have been fed.  ``False`` simulates the
-        testing images only (no steady state is measured).
+        cycle) until the completion interval over a window of ``max(n_test, 4)`` images
+        repeats within ``tolerance``, or ``stream_events`` events have run, or
+        ``max_images`` have been fed; the throughput is the mean completion interval over
+        the second half of the completions.  ``False`` simulates the testing images only
+        (throughput = images / makespan, pipeline fill included).
     """
 
     granularity: str = "coarse"
@@ -77,7 +80,8 @@ class SimOptions:
     edge_buffer_bytes: int | None = None
     trace: bool = False
     stream: bool = True
-    max_images: int = 24
+    max_images: int = 1000
+    stream_events: int = 150_000
     tolerance: float = 0.01
 
 
@@ -95,9 +99,9 @@ class SimResult:
     makespan_s
         Time until the last of the testing images finished (the batch).
     throughput_ips
-        Steady-state images per second: the window of ``n_test`` images over which the
-        completion interval repeated (see ``steady``); without streaming, the batch's
-        ``images / makespan`` (pipeline fill included) and ``steady["converged"]`` is false.
+        Steady-state images per second: one over the mean completion interval over the
+        second half of the streamed images (see ``steady``); without streaming, the batch's
+        ``images / makespan`` (pipeline fill included).
     steady
         How the steady state was measured: images streamed, warm-up images, window,
         whether the interval converged.
@@ -243,7 +247,8 @@ class _Runtime:
 
 
 class _Simulation:
-    def __init__(self, study: Study, scheme: str, options: SimOptions) -> None:
+    def __init__(self, study: Study, scheme: str, options: SimOptions,
+                 images: int | None = None) -> None:
         if options.granularity not in GRANULARITIES:
             raise SimulationError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
                                   f"got {options.granularity!r}")
@@ -254,9 +259,9 @@ class _Simulation:
         self.chip = Chip(self.env, self.arch, name="chip", stats=self.stats,
                          topology=build_topology(self.arch.chip))
         self.periphery = Periphery.of(self.arch)
-        self.batch = len(study.test)
-        self.cap = (max(self.batch, options.max_images, 3 * max(self.batch, 4))
-                    if options.stream else self.batch)
+        self.batch = images or len(study.test)
+        self.cap = max(self.batch, options.max_images) if options.stream else self.batch
+        self.events = 0
         self.images = self.cap  # images fed: lowered once the steady state is measured
         self.window = max(self.batch, 4)
         self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
@@ -395,12 +400,16 @@ class _Simulation:
         rt.state[r] = "done"
 
     def _check_steady(self) -> None:
-        """After a completion: the completion interval over the last window of
-        ``w = max(n_test, 4)`` images (whole cycles of the testing images' counts) is
-        compared with the window before; once they agree within the tolerance the pipeline
-        is in its steady state and no more images are fed."""
+        """After a completion: stop feeding images once the completion interval over the
+        last window of ``w = max(n_test, 4)`` images (whole cycles of the testing images'
+        counts) equals the window before within the tolerance, or once ``stream_events``
+        events have run (then the steady state is reported as not converged).  The
+        throughput is measured over the second half of the completions either way."""
         last = len(self.done) - 1
         if not self.options.stream or self.images < self.cap or last not in self.done:
+            return
+        if self.events >= self.options.stream_events:
+            self.images = last + 1
             return
         w = self.window
         if last < 2 * w:
@@ -409,8 +418,7 @@ class _Simulation:
         before = self.done[last - w] - self.done[last - 2 * w]
         if abs(now - before) <= self.options.tolerance * now:
             self.images = last + 1
-            self.steady.update(converged=True, window=w, warmup=last + 1 - w,
-                               interval_s=now / w / FS)
+            self.steady["converged"] = True
 
     def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
         timing = rt.timing
@@ -556,6 +564,7 @@ class _Simulation:
             except simpy.core.EmptySchedule:
                 break
             events += 1
+            self.events = events
             if events >= limit:
                 reason = (f"stopped after --max-events {limit:,} events at simulated time "
                           f"{self.env.now / FS:.6g} s with {len(self.done)} of {self.images} "
@@ -583,13 +592,11 @@ class _Simulation:
             rows.append((stage, cause, resource, t / FS))
         rows.sort(key=lambda row: -row[3])
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
-        if steady.get("converged"):
-            throughput = 1.0 / steady["interval_s"] if steady["interval_s"] > 0 else 0.0
-        elif self.options.stream and len(self.done) > 2:
-            # not converged within max_images: the mean interval over the second half of
-            # the completions, flagged as not converged
+        if self.options.stream and len(self.done) > 2:
             last = len(self.done) - 1
-            warm = last // 2
+            # whole cycles of the testing images' counts, about the second half
+            span = max(self.batch, (last - last // 2) // self.batch * self.batch)
+            warm = max(0, last - span)
             interval = (self.done[last] - self.done[warm]) / (last - warm) / FS
             steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
             throughput = 1.0 / interval if interval > 0 else 0.0
@@ -670,8 +677,34 @@ def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
 
 
 def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> SimResult:
-    """Simulate ``scheme`` of ``study`` on its testing images (module docstring)."""
-    return _Simulation(study, scheme, options or SimOptions()).run()
+    """Simulate ``scheme`` of ``study`` (module docstring).
+
+    Three runs, each metric from the run that defines it: the testing images as a batch
+    (``makespan_s``, ``mean_latency_s``, stalls and trace), one image alone through the
+    empty pipeline (``latency_s``), and, with ``options.stream``, images streamed until the
+    steady state (``throughput_ips``, ``steady``, ``bottleneck``).  ``events`` and
+    ``wall_s`` add up all runs.
+    """
+    options = options or SimOptions()
+    batch = _Simulation(study, scheme, dataclasses.replace(options, stream=False)).run()
+    if batch.partial:
+        return batch
+    if len(study.test) > 1:
+        alone = _Simulation(study, scheme, dataclasses.replace(options, stream=False,
+                                                               trace=False), images=1).run()
+        batch.latency_s = alone.latency_s
+        batch.events += alone.events
+        batch.wall_s += alone.wall_s
+    if not options.stream:
+        return batch
+    stream = _Simulation(study, scheme, dataclasses.replace(options, trace=False)).run()
+    batch.throughput_ips, batch.steady = stream.throughput_ips, stream.steady
+    batch.bottleneck = stream.bottleneck
+    batch.events += stream.events
+    batch.wall_s += stream.wall_s
+    if stream.partial:
+        batch.partial, batch.reason = True, stream.reason
+    return batch
 
 
 @dataclass(frozen=True)
@@ -722,7 +755,7 @@ def estimate(study: Study, scheme: str) -> Estimate:
                      if k not in (PORTS, LOOKUPS)}
             parts[PORTS] = float(timing.resource_fs.get(PORTS, 0))
             parts[LOOKUPS] = float(timing.resource_fs.get(LOOKUPS, 0))
-            if not p.lookahead:  # lookups come before each row's OUs on every replica
+            if not p.lookahead and parts[LOOKUPS]:  # lookups come before each row's OUs
                 parts[LOOKUPS] = max(parts[LOOKUPS], float(
                     (timing.times.compute_fs.sum() + timing.resource_fs.get(LOOKUPS, 0))
                     / replicas))
