@@ -26,6 +26,7 @@ the stages involved.  ``max_events`` stops a run early; its result is marked par
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -248,7 +249,7 @@ class _Runtime:
 
 class _Simulation:
     def __init__(self, study: Study, scheme: str, options: SimOptions,
-                 images: int | None = None) -> None:
+                 images: int | None = None, in_flight: int | None = None) -> None:
         if options.granularity not in GRANULARITIES:
             raise SimulationError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
                                   f"got {options.granularity!r}")
@@ -262,6 +263,8 @@ class _Simulation:
         self.batch = images or len(study.test)
         self.cap = max(self.batch, options.max_images) if options.stream else self.batch
         self.events = 0
+        self.in_flight = in_flight  # images admitted but not finished, at most
+        self._completed: simpy.Event | None = None
         self.images = self.cap  # images fed: lowered once the steady state is measured
         self.window = max(self.batch, 4)
         self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
@@ -356,6 +359,9 @@ class _Simulation:
         rows = rt.stage.rows
         m = 0
         while m < self.images:
+            while self.in_flight is not None and m - len(self.done) >= self.in_flight:
+                self._completed = self.env.event()
+                yield self._completed
             for i in range(rows):
                 yield from self._deliver(rt, 0, m, i, send=False)
                 self.started.setdefault(m, self.env.now)
@@ -397,6 +403,8 @@ class _Simulation:
                 if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
                     self.done[m] = self.env.now
                     self._check_steady()
+                    if self._completed is not None and not self._completed.triggered:
+                        self._completed.succeed()
         rt.state[r] = "done"
 
     def _check_steady(self) -> None:
@@ -697,7 +705,20 @@ def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> Si
         batch.wall_s += alone.wall_s
     if not options.stream:
         return batch
-    stream = _Simulation(study, scheme, dataclasses.replace(options, trace=False)).run()
+    # Admit at most the images the pipeline holds at the batch's completion rate (Little's
+    # law with the latency, 1.5x for queueing, plus two windows), so that the stream
+    # measures the steady state instead of a flood of half-finished images.
+    done = sorted(batch.image_latency_s)
+    if len(study.test) > 1 and batch.makespan_s > batch.latency_s:
+        rate = (len(study.test) - 1) / (batch.makespan_s - done[0])
+    else:
+        rate = estimate(study, scheme).throughput_ips
+    window = max(len(study.test), 4)
+    depth = batch.latency_s * rate if math.isfinite(rate) else 1.0
+    in_flight = math.ceil(1.5 * depth) + 2 * window
+    stream = _Simulation(study, scheme, dataclasses.replace(options, trace=False),
+                         in_flight=in_flight).run()
+    stream.steady["in_flight"] = in_flight
     batch.throughput_ips, batch.steady = stream.throughput_ips, stream.steady
     batch.bottleneck = stream.bottleneck
     batch.events += stream.events

@@ -19,10 +19,14 @@ them), so a crossbar activates ``n_x`` OUs per row.  One OU holds its crossbar f
 time is ``max(max_x n_x t_read, sum_x n_x t_conv / adcs, S&A work) + t_conv``: crossbars
 read in parallel, ADCs are shared, the last OU's conversion drains the pipeline; the replica's
 row time is that of its slowest PE.  With enough ADCs this equals the one-event-per-OU
-(fine) simulation exactly.  WPR copies and buffer-served columns go through the PE's
-shift-and-add units (``latency`` per column, spread over ``count`` units), charged to the PE
-that holds the band's first row slot.  IPR buffer reads occupy the tile's pattern-buffer
-ports: ``lookup_latency + ceil(entry bits / width) x latency`` each.
+(fine) simulation exactly.  One digital path: every column result of a cycle that is not
+skipped (computed, WPR-copied or served by the pattern buffer) is shifted and added once on
+the PE's shift-and-add units (``latency`` per ``lanes`` results, ``count`` units), charged
+to the PE that holds the band's first row slot.  IPR: every non-zero cycle of a layer that
+has entries is looked up (:meth:`Periphery.lookup_fs`); a hit reads ``ceil(entry bits /
+width)`` lines of ``latency``.  Lookups and reads spread over the ``ports x banks`` ports of
+the layer's buffer; reads run beside the OUs, lookups ahead of them (``lookahead``) or
+before them (:func:`row_fs`).
 
 **Digital row time**: vector units as wide as the eDRAM bus (``edram.width`` bits, one
 8-bit activation per byte) do one operation per ``latency``: a pool does ``k^2`` operations
