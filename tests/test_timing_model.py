@@ -196,10 +196,13 @@ def test_closed_form_bounds_the_simulation(c1, c2, size, kernel, adcs, ports, lo
 
 
 def test_bounds_on_the_tiny_network(tiny_study):
+    """Bounds, and tight ones: the tiny network's stages barely contend, so the simulation
+    stays within 2 % of both (the network and the buffers are what the bounds leave out)."""
     for scheme in SCHEMES:
         bound = estimate(tiny_study, scheme)
         result = simulate(tiny_study, scheme)
-        assert result.latency_s >= bound.latency_s
+        assert bound.latency_s <= result.latency_s <= bound.latency_s * 1.02
+        assert bound.throughput_ips * 0.98 <= result.throughput_ips
         assert result.throughput_ips <= bound.throughput_ips * 1.01
 
 
