@@ -154,13 +154,13 @@ class _Tracker:
     __slots__ = ("arrived", "event", "held", "missing")
 
     def __init__(self) -> None:
-        self.arrived: set[int] = set()
+        self.arrived: dict[int, int] = {}  # row -> arrival time (fs), known when sent
         self.held: set[int] = set()
         self.missing: set[int] = set()
         self.event: simpy.Event | None = None
 
-    def arrive(self, row: int) -> None:
-        self.arrived.add(row)
+    def arrive(self, row: int, at: int) -> None:
+        self.arrived[row] = at
         if self.event is not None and row in self.missing:
             self.missing.discard(row)
             if not self.missing:
@@ -264,6 +264,8 @@ class _Simulation:
         self.cap = max(self.batch, options.max_images) if options.stream else self.batch
         self.events = 0
         self.in_flight = in_flight  # images admitted but not finished, at most
+        # images to finish before measuring: one turnover of the images in flight
+        self.warmup = in_flight or 0
         self._completed: simpy.Event | None = None
         self.images = self.cap  # images fed: lowered once the steady state is measured
         self.window = max(self.batch, 4)
@@ -376,6 +378,7 @@ class _Simulation:
             m, j = divmod(q, rows)
             if m >= self.images:
                 break
+            ready, last = self.env.now, None
             for index, dep in enumerate(stage.deps):
                 lo, hi = dep.window.rows(j)
                 tracker = rt.trackers[r][index][m]
@@ -387,6 +390,14 @@ class _Simulation:
                     tracker.missing, tracker.event = missing, self.env.event()
                     yield tracker.event
                     self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
+                # rows sent but still on the network: one wait for the last of them
+                at = max(tracker.arrived[i] for i in range(lo, hi + 1))
+                if at > ready:
+                    ready, last = at, dep.producer
+            if last is not None and ready > self.env.now:
+                asked = self.env.now
+                yield self.env.timeout(ready - asked)
+                self.stats.stall(stage.name, INPUT, last, self.env.now - asked)
             rt.state[r] = f"computes row {j} of image {m}"
             start = self.env.now
             if stage.kind == "crossbar":
@@ -420,7 +431,7 @@ class _Simulation:
             self.images = last + 1
             return
         w = self.window
-        if last < 2 * w:
+        if last < self.warmup + 2 * w:
             return
         now = self.done[last] - self.done[last - w]
         before = self.done[last - w] - self.done[last - 2 * w]
@@ -552,13 +563,15 @@ class _Simulation:
         for tile, trackers in by_tile.items():
             if tile not in remote:
                 for tracker in trackers:
-                    tracker.arrive(j)
+                    tracker.arrive(j, self.env.now)
         if remote:
+            # the arrival time is known when the message is booked: consumers wait for it
+            # themselves (no event per message)
             arrival = self.chip.book_multicast(row_bytes, rt.homes[r], remote,
                                                stage=rt.stage.name)
-            trackers = [tracker for tile in remote for tracker in by_tile[tile]]
-            self.env.timeout(arrival - self.env.now).callbacks.append(
-                lambda _, trackers=trackers: [tracker.arrive(j) for tracker in trackers])
+            for tile in remote:
+                for tracker in by_tile[tile]:
+                    tracker.arrive(j, arrival)
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -602,8 +615,10 @@ class _Simulation:
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
         if self.options.stream and len(self.done) > 2:
             last = len(self.done) - 1
-            # whole cycles of the testing images' counts, about the second half
-            span = max(self.batch, (last - last // 2) // self.batch * self.batch)
+            # after the warm-up (or the first half, if the budget ended before), in whole
+            # cycles of the testing images' counts
+            start = min(self.warmup, last // 2)
+            span = max(self.batch, (last - start) // self.batch * self.batch)
             warm = max(0, last - span)
             interval = (self.done[last] - self.done[warm]) / (last - warm) / FS
             steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
