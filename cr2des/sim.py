@@ -266,6 +266,7 @@ class _Simulation:
         self.in_flight = in_flight  # images admitted but not finished, at most
         # images to finish before measuring: one turnover of the images in flight
         self.warmup = in_flight or 0
+        self.completions: list[int] = []  # completion times in order
         self._completed: simpy.Event | None = None
         self.images = self.cap  # images fed: lowered once the steady state is measured
         self.window = max(self.batch, 4)
@@ -413,6 +414,7 @@ class _Simulation:
                 self.sinks[stage.name][m] += 1
                 if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
                     self.done[m] = self.env.now
+                    self.completions.append(self.env.now)
                     self._check_steady()
                     if self._completed is not None and not self._completed.triggered:
                         self._completed.succeed()
@@ -425,7 +427,7 @@ class _Simulation:
         events have run (then the steady state is reported as not converged).  The
         throughput is measured over the second half of the completions either way."""
         last = len(self.done) - 1
-        if not self.options.stream or self.images < self.cap or last not in self.done:
+        if not self.options.stream or self.images < self.cap:
             return
         if self.events >= self.options.stream_events:
             self.images = last + 1
@@ -433,8 +435,9 @@ class _Simulation:
         w = self.window
         if last < self.warmup + 2 * w:
             return
-        now = self.done[last] - self.done[last - w]
-        before = self.done[last - w] - self.done[last - 2 * w]
+        times = self.completions
+        now = times[last] - times[last - w]
+        before = times[last - w] - times[last - 2 * w]
         if abs(now - before) <= self.options.tolerance * now:
             self.images = last + 1
             self.steady["converged"] = True
@@ -615,12 +618,13 @@ class _Simulation:
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
         if self.options.stream and len(self.done) > 2:
             last = len(self.done) - 1
-            # after the warm-up (or the first half, if the budget ended before), in whole
-            # cycles of the testing images' counts
+            # every completion after the warm-up (or the second half, if the budget ended
+            # before), in whole cycles of the testing images' counts
             start = min(self.warmup, last // 2)
             span = max(self.batch, (last - start) // self.batch * self.batch)
             warm = max(0, last - span)
-            interval = (self.done[last] - self.done[warm]) / (last - warm) / FS
+            times = self.completions
+            interval = (times[last] - times[warm]) / (last - warm) / FS
             steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
             throughput = 1.0 / interval if interval > 0 else 0.0
         else:
