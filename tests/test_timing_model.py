@@ -255,3 +255,21 @@ def test_cr2_never_slower_than_wpr_on_the_zoo(model):
     assert results["cr2"].latency_s <= results["wpr"].latency_s
     assert results["cr2"].throughput_ips >= results["wpr"].throughput_ips * 0.99
     assert np.isfinite(results["cr2"].makespan_s)
+
+
+def test_latency_is_one_image_alone(tiny_study):
+    from cr2des.sim import _Simulation
+
+    for scheme in ("dense", "cr2"):
+        alone = _Simulation(tiny_study, scheme, SimOptions(stream=False), images=1).run()
+        assert simulate(tiny_study, scheme).latency_s == alone.latency_s
+
+
+def test_bound_counts_the_pattern_buffer_ports():
+    """With slow buffer reads the buffer's ports limit cr2; the bound says so and holds."""
+    arch = tiny_arch(chip__tile__pattern_buffer__latency="400ns", mapping__replicate=False)
+    study = run_study(load_workload("tiny"), arch, StudyOptions(n_learn=2, n_test=2,
+                                                                alloc="exact"))
+    bound = estimate(study, "cr2")
+    assert bound.bottleneck_cause == PORTS
+    assert simulate(study, "cr2").throughput_ips <= bound.throughput_ips * 1.03
