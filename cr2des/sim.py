@@ -424,13 +424,14 @@ class _Simulation:
         """After a completion: stop feeding images once the completion interval over the
         last window of ``w = max(n_test, 4)`` images (whole cycles of the testing images'
         counts) equals the window before within the tolerance, or once ``stream_events``
-        events have run (then the steady state is reported as not converged).  The
+        events have run and at least two windows have completed (then the steady state is
+        reported as not converged).  The
         throughput is measured over the second half of the completions either way."""
         last = len(self.done) - 1
         if not self.options.stream or self.images < self.cap:
             return
-        if self.events >= self.options.stream_events:
-            self.images = last + 1
+        if self.events >= self.options.stream_events and last >= 2 * self.window:
+            self.images = last + 1  # the budget is spent and a measurement is possible
             return
         w = self.window
         if last < self.warmup + 2 * w:
