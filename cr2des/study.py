@@ -27,7 +27,7 @@ import numpy as np
 from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate
 from .datapath import DataOptions, prepare_weights, preprocessing, run_reference
 from .images import ImageSet, learn_test_split
-from .mapping import SCHEMES, LayerMap, Placement, bottleneck, map_layer, place
+from .mapping import SCHEMES, LayerMap, Placement, map_layer, place
 from .patterns import (
     InputCounts,
     PatternBuffer,
@@ -275,23 +275,25 @@ def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
 
 def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch: Arch,
                   allocation: Allocation) -> dict[str, Placement]:
-    """Place every scheme, replicating layers by their stage time under that scheme.  cr2
-    stores the same crossbars as wpr, so it takes wpr's replicas when they give it a faster
-    slowest stage (its own greedy choice is not always the better one)."""
+    """Place every scheme, replicating layers by their stage time under that scheme.
+
+    cr2 stores the same crossbars as wpr and keeps wpr's placement: its buffers then only
+    take work off stages that sit where they sat under wpr, with the same eDRAM shares for
+    the inter-layer buffers.  Re-replicating by cr2's own stage times moves PEs, and with
+    them those shares, and loses more to buffer waits than it gains (GoogLeNet: 2,265
+    against 4,782 images/s in the steady state; docs/simulation.md)."""
     p = Periphery.of(arch)
-    placements, works = {}, {}
+    placements = {}
     for scheme in SCHEMES:
+        if scheme == "cr2":
+            placements[scheme] = dataclasses.replace(placements["wpr"], scheme="cr2")
+            continue
         work, shared = {}, {}
         for name, layer in layers.items():
             stage = layer_stage(layer, scheme, arch, p,
                                 allocation.bytes_per_layer.get(name, 0))
             work[name], shared[name] = stage_work(stage, p.lookahead)
-        works[scheme] = (work, shared)
         placements[scheme] = place(maps, arch, scheme, work, shared)
-    work, shared = works["cr2"]
-    borrowed = dataclasses.replace(placements["wpr"], scheme="cr2")
-    if bottleneck(borrowed, work, shared) < bottleneck(placements["cr2"], work, shared):
-        placements["cr2"] = borrowed
     return placements
 
 
