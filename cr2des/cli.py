@@ -221,11 +221,11 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
 
 def _compare_methods(given: list[str] | None) -> tuple[str, ...]:
     """``--compare-alloc`` alone names every method; absent, none."""
-    from .allocation import METHODS
+    from .study import ALLOCS
 
     if given is None:
         return ()
-    return tuple(given) if given else METHODS
+    return tuple(given) if given else ALLOCS
 
 
 def _trace_path(args: argparse.Namespace, model: str, multi: bool) -> Path:
@@ -556,13 +556,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"learning images (default: 4, at most {MAX_IMAGES:,})")
     p.add_argument("--st", type=_whole("--st", 1, MAX_IMAGES), default=4,
                    help=f"testing images (default: 4, at most {MAX_IMAGES:,})")
-    p.add_argument("--alloc", default="exact",
-                   choices=("exact", "uniform", "proportional", "greedy"),
-                   help="pattern-buffer allocation among layers (default: exact)")
+    p.add_argument("--alloc", default="time",
+                   choices=("time", "exact", "uniform", "proportional", "greedy"),
+                   help="pattern-buffer allocation among layers: time saved (default), or "
+                        "the byte knapsack of OU activations saved (exact) and its baselines")
     p.add_argument("--compare-alloc", nargs="*", default=None, metavar="METHOD",
-                   choices=("exact", "uniform", "proportional", "greedy"),
+                   choices=("time", "exact", "uniform", "proportional", "greedy"),
                    help="also run these allocation methods on the same learned tables "
-                        "(no METHOD: all four)")
+                        "(no METHOD: all five)")
     p.add_argument("--learn-images", default=None, metavar="SOURCE",
                    help="images the patterns are learned on (default: --images)")
     p.add_argument("--test-images", default=None, metavar="SOURCE",

@@ -118,7 +118,7 @@ class AdcPool(Slots):
 
 
 class ShiftAdd(Slots):
-    """Shift-and-add units: WPR copies and buffer-served columns."""
+    """Shift-and-add units: every column result (computed, WPR-copied, buffer-served)."""
 
     def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
                  ) -> None:
@@ -133,38 +133,60 @@ class DigitalUnit(Slots):
         super().__init__(env, spec, name=name, stats=stats, count=spec.count)
 
 
+class Reservations:
+    """``count`` identical units booked ahead in arrival order: a job takes the units that
+    free up first and holds them from when the last of them is free.  This is what a
+    first-come-first-served ``simpy.Resource`` does to jobs that ask for all their units at
+    once, without an event per request (one trace track per unit)."""
+
+    def __init__(self, name: str, stats: Stats, count: int) -> None:
+        self.name, self.stats = name, stats
+        self.free_at = [0] * max(1, count)
+
+    def book(self, units: int, duration: int, now: int, label: str) -> tuple[int, int]:
+        """Book ``units`` units for ``duration`` from ``now`` or later: ``(start, end)``."""
+        order = sorted(range(len(self.free_at)), key=self.free_at.__getitem__)[:units]
+        start = max(now, max(self.free_at[u] for u in order))
+        end = start + duration
+        for u in order:
+            self.free_at[u] = end
+            self.stats.interval(f"{self.name}[{u}]", start, end, label)
+        return start, end
+
+
 class PatternBuffer:
     """One layer's IPR pattern buffer: its entries fill ``banks`` tiles' buffers (the
     allocation gives a layer more bytes than one tile holds), whose ``ports x banks`` ports
-    serve the reads of every replica of the layer.  The ports are a ``simpy.Container`` of
-    tokens so that a row's reads take several ports in one event; each port is its own
-    trace track.  Contents are fixed after deployment: occupancy is a constant counter."""
+    serve every replica of the layer.  Each port has a tag side (lookups) and a data side
+    (entry reads), booked in arrival order (:class:`Reservations`); a row's lookups or
+    reads spread over as many ports as they need.  Contents are fixed after deployment:
+    occupancy is a constant counter."""
 
     def __init__(self, env: simpy.Environment, spec: PatternBufferSpec, *, name: str,
                  stats: Stats, banks: int) -> None:
         self.env, self.spec, self.name, self.stats = env, spec, name, stats
         self.banks = banks
         self.ports = spec.ports * banks
-        self.tokens = simpy.Container(env, capacity=self.ports, init=self.ports)
-        self._free = list(range(self.ports))[::-1]
+        self.data = Reservations(name, stats, self.ports)
+        self.tags = Reservations(f"{name}.tags", stats, self.ports)
 
     def load(self, nbytes: int) -> None:
         self.stats.counter(f"{self.name} occupancy (bytes)", self.env.now, nbytes)
 
-    def read(self, reads: int, entry_fs: int, *, stage: str) -> Process:
-        """``reads`` entry reads spread over as many ports as there are reads (at most all),
-        waiting for free ports as a stall of ``stage``."""
+    def lookup(self, lookups: int, lookup_fs: int, *, stage: str, after: int) -> int:
+        """Book ``lookups`` lookups no earlier than ``after``; returns when they are done."""
+        ports = min(lookups, self.ports)
+        start, end = self.tags.book(ports, -(-lookups // ports) * lookup_fs, after,
+                                    "IPR lookups")
+        self.stats.stall(stage, PORT, self.name, start - after)
+        return end
+
+    def read(self, reads: int, entry_fs: int, *, stage: str, after: int) -> int:
+        """Book ``reads`` entry reads no earlier than ``after``; returns when they are done."""
         ports = min(reads, self.ports)
-        asked = self.env.now
-        yield self.tokens.get(ports)
-        self.stats.stall(stage, PORT, self.name, self.env.now - asked)
-        slots = [self._free.pop() for _ in range(ports)]
-        start = self.env.now
-        yield self.env.timeout(-(-reads // ports) * entry_fs)
-        for slot in slots:
-            self._free.append(slot)
-            self.stats.interval(f"{self.name}[{slot}]", start, self.env.now, "IPR reads")
-        yield self.tokens.put(ports)
+        start, end = self.data.book(ports, -(-reads // ports) * entry_fs, after, "IPR reads")
+        self.stats.stall(stage, PORT, self.name, start - after)
+        return end
 
 
 class Edram:
@@ -180,13 +202,13 @@ class Edram:
         self.stats.counter(f"{self.name} rows held (bytes)", self.env.now, self.held)
 
 
-class Link(Slots):
+class Link(Reservations):
     """One direction of a router-to-router link, with its parallel channels."""
 
     def __init__(self, env: simpy.Environment, spec: Topology, *, name: str, stats: Stats,
                  channels: int) -> None:
-        super().__init__(env, spec, name=name, stats=stats, count=channels)
-        self.in_flight = 0
+        super().__init__(name, stats, channels)
+        self.env, self.spec = env, spec
 
 
 class PeUnits:
@@ -252,36 +274,38 @@ class Chip:
     def serialization_fs(self, nbytes: int) -> int:
         return round(nbytes / self.bandwidth * FS)
 
-    def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
-                  ) -> Process:
-        """Send ``nbytes`` from one tile to several: the message holds every link of its
-        routes' union at once (requested together, so the earliest message is first in every
-        link's queue and holding links cannot deadlock), for the longest route's router
-        latencies plus one serialization; waiting for busy links is a stall of ``stage``."""
+    def book_multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *,
+                       stage: str) -> int:
+        """Book a message of ``nbytes`` from one tile to several; returns its arrival time.
+
+        The message holds every link of its routes' union at once, for the longest route's
+        router latencies plus one serialization, from when the last of them is free
+        (links are booked in the order messages are sent, so holding links cannot
+        deadlock); waiting for busy links is a stall of ``stage``."""
         routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
         hops = list(dict.fromkeys(hop for route in routes for hop in route))
+        now = self.env.now
         if not hops:
-            return
+            return now
         links = [self.link(hop) for hop in hops]
         flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
         self.stats.count(stage, "flit_hops", flits * len(hops))
-        asked = self.env.now
-        requests = [link.resource.request() for link in links]
-        blocked = next((link.name for link, req in zip(links, requests, strict=True)
-                        if not req.triggered), None)
-        yield self.env.all_of(requests)
-        if blocked is not None:
-            self.stats.stall(stage, LINK, blocked, self.env.now - asked)
-        start = self.env.now
-        slots = []
-        for link in links:
-            slots.append(link.claim())
-            link.in_flight += nbytes
-            self.stats.counter(f"{link.name} load (bytes)", start, link.in_flight)
         longest = max(len(route) for route in routes)
-        yield self.env.timeout(longest * self.router_fs + self.serialization_fs(nbytes))
-        for link, req, slot in zip(links, requests, slots, strict=True):
-            link.resource.release(req)
-            link.done(slot, start, stage)
-            link.in_flight -= nbytes
-            self.stats.counter(f"{link.name} load (bytes)", self.env.now, link.in_flight)
+        duration = longest * self.router_fs + self.serialization_fs(nbytes)
+        free = [min(link.free_at) for link in links]
+        start = max(now, *free)
+        if start > now:
+            blocked = links[free.index(start)].name
+            self.stats.stall(stage, LINK, blocked, start - now)
+        for link in links:
+            _, end = link.book(1, duration, start, stage)
+            self.stats.counter(f"{link.name} load (bytes)", start, nbytes)
+            self.stats.counter(f"{link.name} load (bytes)", end, 0)
+        return start + duration
+
+    def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
+                  ) -> Process:
+        """:meth:`book_multicast` as a process that ends when the message has arrived."""
+        arrival = self.book_multicast(nbytes, src_tile, dst_tiles, stage=stage)
+        if arrival > self.env.now:
+            yield self.env.timeout(arrival - self.env.now)

@@ -364,15 +364,21 @@ class Placement:
 
 
 def place(maps: Mapping[str, LayerMap], arch: Arch, scheme: str,
-          work: Mapping[str, float] | None = None) -> Placement:
+          work: Mapping[str, float] | None = None,
+          shared: Mapping[str, float] | None = None) -> Placement:
     """Place every layer on PEs; replicate the slowest layers onto spare PEs.
 
     Parameters
     ----------
     work
-        Per layer, the time one copy needs per image in any consistent unit (e.g. OU
-        activations per crossbar); replication splits it.  Without it, or with
-        ``mapping.replicate: false``, every layer gets one copy.
+        Per layer, the time one copy needs per image in any consistent unit (the stage
+        time of its crossbars, ADCs and digital path); replication splits it.  Without it,
+        or with ``mapping.replicate: false``, every layer gets one copy.
+    shared
+        Per layer, time in the same unit that replicas cannot split (the reads and lookups
+        of the layer's pattern buffer, which all replicas share).  A layer's time with
+        ``r`` copies is ``max(work / r, shared)``; the slowest layer is copied while a copy
+        makes it faster and fits.
     """
     tile = arch.chip.tile
     per_pe = tile.pe.crossbar.count
@@ -388,10 +394,16 @@ def place(maps: Mapping[str, LayerMap], arch: Arch, scheme: str,
             f"{total:,} ({arch.chip.tiles} tiles x {tile.pes}); largest layers: {detail}")
     replicas = dict.fromkeys(maps, 1)
     if work is not None and arch.mapping.replicate:
+        floor = shared or {}
         spare = total - used
+
+        def time_of(n: str) -> float:
+            return max(work.get(n, 0.0) / replicas[n], floor.get(n, 0.0))
+
         while spare > 0:
-            slowest = max(replicas, key=lambda n: work.get(n, 0.0) / replicas[n])
-            if work.get(slowest, 0.0) <= 0 or need[slowest] > spare:
+            slowest = max(replicas, key=time_of)
+            split = work.get(slowest, 0.0) / replicas[slowest]
+            if split <= 0 or split <= floor.get(slowest, 0.0) or need[slowest] > spare:
                 break
             replicas[slowest] += 1
             spare -= need[slowest]
@@ -400,3 +412,11 @@ def place(maps: Mapping[str, LayerMap], arch: Arch, scheme: str,
         layers[name] = LayerPlacement(m.crossbars(scheme), need[name], replicas[name], next_pe)
         next_pe += need[name] * replicas[name]
     return Placement(scheme, layers, tile.pes, total)
+
+
+def bottleneck(placement: Placement, work: Mapping[str, float],
+               shared: Mapping[str, float] | None = None) -> float:
+    """The slowest layer's time under ``placement``: ``max(work / replicas, shared)``."""
+    floor = shared or {}
+    return max((max(work.get(n, 0.0) / lp.replicas, floor.get(n, 0.0))
+                for n, lp in placement.layers.items()), default=0.0)

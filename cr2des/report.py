@@ -240,27 +240,38 @@ def print_verify(checks: list[LayerCheck], workload: Workload, arch: Arch,
 def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Estimate],
                  console: Console) -> None:
     images = len(data["images"]["test"]["names"])
-    table = Table(title=f"Timing over {images} testing images streamed through the chip",
-                  title_justify="left")
+    table = Table(title=f"Timing: latency of one image through the empty pipeline, steady-state "
+                        f"throughput (images streamed until the completion interval repeats), "
+                        f"makespan of the {images} testing images", title_justify="left")
     columns = ["scheme"]
     if sims:
-        columns += ["latency", "throughput (img/s)", "speedup", "events", "wall"]
-    columns += ["analytic latency", "analytic throughput", "bottleneck stage"]
+        columns += ["latency", "throughput (img/s)", "makespan", "speedup", "bottleneck",
+                    "events", "wall"]
+    columns += ["latency >=", "throughput <=", "bound set by"]
     for col in columns:
-        table.add_column(col, justify="left" if col in ("scheme", "bottleneck stage")
+        table.add_column(col, justify="left" if col in ("scheme", "bottleneck", "bound set by")
                          else "right")
     for scheme, est in estimates.items():
         row = [scheme]
         if sims:
             r = sims[scheme]
             speed = data["schemes"][scheme].get("speedup")
+            steady = "" if r.steady.get("converged") or not r.steady.get("streamed") else " *"
+            bn = r.bottleneck
             row += [format_si(r.latency_s, "s") + (" (partial)" if r.partial else ""),
-                    f"{r.throughput_ips:,.1f}", f"{speed:.2f}x" if speed else "—",
-                    f"{r.events:,}", f"{r.wall_s:.2f} s"]
+                    f"{r.throughput_ips:,.1f}{steady}", format_si(r.makespan_s, "s"),
+                    f"{speed:.2f}x" if speed else "—",
+                    f"{bn.get('stage')} ({bn.get('cause')})", f"{r.events:,}",
+                    f"{r.wall_s:.2f} s"]
         row += [format_si(est.latency_s, "s"), f"{est.throughput_ips:,.1f}",
-                est.bottleneck_stage]
+                f"{est.bottleneck_stage} ({est.bottleneck_cause})"]
         table.add_row(*row)
     console.print(table)
+    if any(not r.steady.get("converged") and r.steady.get("streamed") for r in sims.values()):
+        console.print("* the completion interval had not settled within the streamed images: "
+                      "mean over the second half")
+    console.print(f"allocation: {data['alloc']['method']}; closed-form bounds assume no "
+                  "contention, no network and unbounded inter-layer buffers")
     for scheme, r in sims.items():
         if r.partial:
             console.print(f"[bold red]{scheme}: partial result[/]: {r.reason}")

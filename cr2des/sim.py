@@ -25,6 +25,8 @@ the stages involved.  ``max_events`` stops a run early; its result is marked par
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,7 +39,17 @@ from .errors import Cr2desError
 from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
 from .mapping import Placement
 from .network import build_topology
-from .timing import FS, Periphery, RowTimes, Stage, crossbar_row_times, digital_row_fs, stage_graph
+from .timing import (
+    DIGITAL,
+    FS,
+    LOOKUPS,
+    PORTS,
+    CrossbarStage,
+    Periphery,
+    Stage,
+    digital_row_fs,
+    stage_graph,
+)
 
 if TYPE_CHECKING:
     from .study import Study
@@ -51,10 +63,27 @@ class SimulationError(Cr2desError):
 
 @dataclass(frozen=True)
 class SimOptions:
+    """How a simulation runs.
+
+    Attributes
+    ----------
+    stream
+        Measure the steady state: keep streaming images (the testing images' counts in a
+        cycle) until the completion interval over a window of ``max(n_test, 4)`` images
+        repeats within ``tolerance``, or ``stream_events`` events have run, or
+        ``max_images`` have been fed; the throughput is the mean completion interval over
+        the second half of the completions.  ``False`` simulates the testing images only
+        (throughput = images / makespan, pipeline fill included).
+    """
+
     granularity: str = "coarse"
     max_events: int = 10_000_000
     edge_buffer_bytes: int | None = None
     trace: bool = False
+    stream: bool = True
+    max_images: int = 1000
+    stream_events: int = 150_000
+    tolerance: float = 0.01
 
 
 @dataclass
@@ -69,9 +98,17 @@ class SimResult:
     mean_latency_s
         The same averaged over all images (later images also wait behind earlier ones).
     makespan_s
-        Time until the last image finished.
+        Time until the last of the testing images finished (the batch).
     throughput_ips
-        Images per second over the run (``images / makespan``, pipeline fill included).
+        Steady-state images per second: one over the mean completion interval over the
+        second half of the streamed images (see ``steady``); without streaming, the batch's
+        ``images / makespan`` (pipeline fill included).
+    steady
+        How the steady state was measured: images streamed, warm-up images, window,
+        whether the interval converged.
+    bottleneck
+        The busiest stage (largest busy time per replica) and the resource class that
+        limits its rows.
     stalls
         Waiting time per cause, summed over stages (seconds).
     """
@@ -84,6 +121,8 @@ class SimResult:
     image_latency_s: list[float]
     makespan_s: float
     throughput_ips: float
+    steady: dict[str, Any]
+    bottleneck: dict[str, Any]
     events: int
     wall_s: float
     partial: bool
@@ -97,6 +136,7 @@ class SimResult:
             "latency_s": self.latency_s, "mean_latency_s": self.mean_latency_s,
             "image_latency_s": self.image_latency_s,
             "makespan_s": self.makespan_s, "throughput_ips": self.throughput_ips,
+            "steady": self.steady, "bottleneck": self.bottleneck,
             "events": self.events, "wall_s": self.wall_s, "partial": self.partial,
             "reason": self.reason, "stalls": self.stalls,
             "top_stalls": [{"stage": s, "cause": c, "resource": r, "seconds": t}
@@ -114,13 +154,13 @@ class _Tracker:
     __slots__ = ("arrived", "event", "held", "missing")
 
     def __init__(self) -> None:
-        self.arrived: set[int] = set()
+        self.arrived: dict[int, int] = {}  # row -> arrival time (fs), known when sent
         self.held: set[int] = set()
         self.missing: set[int] = set()
         self.event: simpy.Event | None = None
 
-    def arrive(self, row: int) -> None:
-        self.arrived.add(row)
+    def arrive(self, row: int, at: int) -> None:
+        self.arrived[row] = at
         if self.event is not None and row in self.missing:
             self.missing.discard(row)
             if not self.missing:
@@ -145,11 +185,29 @@ class _OrderedBuffer:
         self.position = (0, 0)  # (image, index into order)
         self.waiting: dict[tuple[int, int], simpy.Event] = {}
 
-    def request(self, image: int, row: int) -> simpy.Event:
+    def request(self, image: int, row: int) -> simpy.Event | None:
+        """A slot for ``row`` of ``image``: ``None`` when granted at once, else an event."""
+        if self.free > 0 and self._next() == (image, row):
+            self.free -= 1
+            self.position = (image, self.position[1] + 1)
+            self._grant()  # rows asked for earlier may be next now
+            return None
         event = self.env.event()
         self.waiting[(image, row)] = event
         self._grant()
         return event
+
+    def _next(self) -> tuple[int, int] | None:
+        """The (image, row) the next slot goes to."""
+        image, index = self.position
+        if not self.order:
+            return None
+        if index >= len(self.order):
+            if image + 1 >= self.images:
+                return None
+            image, index = image + 1, 0
+            self.position = (image, index)
+        return image, self.order[index]
 
     def release(self, count: int) -> None:
         self.free += count
@@ -176,9 +234,8 @@ class _Runtime:
     stage: Stage
     replicas: int
     homes: list[int]
-    times: RowTimes | None = None
+    timing: CrossbarStage | None = None
     digital_fs: int = 0
-    entry_fs: int = 0
     consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
     buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
     readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
@@ -191,7 +248,8 @@ class _Runtime:
 
 
 class _Simulation:
-    def __init__(self, study: Study, scheme: str, options: SimOptions) -> None:
+    def __init__(self, study: Study, scheme: str, options: SimOptions,
+                 images: int | None = None, in_flight: int | None = None) -> None:
         if options.granularity not in GRANULARITIES:
             raise SimulationError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
                                   f"got {options.granularity!r}")
@@ -202,7 +260,17 @@ class _Simulation:
         self.chip = Chip(self.env, self.arch, name="chip", stats=self.stats,
                          topology=build_topology(self.arch.chip))
         self.periphery = Periphery.of(self.arch)
-        self.images = len(study.test)
+        self.batch = images or len(study.test)
+        self.cap = max(self.batch, options.max_images) if options.stream else self.batch
+        self.events = 0
+        self.in_flight = in_flight  # images admitted but not finished, at most
+        # images to finish before measuring: one turnover of the images in flight
+        self.warmup = in_flight or 0
+        self.completions: list[int] = []  # completion times in order
+        self._completed: simpy.Event | None = None
+        self.images = self.cap  # images fed: lowered once the steady state is measured
+        self.window = max(self.batch, 4)
+        self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
         self.stages = stage_graph(study.workload)
         self.runtimes: dict[str, _Runtime] = {}
         self._build(study.placements[scheme])
@@ -210,7 +278,7 @@ class _Simulation:
         self.done: dict[int, int] = {}
         sinks = [name for name, rt in self.runtimes.items()
                  if not rt.consumers and rt.stage.kind != "input"]
-        self.sinks = {name: [0] * self.images for name in sinks}
+        self.sinks = {name: [0] * self.cap for name in sinks}
 
     # -- assembly -------------------------------------------------------------------
     def _build(self, placement: Placement) -> None:
@@ -221,19 +289,15 @@ class _Simulation:
                 rt = _Runtime(stage, 1, [0])
             elif stage.kind == "crossbar":
                 lp = placement.layers[name]
-                layer = self.study.layers[name]
                 homes = [(lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas)]
                 rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes)
-                rt.times = crossbar_row_times(layer.map, layer.counts, self.scheme, p,
-                                              keep_crossbars=self.options.granularity == "fine")
-                rt.entry_fs = p.entry_read_fs(layer.width_bytes)
-                stored = self.study.allocation.bytes_per_layer.get(name, 0)
+                rt.timing = self.study.stage(name, self.scheme,
+                                             keep_crossbars=self.options.granularity == "fine")
                 spec = self.arch.chip.tile.pattern_buffer
-                if stored and spec is not None and scheme_uses_buffer(self.scheme):
-                    banks = max(1, -(-stored // int(spec.capacity_bytes * spec.count)))
+                if rt.timing.banks and spec is not None:
                     rt.pattern_buffer = PatternBuffer(self.env, spec, name=f"{name}.pbuf",
-                                                      stats=self.stats, banks=banks)
-                    rt.pattern_buffer.load(stored)
+                                                      stats=self.stats, banks=rt.timing.banks)
+                    rt.pattern_buffer.load(self.study.allocation.bytes_per_layer[name])
             else:
                 producer = self.runtimes[stage.deps[0].producer]
                 rt = _Runtime(stage, 1, [producer.homes[0]])
@@ -251,6 +315,15 @@ class _Simulation:
                 share = (self.options.edge_buffer_bytes if self.options.edge_buffer_bytes
                          is not None else edram_per_pe * pes / max(1, len(stage.deps)))
                 rows = int(share // row_bytes)
+                if self.options.edge_buffer_bytes is None and dep.window.kind != "all":
+                    # at least one output row's window and the next stride, so the stage can
+                    # pipeline; borrowed from its tiles' eDRAM, which must hold it
+                    least = dep.window.span + (dep.window.stride if dep.window.kind == "conv"
+                                               else 0)
+                    tiles = max(1, -(-int(pes) // per_tile))
+                    room = int(tiles * self.arch.chip.tile.edram.capacity_bytes // row_bytes)
+                    rows = max(rows, min(least, room))
+                    share = max(share, rows * row_bytes)
                 if dep.window.kind != "all" and rows < dep.window.span:
                     raise SimulationError(
                         f"deadlock: layer {stage.name!r} needs {dep.window.span} rows of "
@@ -262,7 +335,7 @@ class _Simulation:
                     readers[lo:hi + 1] += 1
                 rt.readers.append(readers)
                 rt.pending.append({})
-                rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.images,
+                rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.cap,
                                                  [int(i) for i in np.flatnonzero(readers)]))
             rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
                            for _ in range(rt.replicas)]
@@ -287,17 +360,26 @@ class _Simulation:
 
     def _source(self, rt: _Runtime) -> Process:
         rows = rt.stage.rows
-        for m in range(self.images):
+        m = 0
+        while m < self.images:
+            while self.in_flight is not None and m - len(self.done) >= self.in_flight:
+                self._completed = self.env.event()
+                yield self._completed
             for i in range(rows):
                 yield from self._deliver(rt, 0, m, i, send=False)
                 self.started.setdefault(m, self.env.now)
+            m += 1
 
     def _replica(self, rt: _Runtime, r: int) -> Process:
         stage = rt.stage
         rows = stage.rows
-        batches = range(r, self.images * rows, rt.replicas)
-        for q in batches:
+        q = r - rt.replicas
+        while True:
+            q += rt.replicas
             m, j = divmod(q, rows)
+            if m >= self.images:
+                break
+            ready, last = self.env.now, None
             for index, dep in enumerate(stage.deps):
                 lo, hi = dep.window.rows(j)
                 tracker = rt.trackers[r][index][m]
@@ -309,6 +391,14 @@ class _Simulation:
                     tracker.missing, tracker.event = missing, self.env.event()
                     yield tracker.event
                     self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
+                # rows sent but still on the network: one wait for the last of them
+                at = max(tracker.arrived[i] for i in range(lo, hi + 1))
+                if at > ready:
+                    ready, last = at, dep.producer
+            if last is not None and ready > self.env.now:
+                asked = self.env.now
+                yield self.env.timeout(ready - asked)
+                self.stats.stall(stage.name, INPUT, last, self.env.now - asked)
             rt.state[r] = f"computes row {j} of image {m}"
             start = self.env.now
             if stage.kind == "crossbar":
@@ -324,32 +414,70 @@ class _Simulation:
                 self.sinks[stage.name][m] += 1
                 if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
                     self.done[m] = self.env.now
+                    self.completions.append(self.env.now)
+                    self._check_steady()
+                    if self._completed is not None and not self._completed.triggered:
+                        self._completed.succeed()
         rt.state[r] = "done"
 
+    def _check_steady(self) -> None:
+        """After a completion: stop feeding images once the completion interval over the
+        last window of ``w = max(n_test, 4)`` images (whole cycles of the testing images'
+        counts) equals the window before within the tolerance, or once ``stream_events``
+        events have run and at least two windows have completed (then the steady state is
+        reported as not converged).  The
+        throughput is measured over the second half of the completions either way."""
+        last = len(self.done) - 1
+        if not self.options.stream or self.images < self.cap:
+            return
+        if self.events >= self.options.stream_events and last >= 2 * self.window:
+            self.images = last + 1  # the budget is spent and a measurement is possible
+            return
+        w = self.window
+        if last < self.warmup + 2 * w:
+            return
+        times = self.completions
+        now = times[last] - times[last - w]
+        before = times[last - w] - times[last - 2 * w]
+        if abs(now - before) <= self.options.tolerance * now:
+            self.images = last + 1
+            self.steady["converged"] = True
+
     def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
-        times = rt.times
-        assert times is not None
+        timing = rt.timing
+        assert timing is not None
+        times = timing.times
         name = rt.stage.name
+        q %= len(times.compute_fs)  # the testing images' counts, in a cycle
         reads = int(times.buffer_reads[q])
-        waits = []
+        lookups = int(times.lookups[q]) if times.lookups is not None else 0
+        pbuf = rt.pattern_buffer
+        now = self.env.now
+        start = end = now
+        if lookups and pbuf is not None:
+            looked = pbuf.lookup(lookups, timing.lookup_fs, stage=name, after=now)
+            end = looked
+            if not self.periphery.lookahead:  # a cycle waits for its lookup before its OUs
+                start = looked
+        fine = self.options.granularity == "fine"
         if reads:
-            assert rt.pattern_buffer is not None
-            if self.options.granularity == "fine":  # one event per buffer read
-                waits = [self.env.process(rt.pattern_buffer.read(1, rt.entry_fs, stage=name))
-                         for _ in range(reads)]
-            else:
-                waits = [self.env.process(rt.pattern_buffer.read(reads, rt.entry_fs,
-                                                                 stage=name))]
-        if self.options.granularity == "fine":
+            assert pbuf is not None
+            for _ in range(reads if fine else 1):  # fine: one booking per buffer read
+                end = max(end, pbuf.read(1 if fine else reads, timing.entry_fs, stage=name,
+                                         after=start))
+        if fine:
+            if start > now:
+                yield self.env.timeout(start - now)
+            waits = [self.env.timeout(end - start)] if end > start else []
             yield from self._compute_fine(rt, r, q, waits)
             return
         self.stats.stall(name, ADC, f"{name}.adcs", int(times.adc_fs[q]))
-        compute = self.env.timeout(int(times.compute_fs[q]))
-        yield self.env.all_of([compute, *waits]) if waits else compute
+        yield self.env.timeout(max(end, start + int(times.compute_fs[q])) - now)
 
     def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
-        times = rt.times
-        assert times is not None and times.ou_per_crossbar is not None
+        assert rt.timing is not None
+        times = rt.timing.times
+        assert times.ou_per_crossbar is not None
         per_pe = times.crossbars_per_pe
         per_tile = self.arch.chip.tile.pes
         procs = list(waits)
@@ -358,14 +486,14 @@ class _Simulation:
             pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
             procs.append(self.env.process(self._ous(rt.stage.name, pe, int(x) % per_pe,
                                                     int(times.ou_per_crossbar[q, x]))))
-        assert times.copies_per_pe is not None
-        for pe_local in np.flatnonzero(times.copies_per_pe[q]):
+        assert times.columns_per_pe is not None
+        for pe_local in np.flatnonzero(times.columns_per_pe[q]):
             pe_global = rt.first_pe + r * rt.pes + int(pe_local)
             pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
-            duration = -(-int(times.copies_per_pe[q, pe_local]) * self.periphery.sa_fs
+            duration = -(-int(times.columns_per_pe[q, pe_local]) * self.periphery.sa_fs
                          // self.periphery.sa_units)
             procs.append(self.env.process(pe.shift_add.use(duration, stage=rt.stage.name,
-                                                           cause=ADC, label="WPR/IPR columns")))
+                                                           cause=ADC, label="column results")))
         if procs:
             yield self.env.all_of(procs)
 
@@ -425,9 +553,12 @@ class _Simulation:
             if window.kind != "all":
                 asked = self.env.now
                 rt.state[r] = f"waits for buffer space at {consumer.stage.name!r}"
-                yield consumer.buffers[index].request(m, j)
-                self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
-                                 self.env.now - asked)
+                slot = consumer.buffers[index].request(m, j)
+                if slot is not None:
+                    yield slot
+                if send:  # the source waiting for room is the outside world, not the chip
+                    self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
+                                     self.env.now - asked)
                 self.chip.tile(consumer.homes[0]).edram.change(row_bytes)
             for d in targets:
                 by_tile[consumer.homes[d]].append(consumer.trackers[d][index][m])
@@ -436,17 +567,15 @@ class _Simulation:
         for tile, trackers in by_tile.items():
             if tile not in remote:
                 for tracker in trackers:
-                    tracker.arrive(j)
+                    tracker.arrive(j, self.env.now)
         if remote:
-            self.env.process(self._multicast(rt, r, {t: by_tile[t] for t in remote}, j))
-
-    def _multicast(self, rt: _Runtime, r: int, targets: dict[int, list[_Tracker]], j: int
-                   ) -> Process:
-        yield from self.chip.multicast(rt.stage.row_bytes, rt.homes[r], list(targets),
-                                       stage=rt.stage.name)
-        for trackers in targets.values():
-            for tracker in trackers:
-                tracker.arrive(j)
+            # the arrival time is known when the message is booked: consumers wait for it
+            # themselves (no event per message)
+            arrival = self.chip.book_multicast(row_bytes, rt.homes[r], remote,
+                                               stage=rt.stage.name)
+            for tile in remote:
+                for tracker in by_tile[tile]:
+                    tracker.arrive(j, arrival)
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -460,6 +589,7 @@ class _Simulation:
             except simpy.core.EmptySchedule:
                 break
             events += 1
+            self.events = events
             if events >= limit:
                 reason = (f"stopped after --max-events {limit:,} events at simulated time "
                           f"{self.env.now / FS:.6g} s with {len(self.done)} of {self.images} "
@@ -477,22 +607,74 @@ class _Simulation:
         return self._result(events, wall, reason)
 
     def _result(self, events: int, wall: float, reason: str | None) -> SimResult:
-        latencies = [(self.done[m] - self.started.get(m, 0)) / FS for m in sorted(self.done)]
-        makespan = max(self.done.values(), default=self.env.now) / FS
+        batch = [m for m in range(self.batch) if m in self.done]
+        latencies = [(self.done[m] - self.started.get(m, 0)) / FS for m in batch]
+        makespan = max((self.done[m] for m in batch), default=self.env.now) / FS
         by_cause = dict.fromkeys(CAUSES, 0.0)
         rows = []
         for (stage, cause, resource), t in self.stats.stalls.items():
             by_cause[cause] += t / FS
             rows.append((stage, cause, resource, t / FS))
         rows.sort(key=lambda row: -row[3])
+        steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
+        if self.options.stream and len(self.done) > 2:
+            last = len(self.done) - 1
+            # every completion after the warm-up (or the second half, if the budget ended
+            # before), in whole cycles of the testing images' counts
+            start = min(self.warmup, last // 2)
+            span = max(self.batch, (last - start) // self.batch * self.batch)
+            warm = max(0, last - span)
+            times = self.completions
+            interval = (times[last] - times[warm]) / (last - warm) / FS
+            steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
+            throughput = 1.0 / interval if interval > 0 else 0.0
+        else:
+            steady.update(window=None, interval_s=None)
+            throughput = len(batch) / makespan if makespan > 0 else 0.0
         return SimResult(
-            scheme=self.scheme, granularity=self.options.granularity, images=self.images,
+            scheme=self.scheme, granularity=self.options.granularity, images=len(self.done),
             latency_s=latencies[0] if latencies else float("nan"),
             mean_latency_s=float(np.mean(latencies)) if latencies else float("nan"),
-            image_latency_s=latencies, makespan_s=makespan,
-            throughput_ips=len(self.done) / makespan if makespan > 0 else 0.0,
+            image_latency_s=latencies, makespan_s=makespan, throughput_ips=throughput,
+            steady=steady, bottleneck=self._bottleneck(1.0 / throughput if throughput else 0.0,
+                                                       rows),
             events=events, wall_s=wall, partial=reason is not None, reason=reason,
             stalls=by_cause, stalls_by_stage=rows, stats=self.stats)
+
+    def _bottleneck(self, interval_s: float,
+                    stalls: list[tuple[str, str, str, float]]) -> dict[str, Any]:
+        """The stage whose replicas were busiest (mean busy time per image), the resource
+        class that limits its rows and its utilization in the steady state.  Below
+        :data:`BUSY` utilization no stage is saturated: the pipeline is limited by its
+        waits, and ``cause`` names the largest wait other than for inputs (usually
+        *output buffer full*: inter-layer buffers too small to keep replicas busy) with
+        ``limited_by`` the stage, cause and resource of that wait."""
+        best, busy = None, -1.0
+        for name, rt in self.runtimes.items():
+            if rt.stage.kind == "input":
+                continue
+            mean = sum(self.stats.busy.get(f"{name}.r{r}", 0) for r in range(rt.replicas)
+                       ) / rt.replicas
+            if mean > busy:
+                best, busy = name, mean
+        if best is None:
+            return {"stage": None, "cause": None}
+        rt = self.runtimes[best]
+        per_image = busy / max(1, len(self.done)) / FS
+        utilization = per_image / interval_s if interval_s > 0 else 0.0
+        out = {"stage": best, "cause": rt.timing.cause if rt.timing is not None else DIGITAL,
+               "replicas": rt.replicas, "busy_per_image_s": per_image,
+               "utilization": utilization}
+        waits = [row for row in stalls if row[1] != INPUT]
+        if utilization < BUSY and waits:
+            stage, cause, resource, _ = waits[0]
+            out["cause"] = f"pipeline waits: {cause}"
+            out["limited_by"] = {"stage": stage, "cause": cause, "resource": resource}
+        return out
+
+
+#: a stage busier than this fraction of the steady interval is saturated
+BUSY = 0.8
 
 
 def scheme_uses_buffer(scheme: str) -> bool:
@@ -523,58 +705,122 @@ def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
 
 
 def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> SimResult:
-    """Simulate ``scheme`` of ``study`` on its testing images (module docstring)."""
-    return _Simulation(study, scheme, options or SimOptions()).run()
+    """Simulate ``scheme`` of ``study`` (module docstring).
+
+    Three runs, each metric from the run that defines it: the testing images as a batch
+    (``makespan_s``, ``mean_latency_s``, stalls and trace), one image alone through the
+    empty pipeline (``latency_s``), and, with ``options.stream``, images streamed until the
+    steady state (``throughput_ips``, ``steady``, ``bottleneck``).  ``events`` and
+    ``wall_s`` add up all runs.
+    """
+    options = options or SimOptions()
+    batch = _Simulation(study, scheme, dataclasses.replace(options, stream=False)).run()
+    if batch.partial:
+        return batch
+    if len(study.test) > 1:
+        alone = _Simulation(study, scheme, dataclasses.replace(options, stream=False,
+                                                               trace=False), images=1).run()
+        batch.latency_s = alone.latency_s
+        batch.events += alone.events
+        batch.wall_s += alone.wall_s
+    if not options.stream:
+        return batch
+    # Admit at most the images the pipeline holds at the batch's completion rate (Little's
+    # law with the latency, 1.5x for queueing, plus two windows), so that the stream
+    # measures the steady state instead of a flood of half-finished images.
+    done = sorted(batch.image_latency_s)
+    if len(study.test) > 1 and batch.makespan_s > batch.latency_s:
+        rate = (len(study.test) - 1) / (batch.makespan_s - done[0])
+    else:
+        rate = estimate(study, scheme).throughput_ips
+    window = max(len(study.test), 4)
+    depth = batch.latency_s * rate if math.isfinite(rate) else 1.0
+    in_flight = math.ceil(1.5 * depth) + 2 * window
+    stream = _Simulation(study, scheme, dataclasses.replace(options, trace=False),
+                         in_flight=in_flight).run()
+    stream.steady["in_flight"] = in_flight
+    batch.throughput_ips, batch.steady = stream.throughput_ips, stream.steady
+    batch.bottleneck = stream.bottleneck
+    batch.events += stream.events
+    batch.wall_s += stream.wall_s
+    if stream.partial:
+        batch.partial, batch.reason = True, stream.reason
+    return batch
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """The closed-form bottleneck estimate of one scheme (no contention, perfect balance).
+    """Closed-form bounds on one scheme's timing (no contention, no network, unbounded
+    inter-layer buffers, perfect balance over replicas).
 
-    ``bottleneck_s`` is the largest per-image time of a stage (its rows' times divided over
-    its replicas); ``throughput_ips`` its inverse.  ``latency_s`` adds to it the pipeline
-    fill along the slowest dependency path: each stage waits for the rows its first output
-    row needs from its producer.
+    ``throughput_ips`` is an upper bound on the simulated steady state: one over the
+    largest per-image time any resource class of a stage needs, its rows' times divided
+    over its replicas (the testing images' mean), its pattern buffer's reads and lookups
+    over its ports (shared by the replicas).  ``latency_s`` is a lower bound on the
+    simulated latency: the first image's rows through the stage graph, each row starting
+    when its input rows are done and its replica's previous row is done, lasting its row
+    time.  ``bottleneck_stage`` is the stage that sets the throughput bound.
     """
 
     scheme: str
     bottleneck_stage: str
+    bottleneck_cause: str
     bottleneck_s: float
     throughput_ips: float
     latency_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bottleneck_stage": self.bottleneck_stage, "bottleneck_s": self.bottleneck_s,
-                "throughput_ips": self.throughput_ips, "latency_s": self.latency_s}
+        return {"bottleneck_stage": self.bottleneck_stage,
+                "bottleneck_cause": self.bottleneck_cause, "bottleneck_s": self.bottleneck_s,
+                "throughput_ips": self.throughput_ips, "latency_s": self.latency_s,
+                "kind": "bounds: throughput_ips >= simulated steady state, latency_s <= "
+                        "simulated latency (coarse granularity)"}
 
 
 def estimate(study: Study, scheme: str) -> Estimate:
-    """Closed-form throughput and latency of ``scheme`` (see :class:`Estimate`)."""
+    """Closed-form bounds of ``scheme`` (see :class:`Estimate`)."""
     p = Periphery.of(study.arch)
     stages = stage_graph(study.workload)
     images = len(study.test)
-    per_image, per_row = {}, {}
+    per_image: dict[str, float] = {}
+    cause: dict[str, str] = {}
+    finish: dict[str, np.ndarray] = {}
     for name, stage in stages.items():
         if stage.kind == "input":
-            per_image[name] = per_row[name] = 0.0
+            finish[name] = np.zeros(stage.rows, dtype=np.int64)
             continue
         if stage.kind == "crossbar":
-            layer = study.layers[name]
-            times = crossbar_row_times(layer.map, layer.counts, scheme, p).compute_fs
+            timing = study.stage(name, scheme)
             replicas = study.placements[scheme].layers[name].replicas
-            total = float(times.sum()) / images
-            per_image[name] = total / replicas / FS
-            per_row[name] = total / stage.rows / FS
+            parts = {k: v / replicas for k, v in timing.resource_fs.items()
+                     if k not in (PORTS, LOOKUPS)}
+            parts[PORTS] = float(timing.resource_fs.get(PORTS, 0))
+            parts[LOOKUPS] = float(timing.resource_fs.get(LOOKUPS, 0))
+            if not p.lookahead and parts[LOOKUPS]:  # lookups come before each row's OUs
+                parts[LOOKUPS] = max(parts[LOOKUPS], float(
+                    (timing.times.compute_fs.sum() + timing.resource_fs.get(LOOKUPS, 0))
+                    / replicas))
+            parts["row time"] = float(timing.times.compute_fs.sum()) / replicas
+            top = max(parts, key=lambda k: parts[k])
+            per_image[name] = parts[top] / images
+            cause[name] = timing.cause if top == "row time" else top
+            times = timing.row_fs[:stage.rows].astype(np.int64)  # the first image's rows
         else:
+            replicas = 1
             row = digital_row_fs(study.workload[name], study.arch, p)
-            per_image[name] = row * stage.rows / FS
-            per_row[name] = row / FS
-    bottleneck = max((n for n in stages if n != "input"), key=lambda n: per_image[n])
-    fill: dict[str, float] = {}
-    for name, stage in stages.items():
-        fill[name] = max((fill[d.producer] + d.window.span * per_row[d.producer]
-                          for d in stage.deps), default=0.0)
-    latency = max(fill.values()) + per_image[bottleneck]
-    slowest = per_image[bottleneck]
-    return Estimate(scheme, bottleneck, slowest, 1.0 / slowest if slowest else float("inf"),
-                    latency)
+            per_image[name] = float(row * stage.rows)
+            cause[name] = DIGITAL
+            times = np.full(stage.rows, row, dtype=np.int64)
+        done = np.zeros(stage.rows, dtype=np.int64)
+        for j in range(stage.rows):
+            ready = max((int(finish[d.producer][lo:hi + 1].max())
+                         for d in stage.deps for lo, hi in (d.window.rows(j),)), default=0)
+            if j >= replicas:
+                ready = max(ready, int(done[j - replicas]))
+            done[j] = ready + int(times[j])
+        finish[name] = done
+    bottleneck = max(per_image, key=lambda n: per_image[n])
+    latency = max(int(done.max()) for n, done in finish.items() if n != "input") / FS
+    slowest = per_image[bottleneck] / FS
+    return Estimate(scheme, bottleneck, cause[bottleneck], slowest,
+                    1.0 / slowest if slowest else float("inf"), latency)

@@ -113,6 +113,7 @@ class Unit(Component):
     """A digital unit with a fixed latency per action (shift-and-add, sigmoid, max-pool)."""
 
     latency_s: float = param(0.0, key="latency", unit="time", ge=0, doc="time of one action")
+    lanes: int = param(1, ge=1, doc="results one unit handles per action (one latency)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +135,16 @@ class PatternBuffer(Memory):
     entry_align_bytes: float = param(32, key="entry_align", unit="bytes", gt=0,
                                      doc="entries occupy whole multiples of this")
     lookup_latency_s: float = param(1e-9, key="lookup_latency", unit="time", ge=0,
-                                    doc="time to match a pattern against the tags")
+                                    doc="time of one lookup step (a CAM search of "
+                                        "match_entries entries, or a hash)")
+    # -- lookup structure and timing (docs/simulation.md, "Pattern buffers") ------------
+    lookup: str = param("cam", choices=("cam", "hashed"),
+                        doc="cam: match_entries entries per step; hashed: a hash, then one "
+                            "set of match_entries tags read from the SRAM")
+    match_entries: int = param(32, ge=1, doc="entries one CAM step compares, or the tags of "
+                                             "one hashed set")
+    lookahead: bool = param(True, doc="lookups run ahead of the OUs in a pipeline (the lookup "
+                                      "rate limits); false: a cycle waits for its lookup")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .allocation import Allocation, LayerValues, allocate
+from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate
 from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
 from .datapath import DataOptions, preprocessing
 from .images import ImageSet, learn_test_split, load_images
@@ -42,6 +42,17 @@ from .patterns import (
 )
 from .reference import Execution
 from .spec import Arch
+from .timing import (
+    CONVERSIONS,
+    LOOKUPS,
+    PORTS,
+    READS,
+    SHIFT_ADD,
+    CrossbarStage,
+    Periphery,
+    crossbar_row_times,
+    crossbar_stage,
+)
 from .weights import QuantWeights
 from .workload import Workload
 
@@ -57,7 +68,8 @@ class StudyOptions:
     capacity_bytes
         Total pattern-buffer capacity to allocate; ``None`` takes the chip's.
     alloc
-        ``exact``, ``uniform``, ``proportional`` or ``greedy``.
+        ``time`` (default: time saved, never slower than ``wpr``), ``exact`` (the byte
+        knapsack of OU activations saved), ``uniform``, ``proportional`` or ``greedy``.
     compare_alloc
         Further allocation methods run on the same learned tables and tested on the same
         images; each gives an alternative study (:attr:`Study.alternatives`).
@@ -71,7 +83,7 @@ class StudyOptions:
     n_learn: int = 4
     n_test: int = 4
     capacity_bytes: float | None = None
-    alloc: str = "exact"
+    alloc: str = "time"
     compare_alloc: tuple[str, ...] = ()
     learn_images: str | None = None
     test_images: str | None = None
@@ -127,6 +139,12 @@ class Study:
     timings: dict[str, float]
     #: the same study under other allocation methods (``StudyOptions.compare_alloc``)
     alternatives: dict[str, Study] = field(default_factory=dict)
+
+    def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
+        """Row times of crossbar layer ``name`` under ``scheme`` on the testing images."""
+        return layer_stage(self.layers[name], scheme, self.arch, Periphery.of(self.arch),
+                           self.allocation.bytes_per_layer.get(name, 0),
+                           keep_crossbars=keep_crossbars)
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -252,8 +270,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                                     dac, lmap.groups) for name, lmap in learning.maps.items()}
     layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
     lap("testing")
-    placements = {scheme: place_scheme(learning.maps, layers, arch, scheme)
-                  for scheme in SCHEMES}
+    placements = place_schemes(layers, learning.maps, arch, learning.allocation)
     lap("placement")
     alternatives = {}
     for method in dict.fromkeys(options.compare_alloc):
@@ -265,7 +282,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                                        {name: layer.tested for name, layer in layers.items()})
         alternatives[method] = Study(
             workload, arch, weights, learn_set, test_set, alt_layers, allocation,
-            {s: place_scheme(learning.maps, alt_layers, arch, s) for s in SCHEMES}, {})
+            place_schemes(alt_layers, learning.maps, arch, allocation), {})
     if alternatives:
         lap("other allocations")
     return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
@@ -311,12 +328,48 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
     return layers
 
 
-def place_scheme(maps: dict[str, LayerMap], layers: dict[str, LayerStudy], arch: Arch,
-                 scheme: str) -> Placement:
-    """Place ``scheme`` on the chip, replicating by OU activations per crossbar."""
-    per_crossbar = {name: layer.schemes[scheme].ou_computes / max(1, layer.map.crossbars(
-        scheme)) for name, layer in layers.items()}
-    return place(maps, arch, scheme, per_crossbar)
+def layer_stage(layer: LayerStudy, scheme: str, arch: Arch, p: Periphery, stored_bytes: int,
+                *, keep_crossbars: bool = False) -> CrossbarStage:
+    """Row times of one studied layer (:func:`cr2des.timing.crossbar_stage`)."""
+    return crossbar_stage(layer.map, layer.counts, scheme, arch, p, stored_bytes=stored_bytes,
+                          entries=layer.entries, entry_bytes=layer.width_bytes,
+                          key_bits=layer.buffer.key_bits, keep_crossbars=keep_crossbars)
+
+
+def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
+    """``(time replicas split, time they share)`` of a stage over its batches: the crossbar
+    side is split over replicas; the pattern buffer's reads and lookups are shared (its
+    entries are not copied per replica).  Without lookahead a row's lookups come before its
+    OUs, so they also lengthen every replica's rows."""
+    compute = float(stage.times.compute_fs.sum())
+    reads, looks = float(stage.resource_fs.get(PORTS, 0)), float(stage.resource_fs.get(LOOKUPS, 0))
+    if not lookahead:
+        compute += looks
+    return compute, max(reads, looks)
+
+
+def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch: Arch,
+                  allocation: Allocation) -> dict[str, Placement]:
+    """Place every scheme, replicating layers by their stage time under that scheme.
+
+    cr2 stores the same crossbars as wpr and keeps wpr's placement: its buffers then only
+    take work off stages that sit where they sat under wpr, with the same eDRAM shares for
+    the inter-layer buffers.  Re-replicating by cr2's own stage times moves PEs, and with
+    them those shares, and loses more to buffer waits than it gains (GoogLeNet: 2,265
+    against 4,782 images/s in the steady state; docs/simulation.md)."""
+    p = Periphery.of(arch)
+    placements = {}
+    for scheme in SCHEMES:
+        if scheme == "cr2":
+            placements[scheme] = dataclasses.replace(placements["wpr"], scheme="cr2")
+            continue
+        work, shared = {}, {}
+        for name, layer in layers.items():
+            stage = layer_stage(layer, scheme, arch, p,
+                                allocation.bytes_per_layer.get(name, 0))
+            work[name], shared[name] = stage_work(stage, p.lookahead)
+        placements[scheme] = place(maps, arch, scheme, work, shared)
+    return placements
 
 
 @dataclass(frozen=True)
@@ -332,15 +385,29 @@ class Learning:
     candidates: tuple[LayerValues, ...] = ()
     work: dict[str, float] = field(default_factory=dict)
     dac_bits: int = 1
+    #: the architecture, which the time-aware allocation times the layers on
+    arch: Arch | None = None
+
+
+#: allocation methods of a study: the time-aware default, then the byte-knapsack family
+ALLOCS = ("time", *METHODS)
 
 
 def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Execution,
-                  capacity_bytes: int, method: str = "exact",
+                  capacity_bytes: int, method: str = "time",
                   progress: Callable[[str], None] | None = None, *,
                   cache: Cache | None = None, reference: str | None = None) -> Learning:
     """Map every layer, learn its patterns on ``run``, allocate ``capacity_bytes`` among the
     layers and fill each buffer with its best learned entries.  With a ``cache`` and the
-    ``reference`` key of ``run``, learned tables are reused."""
+    ``reference`` key of ``run``, learned tables are reused.
+
+    ``time`` gives whole tiles' buffers to the layers where they save the most stage time
+    and never slow a layer (:func:`time_allocation`); the other methods value an entry by
+    the OU activations it saves (MODEL.md section 3).
+    """
+    if method not in ALLOCS:
+        raise AllocationError(f"unknown allocation method {method!r}; known: "
+                              f"{', '.join(ALLOCS)}")
     dac = arch.dac_bits
     maps, learned, widths, candidates, work = {}, {}, {}, [], {}
     for layer in workload.crossbar_layers:
@@ -355,7 +422,7 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
         work[name] = float(scheme_counts_learned(lmap, counts))
     learning = Learning(maps, learned, widths, allocate([], 0), {}, tuple(candidates), work,
-                        dac)
+                        dac, arch)
     allocation, buffers = fill_buffers(learning, capacity_bytes, method)
     return dataclasses.replace(learning, allocation=allocation, buffers=buffers)
 
@@ -364,7 +431,14 @@ def fill_buffers(learning: Learning, capacity_bytes: int, method: str
                  ) -> tuple[Allocation, dict[str, PatternBuffer]]:
     """Allocate ``capacity_bytes`` among the layers by ``method``; each layer's buffer holds
     its best learned entries."""
-    allocation = allocate(learning.candidates, capacity_bytes, method, work=learning.work)
+    if method == "time":
+        assert learning.arch is not None
+        key_bits = {name: 8 * key_bytes(lmap.bands, learning.dac_bits)
+                    for name, lmap in learning.maps.items()}
+        allocation = time_allocation(learning.maps, learning.learned, learning.widths,
+                                     key_bits, capacity_bytes, learning.arch)
+    else:
+        allocation = allocate(learning.candidates, capacity_bytes, method, work=learning.work)
     buffers = {
         name: make_buffer(learning.learned[name], lmap.ous("wpr"), allocation.entries[name],
                           8 * key_bytes(lmap.bands, learning.dac_bits))
@@ -379,3 +453,128 @@ def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:
     nonzero = np.bincount(learned.band[learned.key != 0],
                           weights=learned.count[learned.key != 0], minlength=lmap.n_bands)
     return int((nonzero * lmap.ous("wpr")).sum())
+
+
+@dataclass(frozen=True)
+class LearnedTiming:
+    """A layer's ``wpr`` stage time on the learning images (one replica, all cycles as one
+    batch) and the parts a buffer hit can save.
+
+    Attributes
+    ----------
+    wpr_fs
+        Closed-form stage time under ``wpr``.
+    crossbar_fs
+        Its crossbar-and-ADC part (the larger of reads and conversions).
+    digital_fs
+        Its shift-and-add part, which a hit does not save (served columns pass it too).
+    ous
+        OU activations under ``wpr``.
+    nonzero
+        Non-zero OU cycles (each one a lookup once the layer has entries).
+    """
+
+    wpr_fs: float
+    crossbar_fs: float
+    digital_fs: float
+    ous: int
+    nonzero: int
+
+    @classmethod
+    def of(cls, lmap: LayerMap, learned: PatternCounts, p: Periphery) -> LearnedTiming:
+        counts = learned_counts(lmap, learned)
+        times = crossbar_row_times(lmap, counts, "wpr", p)
+        r = times.resource_fs
+        return cls(float(times.compute_fs.sum()), float(max(r[READS], r[CONVERSIONS])),
+                   float(r[SHIFT_ADD]), int((counts.batch_nonzero[0] * lmap.ous("wpr")).sum()),
+                   int(counts.batch_nonzero.sum()))
+
+
+def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
+                    widths: dict[str, int], key_bits: dict[str, int], capacity_bytes: int,
+                    arch: Arch) -> Allocation:
+    """The time-aware allocation (docs/model.md): whole tiles' buffers ("banks") are given
+    to layers so as to maximize the PE time saved on the learning images, and a layer
+    never gets a buffer that makes its stage slower than under ``wpr``.
+
+    A layer with ``b`` banks holds its ``k = min(x, b x per_bank)`` best entries (by OU
+    activations saved).  Its stage time with ``R`` replicas (the ``wpr`` placement) is
+    ``max(split / R, shared)``: ``split`` is the crossbar-and-ADC time scaled by the OU
+    activations left, but never below the shift-and-add time, which hits do not save;
+    ``shared`` is the larger of the entry reads and the lookups of every non-zero cycle
+    over the ``b x ports`` ports (without lookahead the lookups are also added to
+    ``split``).  The gain is ``R`` times the time saved; a ``b`` whose time exceeds the
+    ``wpr`` time is not allowed.  The banks are split by an exact grouped knapsack
+    (``new[c] = max_b old[c - b] + gain[b]``, ties to fewer banks).
+    """
+    pb = arch.chip.tile.pattern_buffer
+    names = list(maps)
+    entries = dict.fromkeys(names, 0)
+    if pb is None or capacity_bytes <= 0:
+        return Allocation("time", int(capacity_bytes), entries, dict.fromkeys(names, 0), 0)
+    p = Periphery.of(arch)
+    bank_bytes = int(pb.capacity_bytes * pb.count)
+    capacity = int(capacity_bytes) // bank_bytes
+    timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
+    replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}).layers
+    table = np.zeros(capacity + 1)
+    choices = []
+    for name in names:
+        lmap, t = maps[name], timing[name]
+        per_bank = bank_bytes // widths[name]
+        order, ou_values = best_entries(learned[name], lmap.ous("wpr"))
+        x = int(np.count_nonzero(ou_values > 0))
+        if per_bank == 0 or x == 0 or t.ous == 0:
+            choices.append((name, np.zeros(capacity + 1, dtype=np.int64), per_bank, x))
+            continue
+        top = min(capacity, -(-x // per_bank))
+        b = np.arange(top + 1)
+        k = np.minimum(x, b * per_bank)
+        saved_ou = np.r_[0, np.cumsum(ou_values[:x])][k]
+        hits = np.r_[0, np.cumsum(learned[name].count[order[:x]])][k]
+        split = np.maximum(t.crossbar_fs * (1 - saved_ou / t.ous), t.digital_fs)
+        ports = np.maximum(1, b * pb.ports)
+        reads = hits * p.entry_read_fs(widths[name]) / ports
+        lookup = np.array([p.lookup_fs(int(kk), int(bb), key_bits[name])
+                           for kk, bb in zip(k, b, strict=True)], dtype=float)
+        looks = t.nonzero * lookup / ports
+        if not p.lookahead:
+            split = split + looks
+        r = replicas[name].replicas
+        stage = np.maximum(split / r, np.maximum(reads, looks))
+        gain = r * (t.wpr_fs / r - stage)
+        gain[stage >= t.wpr_fs / r] = -np.inf
+        gain[0] = 0.0
+        new = table.copy()
+        choice = np.zeros(capacity + 1, dtype=np.int64)
+        for banks in range(1, top + 1):
+            if not np.isfinite(gain[banks]):
+                continue
+            candidate = table[:capacity + 1 - banks] + gain[banks]
+            better = candidate > new[banks:]
+            new[banks:][better] = candidate[better]
+            choice[banks:][better] = banks
+        table = new
+        choices.append((name, choice, per_bank, x))
+    remaining = capacity
+    value = table[capacity]
+    for name, choice, per_bank, x in reversed(choices):
+        banks = int(choice[remaining])
+        entries[name] = min(x, banks * per_bank)
+        remaining -= banks
+    return Allocation("time", int(capacity_bytes), entries,
+                      {n: k * widths[n] for n, k in entries.items()}, int(value))
+
+
+def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | None = None
+                   ) -> InputCounts:
+    """The learning histogram as one batch of :class:`InputCounts` (``hits`` per band)."""
+    nz = learned.key != 0
+    nonzero = np.bincount(learned.band[nz], weights=learned.count[nz],
+                          minlength=lmap.n_bands).astype(np.int64)
+    cycles = np.bincount(learned.band, weights=learned.count,
+                         minlength=lmap.n_bands).astype(np.int64)
+    hit = np.zeros_like(nonzero) if hits is None else hits
+    return InputCounts(cycles=cycles, zero=cycles - nonzero, hits=hit,
+                       batch_nonzero=nonzero[None, :], batch_hits=hit[None, :],
+                       batch_vectors=1, per_vector=1)

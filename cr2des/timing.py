@@ -19,10 +19,14 @@ them), so a crossbar activates ``n_x`` OUs per row.  One OU holds its crossbar f
 time is ``max(max_x n_x t_read, sum_x n_x t_conv / adcs, S&A work) + t_conv``: crossbars
 read in parallel, ADCs are shared, the last OU's conversion drains the pipeline; the replica's
 row time is that of its slowest PE.  With enough ADCs this equals the one-event-per-OU
-(fine) simulation exactly.  WPR copies and buffer-served columns go through the PE's
-shift-and-add units (``latency`` per column, spread over ``count`` units), charged to the PE
-that holds the band's first row slot.  IPR buffer reads occupy the tile's pattern-buffer
-ports: ``lookup_latency + ceil(entry bits / width) x latency`` each.
+(fine) simulation exactly.  One digital path: every column result of a cycle that is not
+skipped (computed, WPR-copied or served by the pattern buffer) is shifted and added once on
+the PE's shift-and-add units (``latency`` per ``lanes`` results, ``count`` units), charged
+to the PE that holds the band's first row slot.  IPR: every non-zero cycle of a layer that
+has entries is looked up (:meth:`Periphery.lookup_fs`); a hit reads ``ceil(entry bits /
+width)`` lines of ``latency``.  Lookups and reads spread over the ``ports x banks`` ports of
+the layer's buffer; reads run beside the OUs, lookups ahead of them (``lookahead``) or
+before them (:func:`row_fs`).
 
 **Digital row time**: vector units as wide as the eDRAM bus (``edram.width`` bits, one
 8-bit activation per byte) do one operation per ``latency``: a pool does ``k^2`` operations
@@ -37,7 +41,7 @@ All times are integer femtoseconds so that sums are exact.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -179,17 +183,31 @@ class RowTimes:
     adc_fs
         The part of ``compute_fs`` lost waiting for ADCs (beyond the crossbar reads).
     buffer_reads
-        IPR reads of the row (cr2).
+        IPR entry reads of the row (cr2 hits).
+    lookups
+        IPR lookups of the row: every non-zero OU cycle of a layer that has a buffer.
+    resource_fs
+        Per resource class (``crossbar reads``, ``ADC conversions``, ``shift-and-add``),
+        the slowest PE's time summed over batches: which one limits the stage.
     ou_per_crossbar
         ``(batches, crossbars)`` OU activations, for the one-event-per-OU simulation.
+    columns_per_pe
+        ``(batches, PEs)`` column results through each PE's shift-and-add (fine runs).
     """
 
     compute_fs: np.ndarray
     adc_fs: np.ndarray
     buffer_reads: np.ndarray
+    lookups: np.ndarray | None = None
+    resource_fs: dict[str, int] = field(default_factory=dict)
     ou_per_crossbar: np.ndarray | None = None
-    copies_per_pe: np.ndarray | None = None
+    columns_per_pe: np.ndarray | None = None
     crossbars_per_pe: int = 1
+
+
+#: resource classes that can limit a stage, as reports name them
+READS, CONVERSIONS, SHIFT_ADD = "crossbar reads", "ADC conversions", "shift-and-add"
+PORTS, LOOKUPS, DIGITAL = "pattern-buffer reads", "pattern-buffer lookups", "digital unit"
 
 
 @dataclass(frozen=True)
@@ -201,12 +219,15 @@ class Periphery:
     adcs: int
     crossbars_per_pe: int
     sa_fs: int
-    sa_units: int
+    sa_units: int  # units x lanes: column results per sa_fs
     buffer_read_fs: int  # per entry line
-    buffer_lookup_fs: int
+    buffer_lookup_fs: int  # per lookup step
     buffer_width_bits: int
     buffer_ports: int
     lanes: int
+    lookup_kind: str = "cam"
+    match_entries: int = 1
+    lookahead: bool = True
 
     @classmethod
     def of(cls, arch: Arch) -> Periphery:
@@ -217,16 +238,56 @@ class Periphery:
             read_fs=fs(pe.crossbar.read_latency_s),
             conv_fs=fs(pe.crossbar.ou_cols / pe.adc.sample_rate_hz),
             adcs=pe.adc.count, crossbars_per_pe=pe.crossbar.count,
-            sa_fs=fs(pe.shift_add.latency_s), sa_units=max(1, pe.shift_add.count),
+            sa_fs=fs(pe.shift_add.latency_s),
+            sa_units=max(1, pe.shift_add.count) * pe.shift_add.lanes,
             buffer_read_fs=fs(pb.latency_s) if pb else 0,
             buffer_lookup_fs=fs(pb.lookup_latency_s) if pb else 0,
             buffer_width_bits=pb.width_bits if pb else 1, buffer_ports=pb.ports if pb else 1,
             lanes=max(1, tile.edram.width_bits // 8),
+            lookup_kind=pb.lookup if pb else "cam",
+            match_entries=pb.match_entries if pb else 1,
+            lookahead=pb.lookahead if pb else True,
         )
 
     def entry_read_fs(self, entry_bytes: int) -> int:
+        """One hit's entry read: its lines, one ``latency`` each (the lookup is apart)."""
         lines = -(-entry_bytes * 8 // self.buffer_width_bits)
+        return lines * self.buffer_read_fs
+
+    def lookup_fs(self, entries: int, banks: int, key_bits: int) -> int:
+        """One lookup of a layer's buffer of ``entries`` entries over ``banks`` tiles'
+        buffers (searched in parallel), ``key_bits`` per key.
+
+        ``cam``: ``ceil(entries per bank / match_entries)`` search steps of
+        ``lookup_latency``.  ``hashed``: one hash (``lookup_latency``), then the set's
+        ``match_entries`` tags of ``key_bits`` are read in lines of ``width`` bits.
+        """
+        if entries <= 0:
+            return 0
+        if self.lookup_kind == "cam":
+            per_bank = -(-entries // max(1, banks))
+            return -(-per_bank // self.match_entries) * self.buffer_lookup_fs
+        lines = -(-self.match_entries * key_bits // self.buffer_width_bits)
         return self.buffer_lookup_fs + lines * self.buffer_read_fs
+
+
+def buffer_row_fs(reads: np.ndarray | int, lookups: np.ndarray | int, ports: int,
+                  entry_fs: int, lookup_fs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Port time of a row's lookups and of its entry reads, spread evenly over ``ports``
+    (no contention): ``(lookup part, read part)``, femtoseconds."""
+    ports = max(1, ports)
+    look = -(-np.asarray(lookups, dtype=np.int64) // ports) * lookup_fs
+    read = -(-np.asarray(reads, dtype=np.int64) // ports) * entry_fs
+    return look, read
+
+
+def row_fs(compute: np.ndarray, look: np.ndarray, read: np.ndarray, lookahead: bool
+           ) -> np.ndarray:
+    """A crossbar row's time from its parts: the buffer's entry reads run beside the OUs;
+    lookups run ahead of them (``lookahead``, the lookup rate limits) or before them."""
+    if lookahead:
+        return np.maximum(np.maximum(compute, read), look)
+    return look + np.maximum(compute, read)
 
 
 def slot_layout(lmap: LayerMap, scheme: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -254,15 +315,27 @@ def _computed_cycles(counts: InputCounts, scheme: str) -> np.ndarray:
     return (counts.batch_nonzero - hits).astype(np.int64)
 
 
+def output_columns(lmap: LayerMap, scheme: str) -> np.ndarray:
+    """Column results per band of a cycle that is not skipped: every column (dense), or
+    every non-zero pattern's column, computed, copied from its twin or served by the
+    buffer alike (they all pass the shift-and-add)."""
+    if scheme == "dense":
+        return np.full(lmap.n_bands, lmap.columns, dtype=np.int64)
+    return lmap.nonzero.astype(np.int64)
+
+
 def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Periphery,
-                       *, keep_crossbars: bool = False) -> RowTimes:
-    """Closed-form row times of one replica of a crossbar stage (module docstring)."""
+                       *, keep_crossbars: bool = False, buffered: bool = False) -> RowTimes:
+    """Closed-form row times of one replica of a crossbar stage (module docstring).
+
+    ``buffered``: the layer has IPR entries under ``cr2``, so every non-zero cycle looks up.
+    """
     band, blocks, first, crossbar, n_xbar = slot_layout(lmap, scheme)
     computed = _computed_cycles(counts, scheme)  # (batches, bands)
     batches = computed.shape[0]
     if n_xbar == 0:
         zero = np.zeros(batches, dtype=np.int64)
-        return RowTimes(zero, zero, zero)
+        return RowTimes(zero, zero, zero, zero)
     per_slot = computed[:, band] * blocks  # (batches, slots)
     bounds = np.flatnonzero(np.r_[True, crossbar[1:] != crossbar[:-1]])
     ou = np.add.reduceat(per_slot, bounds, axis=1)  # (batches, crossbars)
@@ -272,11 +345,10 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
     per_pe = padded.reshape(batches, pes, p.crossbars_per_pe)
     t_read = per_pe.max(axis=2) * p.read_fs
     t_adc = -(-per_pe.sum(axis=2) * p.conv_fs // p.adcs)
-    # shift-and-add: WPR copies of computed cycles, and columns served by buffer hits
-    copies = lmap.copies() if scheme in ("wpr", "cr2") else np.zeros(lmap.n_bands, np.int64)
-    served = (counts.batch_hits.astype(np.int64) * lmap.nonzero if scheme == "cr2"
-              else np.zeros_like(computed))
-    sa_band = computed * copies + served  # (batches, bands) columns
+    # one digital path: every column result of a cycle that is not skipped (computed,
+    # copied or served) is shifted and added once
+    hits = counts.batch_hits.astype(np.int64) if scheme == "cr2" else 0
+    sa_band = (computed + hits) * output_columns(lmap, scheme)  # (batches, bands) columns
     first_slots = np.flatnonzero(first)
     sa_pe = np.zeros((batches, pes), dtype=np.int64)
     np.add.at(sa_pe.T, crossbar[first_slots] // p.crossbars_per_pe,
@@ -289,10 +361,82 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
                      - (t_read + fill).max(axis=1))
     reads = (counts.batch_hits.sum(axis=1) if scheme == "cr2"
              else np.zeros(batches, dtype=np.int64))
-    return RowTimes(compute, adc, reads.astype(np.int64),
+    lookups = (counts.batch_nonzero.sum(axis=1) if scheme == "cr2" and buffered
+               else np.zeros(batches, dtype=np.int64))
+    resource = {READS: int(t_read.max(axis=1).sum()), CONVERSIONS: int(t_adc.max(axis=1).sum()),
+                SHIFT_ADD: int(t_sa.max(axis=1).sum())}
+    return RowTimes(compute, adc, reads.astype(np.int64), lookups.astype(np.int64), resource,
                     ou_per_crossbar=ou if keep_crossbars else None,
-                    copies_per_pe=sa_pe if keep_crossbars else None,
+                    columns_per_pe=sa_pe if keep_crossbars else None,
                     crossbars_per_pe=p.crossbars_per_pe)
+
+
+@dataclass(frozen=True)
+class CrossbarStage:
+    """Row times of one replica of a crossbar stage under one scheme, pattern buffer
+    included.
+
+    Attributes
+    ----------
+    times
+        The crossbar side (:func:`crossbar_row_times`).
+    banks, ports
+        Tiles' buffers holding the layer's entries and their ports (0 without a buffer).
+    entry_fs, lookup_fs
+        One entry read and one lookup (femtoseconds).
+    row_fs
+        ``(batches,)`` row times with the buffer's work, no contention (:func:`row_fs`).
+    resource_fs
+        Per resource class, the time it needs summed over batches (the largest limits).
+    """
+
+    times: RowTimes
+    banks: int
+    ports: int
+    entry_fs: int
+    lookup_fs: int
+    row_fs: np.ndarray
+    resource_fs: dict[str, int]
+
+    @property
+    def cause(self) -> str:
+        """The resource class that limits the stage."""
+        return max(self.resource_fs, key=lambda k: self.resource_fs[k])
+
+
+def tile_banks(entries: int, entry_bytes: int, arch: Arch) -> int:
+    """Tiles' pattern buffers that ``entries`` entries of ``entry_bytes`` fill (an entry
+    never straddles two tiles' buffers)."""
+    pb = arch.chip.tile.pattern_buffer
+    if pb is None or entries <= 0:
+        return 0
+    per_bank = max(1, int(pb.capacity_bytes * pb.count) // entry_bytes)
+    return -(-entries // per_bank)
+
+
+def crossbar_stage(lmap: LayerMap, counts: InputCounts, scheme: str, arch: Arch,
+                   p: Periphery, *, stored_bytes: int, entries: int, entry_bytes: int,
+                   key_bits: int, keep_crossbars: bool = False) -> CrossbarStage:
+    """Row times of a crossbar stage; the layer's ``entries`` IPR entries (``stored_bytes``)
+    fill :func:`tile_banks` tiles' buffers."""
+    pb = arch.chip.tile.pattern_buffer
+    buffered = scheme == "cr2" and pb is not None and entries > 0 and stored_bytes > 0
+    times = crossbar_row_times(lmap, counts, scheme, p, keep_crossbars=keep_crossbars,
+                               buffered=buffered)
+    resource = dict(times.resource_fs)
+    if not buffered:
+        return CrossbarStage(times, 0, 0, 0, 0, times.compute_fs, resource)
+    assert pb is not None
+    banks = tile_banks(entries, entry_bytes, arch)
+    ports = pb.ports * banks
+    entry_fs = p.entry_read_fs(entry_bytes)
+    lookup_fs = p.lookup_fs(entries, banks, key_bits)
+    assert times.lookups is not None
+    look, read = buffer_row_fs(times.buffer_reads, times.lookups, ports, entry_fs, lookup_fs)
+    resource[PORTS] = int(read.sum())
+    resource[LOOKUPS] = int(look.sum())
+    return CrossbarStage(times, banks, ports, entry_fs, lookup_fs,
+                         row_fs(times.compute_fs, look, read, p.lookahead), resource)
 
 
 def digital_row_fs(layer: Layer, arch: Arch, p: Periphery) -> int:

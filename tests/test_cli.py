@@ -60,7 +60,7 @@ def test_run_json_has_the_study_keys(capsys):
             assert isinstance(entry[key], int), (scheme, key)
     assert 0 <= data["ipr"]["hit_rate_learn"] <= 1 and 0 <= data["ipr"]["hit_rate_test"] <= 1
     alloc = data["alloc"]
-    assert alloc["method"] == "exact" and alloc["capacity_bytes"] == 16 * 64
+    assert alloc["method"] == "time" and alloc["capacity_bytes"] == 16 * 64
     assert sum(alloc["bytes_per_layer"].values()) <= alloc["capacity_bytes"]
     assert data["images"]["learn"]["names"] == ["astronaut", "chelsea"]
     assert data["images"]["test"]["names"] == ["coffee", "rocket"]
@@ -68,6 +68,10 @@ def test_run_json_has_the_study_keys(capsys):
     for scheme in ("dense", "sparse", "wpr", "cr2"):
         entry = data["schemes"][scheme]
         assert entry["latency_s"] > 0 and entry["throughput_ips"] > 0
+        assert entry["makespan_s"] >= entry["latency_s"]
+        assert isinstance(entry["bottleneck"]["stage"], str)
+        assert entry["bottleneck"]["cause"]
+        assert entry["steady"]["streamed"] and entry["steady"]["images"] > 2
         assert set(entry["stalls"]) >= {"input not ready", "ADC busy", "buffer port busy",
                                         "link busy", "output buffer full"}
         assert entry["analytic"]["throughput_ips"] > 0

@@ -66,7 +66,8 @@ def test_one_conv_exact_event_log():
     assert study.crossbars("dense") == 4
     row_fs = 10_243_125 * NS // 1000
     for granularity in ("coarse", "fine"):
-        result = simulate(study, "dense", SimOptions(granularity=granularity, trace=True))
+        result = simulate(study, "dense", SimOptions(granularity=granularity, trace=True,
+                                                      stream=False))
         log = sorted((s, e) for track, s, e, _ in result.stats.intervals
                      if track == "conv.r0")
         assert log == [(k * row_fs, (k + 1) * row_fs) for k in range(8)], granularity
@@ -82,8 +83,8 @@ def test_adc_contention_is_charged_to_adcs():
     # in steady state, but a 1-ADC, 4-bitline OU at 0.4 GS/s (10 ns) is not: ADC-bound
     arch = tiny_arch(chip__tile__pe__adc__sample_rate="0.4GS/s", mapping__replicate=False)
     study = one_conv_study(arch)
-    coarse = simulate(study, "dense", SimOptions(granularity="coarse"))
-    fine = simulate(study, "dense", SimOptions(granularity="fine"))
+    coarse = simulate(study, "dense", SimOptions(granularity="coarse", stream=False))
+    fine = simulate(study, "dense", SimOptions(granularity="fine", stream=False))
     assert coarse.stalls["ADC busy"] > 0 and fine.stalls["ADC busy"] > 0
     # closed form: PE0 converts 2048 OUs x 10 ns on one ADC = 20.48 us per row (+ drain)
     row = 2048 * 10 + 10  # ns
@@ -130,8 +131,8 @@ def small_study():
 
 @pytest.mark.parametrize("scheme", ["dense", "sparse", "wpr", "cr2"])
 def test_coarse_and_fine_agree(small_study, scheme):
-    coarse = simulate(small_study, scheme, SimOptions(granularity="coarse"))
-    fine = simulate(small_study, scheme, SimOptions(granularity="fine"))
+    coarse = simulate(small_study, scheme, SimOptions(granularity="coarse", stream=False))
+    fine = simulate(small_study, scheme, SimOptions(granularity="fine", stream=False))
     assert fine.events > 20 * coarse.events
     assert fine.makespan_s == pytest.approx(coarse.makespan_s, rel=0.02)
     assert fine.latency_s == pytest.approx(coarse.latency_s, rel=0.02)
@@ -171,7 +172,7 @@ def test_adding_an_adc_never_slows_fine_runs(adcs):
     slow = {"chip__tile__pe__adc__sample_rate": "0.4GS/s", "mapping__replicate": False}
     study = one_conv_study(tiny_arch(chip__tile__pe__adc__count=adcs, **slow))
     more = dataclasses.replace(study, arch=tiny_arch(chip__tile__pe__adc__count=adcs + 1, **slow))
-    options = SimOptions(granularity="fine")
+    options = SimOptions(granularity="fine", stream=False)
     before = simulate(study, "dense", options).makespan_s
     after = simulate(more, "dense", options).makespan_s
     assert after <= before
@@ -199,7 +200,7 @@ def test_bad_granularity(tiny_study):
 
 # ----------------------------------------------------------------------------- traces
 def test_trace_tracks_never_overlap(small_study, tmp_path):
-    result = simulate(small_study, "cr2", SimOptions(granularity="fine", trace=True))
+    result = simulate(small_study, "cr2", SimOptions(granularity="fine", trace=True, stream=False))
     info = write_trace(tmp_path / "t.json", result.stats, title="tiny")
     data = json.loads((tmp_path / "t.json").read_text())
     assert not info["aggregated"]
@@ -222,7 +223,7 @@ def test_trace_tracks_never_overlap(small_study, tmp_path):
 
 
 def test_big_traces_are_aggregated_and_say_so(small_study):
-    result = simulate(small_study, "cr2", SimOptions(granularity="fine", trace=True))
+    result = simulate(small_study, "cr2", SimOptions(granularity="fine", trace=True, stream=False))
     data = chrome_trace(result.stats, title="tiny", max_events=2000)
     assert data["otherData"]["aggregated"] and data["otherData"]["bin_us"] > 0
     assert len(data["traceEvents"]) < 4000
