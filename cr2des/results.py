@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .allocation import METHODS, LayerValues, allocate
+from .allocation import LayerValues
 from .errors import Cr2desError
 from .fileio import atomic_write_text, strict_json
 from .patterns import PatternCounts, best_entries
+from .study import ALLOCS, reallocate
 
 if TYPE_CHECKING:
     from .costs import AreaPower
@@ -106,14 +107,14 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[st
     """
     capacity = int(study.allocation.capacity_bytes)
     base = capacity if capacity > 0 else CURVE_BASE_BYTES
-    candidates, learn_cum, test_cum, work, (learn_nonzero, test_nonzero) = (
+    candidates, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = (
         _learned_tables(study))
     method = study.allocation.method
     capacities = sorted({round(base * f) for f in factors} | {capacity})
     rates, test_rates, used = [], [], []
     for c in capacities:
         allocation = (study.allocation if c == capacity
-                      else allocate(candidates, c, method, work=work))
+                      else reallocate(study, c, method))
         rates.append(_rate(learn_cum, allocation.entries, learn_nonzero))
         test_rates.append(_rate(test_cum, allocation.entries, test_nonzero)
                           if test_cum else None)
@@ -173,12 +174,11 @@ def counts_in(band: np.ndarray, key: np.ndarray, histogram: PatternCounts) -> np
 def alloc_methods(study: Study) -> dict[str, Any]:
     """Every allocation method on the study's learned tables and capacity: bytes per layer
     and the hit rate on the learning images (no testing run; ``--compare-alloc`` adds one)."""
-    candidates, learn_cum, test_cum, work, (learn_nonzero, test_nonzero) = (
-        _learned_tables(study))
+    _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = _learned_tables(study)
     out = {}
-    for method in METHODS:
+    for method in ALLOCS:
         allocation = (study.allocation if method == study.allocation.method else
-                      allocate(candidates, study.allocation.capacity_bytes, method, work=work))
+                      reallocate(study, int(study.allocation.capacity_bytes), method))
         out[method] = {**allocation.to_dict(),
                        "hit_rate_learn": _rate(learn_cum, allocation.entries, learn_nonzero),
                        "hit_rate_test": (_rate(test_cum, allocation.entries, test_nonzero)
@@ -214,7 +214,7 @@ def alloc_comparison(study: Study, sims: Mapping[str, Mapping[str, SimResult]],
                             if dense is not None and result.latency_s and not result.partial
                             else None)})
         out[method] = entry
-    return {m: out[m] for m in METHODS if m in out}
+    return {m: out[m] for m in ALLOCS if m in out}
 
 
 def model_record(study: Study, sims: Mapping[str, SimResult],

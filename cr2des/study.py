@@ -568,7 +568,10 @@ def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts]
 
 def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | None = None
                    ) -> InputCounts:
-    """The learning histogram as one batch of :class:`InputCounts` (``hits`` per band)."""
+    """The learning histogram as one batch of :class:`InputCounts` (``hits`` per band).
+
+    A histogram has no vectors: every cycle counts as a vector of one cycle
+    (``per_vector = 1``), which is all the row-time model reads."""
     nz = learned.key != 0
     nonzero = np.bincount(learned.band[nz], weights=learned.count[nz],
                           minlength=lmap.n_bands).astype(np.int64)
@@ -577,4 +580,23 @@ def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | No
     hit = np.zeros_like(nonzero) if hits is None else hits
     return InputCounts(cycles=cycles, zero=cycles - nonzero, hits=hit,
                        batch_nonzero=nonzero[None, :], batch_hits=hit[None, :],
-                       batch_vectors=1, per_vector=1)
+                       batch_vectors=1, per_vector=1, vectors_nonzero=nonzero,
+                       vectors_computed=nonzero - hit)
+
+
+def reallocate(study: Study, capacity_bytes: int, method: str) -> Allocation:
+    """``method``'s allocation of ``capacity_bytes`` on the study's learned tables, without
+    a testing run (what the hit-rate curve and the allocation comparison read)."""
+    layers = study.layers
+    if method == "time":
+        return time_allocation({n: layer.map for n, layer in layers.items()},
+                               {n: layer.learned for n, layer in layers.items()},
+                               {n: layer.width_bytes for n, layer in layers.items()},
+                               {n: layer.buffer.key_bits for n, layer in layers.items()},
+                               capacity_bytes, study.arch)
+    candidates = [LayerValues(n, layer.width_bytes,
+                              best_entries(layer.learned, layer.map.ous("wpr"))[1]
+                              .astype(np.int64)) for n, layer in layers.items()]
+    work = {n: float(scheme_counts_learned(layer.map, layer.learned))
+            for n, layer in layers.items()}
+    return allocate(candidates, capacity_bytes, method, work=work)

@@ -55,7 +55,10 @@ def labels(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "out"
-    assert main(["run", "tiny", *TINY, "--out", str(out), "--compare-alloc", "--trace"]) == 0
+    # MODEL.md's byte knapsack, so that the curve's exact properties below hold; every
+    # method (the time-aware default too) is compared beside it
+    assert main(["run", "tiny", *TINY, "--alloc", "exact", "--out", str(out),
+                 "--compare-alloc", "--trace"]) == 0
     return out
 
 
@@ -203,7 +206,7 @@ def test_ipr_curve_matches_the_study_at_its_capacity(folder):
     assert curve["hit_rate_test"][0] == 0
     tested = {t["method"]: t for t in curve["tested"]}
     assert tested["exact"]["hit_rate_test"] == doc["ipr"]["hit_rate_test"]
-    assert set(tested) == {"exact", "uniform", "proportional", "greedy"}
+    assert set(tested) == {"time", "exact", "uniform", "proportional", "greedy"}
 
 
 def test_compare_alloc_equals_running_each_method(folder, capsys):
@@ -222,7 +225,7 @@ def test_compare_alloc_equals_running_each_method(folder, capsys):
         assert entry["hit_rate_test"] == doc["alloc_compare"][method]["hit_rate_test"]
     run = doc["alloc_compare"]["exact"]
     assert run["cr2"]["latency_s"] == doc["schemes"]["cr2"]["latency_s"]
-    assert list(doc["alloc_compare"]) == ["exact", "uniform", "proportional", "greedy"]
+    assert list(doc["alloc_compare"]) == ["time", "exact", "uniform", "proportional", "greedy"]
 
 
 def test_learning_and_testing_images_from_different_sources(tmp_path, capsys):
