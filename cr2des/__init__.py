@@ -21,28 +21,36 @@ from ._version import __version__
 #: public name -> the module defining it; imported on first use, so that ``import cr2des``
 #: (and ``cr2des --version``) does not load numpy, simpy, networkx or scikit-image
 _EXPORTS: dict[str, str] = {
-    "AreaPower": "costs", "area_power": "costs",
-    "count_actions": "counts",
-    "EnergyResult": "energy", "evaluate_energy": "energy",
-    "DataOptions": "datapath",
+    "AreaPower": "costs.area_power", "area_power": "costs.area_power",
+    "count_actions": "costs.counts",
+    "EnergyResult": "costs.energy", "evaluate_energy": "costs.energy",
+    "DataOptions": "data.datapath",
     "Cr2desError": "errors", "DataError": "errors", "ImportFailure": "errors",
     "MappingError": "errors", "SpecError": "errors", "WorkloadError": "errors",
-    "ImageSet": "images", "learn_test_split": "images", "load_images": "images",
-    "execute": "reference",
-    "SimOptions": "sim", "SimResult": "sim", "SimulationError": "sim", "estimate": "sim",
-    "simulate": "sim",
-    "Arch": "spec", "arch_from_dict": "spec", "load_arch": "spec",
-    "Study": "study", "StudyOptions": "study", "run_study": "study",
-    "load_weights": "weights", "quantize_weights": "weights",
-    "Layer": "workload", "Workload": "workload", "load_workload": "workload",
-    "workload_from_dict": "workload",
+    "ImageSet": "data.images", "learn_test_split": "data.images", "load_images": "data.images",
+    "execute": "data.reference",
+    "SimOptions": "simulation.sim", "SimResult": "simulation.sim",
+    "SimulationError": "simulation.sim", "estimate": "simulation.sim",
+    "simulate": "simulation.sim",
+    "Arch": "description.spec", "arch_from_dict": "description.spec",
+    "load_arch": "description.spec",
+    "Study": "compression.study", "StudyOptions": "compression.study",
+    "run_study": "compression.study",
+    "load_weights": "data.weights", "quantize_weights": "data.weights",
+    "Layer": "workloads.graph", "Workload": "workloads.graph", "load_workload": "workloads.load",
+    "workload_from_dict": "workloads.graph",
 }
 
 if TYPE_CHECKING:
-    from .costs import AreaPower, area_power
-    from .counts import count_actions
-    from .datapath import DataOptions
-    from .energy import EnergyResult, evaluate_energy
+    from .compression.study import Study, StudyOptions, run_study
+    from .costs.area_power import AreaPower, area_power
+    from .costs.counts import count_actions
+    from .costs.energy import EnergyResult, evaluate_energy
+    from .data.datapath import DataOptions
+    from .data.images import ImageSet, learn_test_split, load_images
+    from .data.reference import execute
+    from .data.weights import load_weights, quantize_weights
+    from .description.spec import Arch, arch_from_dict, load_arch
     from .errors import (
         Cr2desError,
         DataError,
@@ -51,13 +59,9 @@ if TYPE_CHECKING:
         SpecError,
         WorkloadError,
     )
-    from .images import ImageSet, learn_test_split, load_images
-    from .reference import execute
-    from .sim import SimOptions, SimResult, SimulationError, estimate, simulate
-    from .spec import Arch, arch_from_dict, load_arch
-    from .study import Study, StudyOptions, run_study
-    from .weights import load_weights, quantize_weights
-    from .workload import Layer, Workload, load_workload, workload_from_dict
+    from .simulation.sim import SimOptions, SimResult, SimulationError, estimate, simulate
+    from .workloads.graph import Layer, Workload, workload_from_dict
+    from .workloads.load import load_workload
 
 
 def __getattr__(name: str) -> Any:

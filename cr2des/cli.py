@@ -63,7 +63,7 @@ def _fraction(text: str) -> float:
 
 def _byte_size(text: str) -> int:
     """argparse type of byte options: a whole, positive byte count with its unit."""
-    from .units import MAX_BYTES, UnitError, parse_bytes
+    from .description.units import MAX_BYTES, UnitError, parse_bytes
 
     try:
         value = parse_bytes(text)
@@ -98,9 +98,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_area_power(args: argparse.Namespace, console: Console) -> int:
-    from .costs import area_power
-    from .report import print_area_power
-    from .spec import load_arch
+    from .costs.area_power import area_power
+    from .description.spec import load_arch
+    from .report.tables import print_area_power
 
     ap = area_power(load_arch(args.arch))
     if args.json:
@@ -111,8 +111,8 @@ def cmd_area_power(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_workload(args: argparse.Namespace, console: Console) -> int:
-    from .report import print_workload
-    from .workload import load_workload
+    from .report.tables import print_workload
+    from .workloads.load import load_workload
 
     workload = load_workload(args.model)
     if args.json:
@@ -123,7 +123,7 @@ def cmd_workload(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_import(args: argparse.Namespace, console: Console) -> int:
-    from .onnx_import import import_to_files
+    from .workloads.onnx_import import import_to_files
 
     workload, weights = import_to_files(args.model, args.output, _normalize(args.normalize))
     console.print(f"wrote {args.output}: {len(workload)} layers, "
@@ -143,15 +143,15 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .headline import print_answer, print_models_summary
-    from .report import print_energy, print_study, print_timing
-    from .results import document, expand_models, write_folder
+    from .report.headline import print_answer, print_models_summary
+    from .report.tables import print_energy, print_study, print_timing
+    from .results.record import document, expand_models, write_folder
 
     models = expand_models(args.model)
     if args.trace is not None and args.trace == "" and args.out is None:
         raise SpecError("--trace without a path writes trace.json into --out DIR; give one")
     if args.out is not None and not args.no_plots:
-        from .plots import require_matplotlib
+        from .report.plots import require_matplotlib
 
         require_matplotlib()  # before minutes of simulation, not after
     runs = []
@@ -165,7 +165,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             phases("write", str(args.out))
             written = write_folder(doc, args.out)
             if not args.no_plots:
-                from .plots import write_plots
+                from .report.plots import write_plots
 
                 phases("figures", str(args.out))
                 plotted, skipped = write_plots(doc, args.out)
@@ -192,12 +192,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: bool
                ) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
     """Study, simulate and record one model: ``(record, study, sims, estimates)``."""
-    from .budget import check_memory
-    from .pipeline import TimingOptions, run_record
-    from .spec import load_arch
-    from .study import StudyOptions
-    from .trace import write_trace
-    from .workload import load_workload
+    from .compression.study import StudyOptions
+    from .data.budget import check_memory
+    from .description.spec import load_arch
+    from .results.pipeline import TimingOptions, run_record
+    from .simulation.trace import write_trace
+    from .workloads.load import load_workload
 
     arch = load_arch(args.arch)
     workload = load_workload(model)
@@ -221,7 +221,7 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
 
 def _compare_methods(given: list[str] | None) -> tuple[str, ...]:
     """``--compare-alloc`` alone names every method; absent, none."""
-    from .study import ALLOCS
+    from .compression.study import ALLOCS
 
     if given is None:
         return ()
@@ -236,9 +236,9 @@ def _trace_path(args: argparse.Namespace, model: str, multi: bool) -> Path:
 
 
 def cmd_plot(args: argparse.Namespace, console: Console) -> int:
-    from .plots import plot_file
-    from .sweep_plots import plot_sweep
-    from .sweep_runner import RECORDS
+    from .report.plots import plot_file
+    from .report.sweep_plots import plot_sweep
+    from .results.sweep_runner import RECORDS
 
     results = Path(args.results)
     if results.is_dir() and (results / RECORDS).exists():
@@ -254,9 +254,9 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
-    from .report import print_sweep
-    from .sweep import expand, load_sweep
-    from .sweep_runner import run_sweep
+    from .report.tables import print_sweep
+    from .results.sweep import expand, load_sweep
+    from .results.sweep_runner import run_sweep
 
     sweep = load_sweep(args.sweep)
     points = expand(sweep)
@@ -313,11 +313,11 @@ class _SweepProgress:
 
 def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     """Architecture, workload, weights, images and the reference run the options name."""
-    from .budget import check_memory
-    from .datapath import prepare_weights, preprocessing, run_reference
-    from .images import load_images
-    from .spec import load_arch
-    from .workload import load_workload
+    from .data.budget import check_memory
+    from .data.datapath import prepare_weights, preprocessing, run_reference
+    from .data.images import load_images
+    from .description.spec import load_arch
+    from .workloads.load import load_workload
 
     arch = load_arch(args.arch)
     workload = load_workload(args.model)
@@ -332,9 +332,9 @@ def _reference_run(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
 
 
 def cmd_verify(args: argparse.Namespace, console: Console) -> int:
-    from .report import print_verify
-    from .study import learn_buffers
-    from .verify import first_mismatch, verify_layer
+    from .compression.study import learn_buffers
+    from .compression.verify import first_mismatch, verify_layer
+    from .report.tables import print_verify
 
     arch, workload, weights, images, run = _reference_run(args)
     learning = learn_buffers(workload, arch, weights, run, int(arch.pattern_buffer_bytes))
@@ -448,7 +448,7 @@ class _Phases:
 
 
 def _data_options(args: argparse.Namespace) -> Any:
-    from .datapath import DataOptions
+    from .data.datapath import DataOptions
 
     return DataOptions(images=args.images, weights=args.weights, prune=args.prune,
                        prune_scope=args.prune_scope, seed=args.seed,
@@ -456,14 +456,14 @@ def _data_options(args: argparse.Namespace) -> Any:
 
 
 def _normalize(text: str | None) -> Any:
-    from .workload import Normalize
+    from .workloads.graph import Normalize
 
     return None if text is None else Normalize.parse(text)
 
 
 def cmd_profile(args: argparse.Namespace, console: Console) -> int:
-    from .profile import layer_patterns, profile_layer, summarize
-    from .report import print_profile
+    from .compression.profile import layer_patterns, profile_layer, summarize
+    from .report.tables import print_profile
 
     arch, workload, weights, images, execution = _reference_run(args)
     profiles = []

@@ -54,10 +54,10 @@ def cli_json(args: list[str]) -> dict[str, Any]:
 def mapping_counts(workload_name: str, arch_name: str) -> dict[str, Any]:
     """Per layer: columns, crossbars per scheme, and every band's non-zero and distinct
     non-zero weight-pattern counts, with the workload's synthetic weights (seed 0)."""
-    from cr2des.mapping import SCHEMES, map_layer
-    from cr2des.spec import load_arch
-    from cr2des.weights import quantize_weights, synthetic_weights
-    from cr2des.workload import load_workload
+    from cr2des.compression.mapping import SCHEMES, map_layer
+    from cr2des.data.weights import quantize_weights, synthetic_weights
+    from cr2des.description.spec import load_arch
+    from cr2des.workloads.load import load_workload
 
     arch = load_arch(arch_name)
     workload = load_workload(workload_name)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cr2des.allocation import (
+from cr2des.compression.allocation import (
     METHODS,
     Allocation,
     AllocationError,

@@ -10,8 +10,8 @@ import dataclasses
 
 import pytest
 
-from cr2des.costs import area_power
-from cr2des.spec import load_arch
+from cr2des.costs.area_power import area_power
+from cr2des.description.spec import load_arch
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cr2des.counts import (
+from cr2des.compression.mapping import SCHEMES
+from cr2des.compression.patterns import PatternBuffer, classify_layer, learn_layer, scheme_counts
+from cr2des.compression.study import LayerStudy, entry_width, tag_bits
+from cr2des.costs.counts import (
     COUNTS,
     crossbar_counts,
     digital_counts,
     wpr_entry_bits,
     wpr_index_bytes,
 )
-from cr2des.mapping import SCHEMES
-from cr2des.patterns import PatternBuffer, classify_layer, learn_layer, scheme_counts
-from cr2des.spec import load_arch
-from cr2des.study import LayerStudy, entry_width, tag_bits
-from cr2des.workload import workload_from_dict
+from cr2des.description.spec import load_arch
+from cr2des.workloads.graph import workload_from_dict
 
 from .test_patterns import example
 
@@ -154,7 +154,7 @@ def test_digital_counts_by_hand():
 def test_wpr_index_takes_the_cheaper_encoding(appendix):
     import dataclasses
 
-    from cr2des.counts import wpr_band_bits
+    from cr2des.costs.counts import wpr_band_bits
 
     _, layer = appendix
     # one band of 16 columns, 12 non-zero, 2 unique: 10 repeated columns.  Explicit entries
@@ -172,8 +172,8 @@ def test_replicas_on_one_tile_share_the_index(appendix, share, per_tile):
     import dataclasses
     from types import SimpleNamespace
 
-    from cr2des.counts import wpr_index_tile_bytes
-    from cr2des.mapping import LayerPlacement
+    from cr2des.compression.mapping import LayerPlacement
+    from cr2des.costs.counts import wpr_index_tile_bytes
 
     arch, layer = appendix
     tile = arch.chip.tile

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cr2des import spec
-from cr2des.schema import yaml_key
+from cr2des.description import spec
+from cr2des.description.schema import yaml_key
 
 from .conftest import ROOT
 
@@ -44,15 +44,15 @@ def test_readme_links_resolve():
 
 # ----------------------------------------------------------------------------- reference
 def test_reference_is_what_the_spec_generates():
-    from cr2des.specdoc import reference_markdown
+    from cr2des.description.specdoc import reference_markdown
 
     text = (ROOT / "docs" / "reference.md").read_text()
     assert text == reference_markdown(), (
-        "docs/reference.md is out of date: python -m cr2des.specdoc docs/reference.md")
+        "docs/reference.md is out of date: python -m cr2des.description.specdoc docs/reference.md")
 
 
 def test_reference_lists_every_key_with_its_default_and_source():
-    from cr2des.specdoc import keys, yaml_sources
+    from cr2des.description.specdoc import keys, yaml_sources
 
     listed = {k.path.rsplit(".", 1)[-1] for k in keys() if not k.section}
     assert description_keys(spec.Arch) - {k.path.rsplit(".", 1)[-1] for k in keys()} == set()
@@ -165,8 +165,8 @@ def _readme_row(first_cell: str) -> str:
 
 
 def test_readme_architecture_statements_match_the_files():
-    from cr2des.costs import area_power
-    from cr2des.spec import load_arch
+    from cr2des.costs.area_power import area_power
+    from cr2des.description.spec import load_arch
 
     tiny = load_arch("tiny")
     row = _readme_row("`tiny.yaml`")
@@ -199,7 +199,7 @@ def test_readme_architecture_statements_match_the_files():
 
 @pytest.mark.parametrize("model", ["alexnet", "vgg16", "resnet50", "googlenet"])
 def test_readme_workload_table_matches_the_zoo(model):
-    from cr2des.workload import load_workload
+    from cr2des.workloads.load import load_workload
 
     row = _readme_row(f"`{model}`")
     macs_text, weights_text = re.search(r"([\d.]+) G \| ([\d.]+) M", row).groups()

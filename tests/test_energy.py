@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from cr2des.costmodels import adc_figures, memory_figures, sram_figures
-from cr2des.costs import action_energy, area_power, unit_figures
-from cr2des.counts import COUNTS
-from cr2des.energy import (
+from cr2des.compression.study import StudyOptions, run_study
+from cr2des.costs.area_power import action_energy, area_power, unit_figures
+from cr2des.costs.counts import COUNTS
+from cr2des.costs.energy import (
     COMPONENT_OF,
     action_energies,
     assumed_numbers,
@@ -18,10 +18,10 @@ from cr2des.energy import (
     evaluate_energy,
     layer_energy,
 )
-from cr2des.sim import SimOptions, estimate, simulate
-from cr2des.spec import load_arch, required_adc_bits
-from cr2des.study import StudyOptions, run_study
-from cr2des.workload import load_workload
+from cr2des.costs.models import adc_figures, memory_figures, sram_figures
+from cr2des.description.spec import load_arch, required_adc_bits
+from cr2des.simulation.sim import SimOptions, estimate, simulate
+from cr2des.workloads.load import load_workload
 
 from .test_sim import tiny_arch
 

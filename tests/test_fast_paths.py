@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cr2des.mapping import (
+from cr2des.compression.mapping import (
     band_keys,
     column_code,
     encode_cells,
@@ -20,8 +20,8 @@ from cr2des.mapping import (
     pattern_keys,
     row_bands,
 )
-from cr2des.spec import arch_from_dict
-from cr2des.workload import workload_from_dict
+from cr2des.description.spec import arch_from_dict
+from cr2des.workloads.graph import workload_from_dict
 
 from .conftest import ROOT
 
@@ -153,7 +153,7 @@ def test_band_keys_equal_the_cell_by_cell_keys(geometry):
 
 
 def test_band_keys_chunks_cover_every_band(monkeypatch):
-    import cr2des.mapping as mapping
+    import cr2des.compression.mapping as mapping
 
     arch = make_arch(rows=128, ou_rows=8)
     w = weights(np.random.default_rng(3), 300, 40)
@@ -178,7 +178,7 @@ def test_map_layer_counts_match_sets_of_patterns(geometry, groups):
     layer = workload["conv"]
     q = weights(rng, cout, cin // groups * 9).reshape(layer.weight_shape)
     lmap = map_layer(layer, q, arch)
-    from cr2des.weights import weight_matrices
+    from cr2des.data.weights import weight_matrices
 
     nonzero, unique = [], []
     for w in weight_matrices(layer, q, arch.mapping.row_order):
@@ -194,7 +194,7 @@ def test_map_layer_counts_match_sets_of_patterns(geometry, groups):
 def test_sample_photos_are_the_arrays_scikit_image_returns():
     from skimage import data
 
-    from cr2des.images import SAMPLE_PHOTOS, _sample_loaders
+    from cr2des.data.images import SAMPLE_PHOTOS, _sample_loaders
 
     loaders = _sample_loaders()
     assert list(loaders) == list(SAMPLE_PHOTOS)
@@ -216,7 +216,7 @@ def test_sample_photos_are_the_arrays_scikit_image_returns():
 def test_resize_is_scikit_images(shape, size, dtype):
     from skimage.transform import resize
 
-    from cr2des.images import _resize
+    from cr2des.data.images import _resize
 
     rng = np.random.default_rng(5)
     image = (rng.random(shape) * 255).astype(dtype)
@@ -232,7 +232,7 @@ def test_preprocessed_samples_are_unchanged():
     from skimage import data
     from skimage.transform import resize
 
-    from cr2des.images import SAMPLE_PHOTOS, Preprocess, _to_rgb, load_images
+    from cr2des.data.images import SAMPLE_PHOTOS, Preprocess, _to_rgb, load_images
 
     for size, count in ((224, len(SAMPLE_PHOTOS)), (16, 3)):
         prep = Preprocess(size=size)
@@ -262,7 +262,7 @@ def test_preprocessed_samples_are_unchanged():
 def test_float_vectors_are_the_cast_codes(row_order, signed, conv):
     """The executor's float32 im2col (gathered and cast at once) against the codes gathered,
     then read as values and cast (the former two steps)."""
-    from cr2des.reference import LayerInput
+    from cr2des.data.reference import LayerInput
 
     workload = workload_from_dict({"version": 1, "name": "one", "input": [6, 9, 8],
                                    "layers": [{"name": "conv", "op": "conv", "out": 6,
@@ -323,7 +323,7 @@ def slow_vectors(li) -> np.ndarray:
 def test_histogram_and_lookup_match_counting_by_hand(dtype):
     from collections import Counter
 
-    from cr2des.patterns import PatternBuffer, count_patterns
+    from cr2des.compression.patterns import PatternBuffer, count_patterns
 
     rng = np.random.default_rng(7)
     n_bands = 5

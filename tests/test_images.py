@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cr2des.errors import DataError
-from cr2des.images import (
+from cr2des.data.images import (
     IMAGENET_MEAN,
     SAMPLE_PHOTOS,
     Preprocess,
@@ -14,6 +13,7 @@ from cr2des.images import (
     load_images,
     preprocess,
 )
+from cr2des.errors import DataError
 
 
 def test_samples_load_offline_and_are_normalised():

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from cr2des.cli import main
-from cr2des.datapath import preprocessing
+from cr2des.data.datapath import preprocessing
+from cr2des.data.images import learn_test_split, load_images
 from cr2des.errors import DataError, SpecError
-from cr2des.images import learn_test_split, load_images
-from cr2des.workload import Normalize, load_workload, workload_from_dict
+from cr2des.workloads.graph import Normalize, workload_from_dict
+from cr2des.workloads.load import load_workload
 
 #: one 3x3 conv on a 256x14x14 feature map (ResNet-50's conv4 3x3 at its input size)
 FEATURE_MAP = {"version": 1, "name": "one_layer", "input": [256, 14, 14], "layers": [
@@ -156,9 +157,9 @@ def test_new_layer_kinds_round_trip_through_yaml():
                                                   ("relu.npy", True), ("mixed.npy", False)])
 def test_non_negative_inputs_are_quantized_unsigned(tmp_path, one_layer, source, unsigned):
     """A post-ReLU feature map has no sign bit to spend: its 8 bits are all magnitude."""
-    from cr2des.datapath import run_reference
-    from cr2des.spec import load_arch
-    from cr2des.weights import quantize_weights, synthetic_weights
+    from cr2des.data.datapath import run_reference
+    from cr2des.data.weights import quantize_weights, synthetic_weights
+    from cr2des.description.spec import load_arch
 
     maps = np.random.default_rng(5).standard_normal((2, 256, 14, 14)).astype(np.float32)
     np.save(tmp_path / "relu.npy", np.maximum(maps, 0))

@@ -20,9 +20,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cr2des.description.spec import ARCH_DIR, arch_from_dict, load_arch
 from cr2des.errors import SpecError
-from cr2des.network import Topology, build_topology
-from cr2des.spec import ARCH_DIR, arch_from_dict, load_arch
+from cr2des.simulation.network import Topology, build_topology
 
 from .conftest import set_path
 

@@ -30,8 +30,9 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from cr2des.errors import DataError, ImportFailure
-from cr2des.onnx_import import import_onnx, import_to_files, onnx_weights
-from cr2des.workload import Layer, Workload, load_workload
+from cr2des.workloads.graph import Layer, Workload
+from cr2des.workloads.load import load_workload
+from cr2des.workloads.onnx_import import import_onnx, import_to_files, onnx_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"
@@ -897,8 +898,8 @@ def _f32(*values: float) -> np.ndarray:
 def _executor_vs_ort(tmp_path: Path, nodes: list[onnx.NodeProto],
                      inits: Mapping[str, np.ndarray], input_shape: Sequence[int | str],
                      output_rank: int, opset: int, seed: int = 0) -> Workload:
-    from cr2des.reference import execute
-    from cr2des.weights import load_weights
+    from cr2des.data.reference import execute
+    from cr2des.data.weights import load_weights
 
     model = _model(nodes, dict(inits), input_shape, {"y": output_rank}, opset=opset)
     path = _save(model, tmp_path / f"case{opset}.onnx")

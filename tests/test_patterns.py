@@ -10,8 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cr2des.mapping import SCHEMES, map_layer, row_bands
-from cr2des.patterns import (
+from cr2des.compression.mapping import SCHEMES, map_layer, row_bands
+from cr2des.compression.patterns import (
     PatternBuffer,
     batch_ou_computes,
     classify_layer,
@@ -22,9 +22,9 @@ from cr2des.patterns import (
     merge_counts,
     scheme_counts,
 )
-from cr2des.reference import LayerInput
-from cr2des.spec import arch_from_dict
-from cr2des.workload import workload_from_dict
+from cr2des.data.reference import LayerInput
+from cr2des.description.spec import arch_from_dict
+from cr2des.workloads.graph import workload_from_dict
 
 from .conftest import ROOT
 
@@ -142,9 +142,9 @@ def test_wide_key_buffer_lookup():
 
 
 def test_counts_on_a_real_layer_account_for_everything():
-    from cr2des.reference import execute
-    from cr2des.weights import quantize_weights, synthetic_weights
-    from cr2des.workload import load_workload
+    from cr2des.data.reference import execute
+    from cr2des.data.weights import quantize_weights, synthetic_weights
+    from cr2des.workloads.load import load_workload
 
     arch = example_arch()
     workload = load_workload("tiny")

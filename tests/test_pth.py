@@ -17,8 +17,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from cr2des.data.pth import read_state_dict
 from cr2des.errors import DataError
-from cr2des.pth import read_state_dict
 
 EFFICIENTNET = None
 try:

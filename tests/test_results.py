@@ -17,10 +17,10 @@ import pytest
 import yaml
 from rich.console import Console
 
-from cr2des import results
 from cr2des.cli import main
-from cr2des.headline import answer_table, print_answer
-from cr2des.plots import plot_file
+from cr2des.report.headline import answer_table, print_answer
+from cr2des.report.plots import plot_file
+from cr2des.results.record import record as results
 
 from .conftest import ROOT
 
@@ -231,7 +231,7 @@ def test_compare_alloc_equals_running_each_method(folder, capsys):
 def test_learning_and_testing_images_from_different_sources(tmp_path, capsys):
     from skimage import data
 
-    from cr2des.images import _to_rgb
+    from cr2des.data.images import _to_rgb
 
     def square(image):
         image = _to_rgb(image, "x")
@@ -433,7 +433,7 @@ def test_run_on_a_terminal_shows_progress():
 
 
 def test_counts_in_finds_pairs_of_wide_keys():
-    from cr2des.patterns import PatternCounts
+    from cr2des.compression.patterns import PatternCounts
 
     top = np.uint64(2**64 - 1)
     histogram = PatternCounts(3, np.array([0, 0, 1, 2]), np.array([5, top, 5, 7], np.uint64),

@@ -18,14 +18,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cr2des.hardware import LINK, Chip, Stats
-from cr2des.network import build_topology
-from cr2des.sim import SimOptions, SimulationError, estimate, simulate
-from cr2des.spec import arch_from_dict
-from cr2des.study import StudyOptions, run_study
-from cr2des.timing import FS
-from cr2des.trace import chrome_trace, write_trace
-from cr2des.workload import load_workload, workload_from_dict
+from cr2des.compression.study import StudyOptions, run_study
+from cr2des.compression.timing import FS
+from cr2des.description.spec import arch_from_dict
+from cr2des.simulation.hardware import LINK, Chip, Stats
+from cr2des.simulation.network import build_topology
+from cr2des.simulation.sim import SimOptions, SimulationError, estimate, simulate
+from cr2des.simulation.trace import chrome_trace, write_trace
+from cr2des.workloads.graph import workload_from_dict
+from cr2des.workloads.load import load_workload
 
 from .conftest import ROOT, set_path
 
@@ -259,7 +260,7 @@ def test_elementwise_products_are_timed_digital_stages():
     unit of 1 ns, 8-bit activations.  A row of the 8x8x8 product is 64 elements x 8
     shift-and-adds / 8 lanes = 64 ns; the affine adds one for the shift: 72 ns.  The gate
     (one row) is needed by every row of the product."""
-    from cr2des.timing import stage_graph
+    from cr2des.compression.timing import stage_graph
 
     workload = workload_from_dict(SE_BLOCK)
     stages = stage_graph(workload)

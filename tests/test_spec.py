@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cr2des.description.spec import ARCH_DIR, arch_from_dict, load_arch, required_adc_bits
 from cr2des.errors import SpecError
-from cr2des.spec import ARCH_DIR, arch_from_dict, load_arch, required_adc_bits
 
 from .conftest import set_path
 

@@ -37,8 +37,8 @@ def test_start_up_imports_no_heavy_package(code):
 
 def test_public_api_is_imported_on_first_use():
     loaded = modules_after("import cr2des\nassert cr2des.load_arch('tiny').name == 'tiny'\n"
-                           "assert cr2des.run_study.__module__ == 'cr2des.study'")
-    assert "cr2des.study" in loaded and "numpy" in loaded
+                           "assert cr2des.run_study.__module__ == 'cr2des.compression.study'")
+    assert "cr2des.compression.study" in loaded and "numpy" in loaded
 
 
 def test_public_api_is_complete():

@@ -8,15 +8,15 @@ import itertools
 import numpy as np
 import pytest
 
-from cr2des import verify as verify_module
-from cr2des.datapath import DataOptions, prepare_weights, preprocessing, run_reference
+from cr2des.compression import verify as verify_module
+from cr2des.compression.mapping import SCHEMES, map_layer, place
+from cr2des.compression.study import StudyOptions, learn_buffers, run_study
+from cr2des.compression.verify import first_mismatch, verify, verify_layer
+from cr2des.data.datapath import DataOptions, prepare_weights, preprocessing, run_reference
+from cr2des.data.images import load_images
+from cr2des.description.spec import load_arch
 from cr2des.errors import MappingError
-from cr2des.images import load_images
-from cr2des.mapping import SCHEMES, map_layer, place
-from cr2des.spec import load_arch
-from cr2des.study import StudyOptions, learn_buffers, run_study
-from cr2des.verify import first_mismatch, verify, verify_layer
-from cr2des.workload import load_workload
+from cr2des.workloads.load import load_workload
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_verify_tiny_is_exact(changes):
     assert first_mismatch(checks) is None
     assert len(checks) == 6 * 4
     # the decomposition did what the pattern engine counted: nothing lost or double-counted
-    from cr2des.patterns import classify_layer, scheme_counts
+    from cr2des.compression.patterns import classify_layer, scheme_counts
 
     for check in checks:
         lmap = learning.maps[check.layer]
@@ -104,7 +104,7 @@ def test_verify_tiny_is_exact(changes):
 def test_verify_with_two_bit_dacs(tmp_path):
     import yaml
 
-    from cr2des.spec import ARCH_DIR
+    from cr2des.description.spec import ARCH_DIR
 
     data = yaml.safe_load((ARCH_DIR / "tiny.yaml").read_text())
     data["chip"]["tile"]["pe"]["dac"]["bits"] = 2
@@ -202,8 +202,8 @@ def test_isaac_wide_reads_use_exact_zero_fingerprints():
 
 
 def test_fingerprints_keep_zero_and_separate_patterns():
-    from cr2des.mapping import row_bands
-    from cr2des.patterns import input_patterns, is_fingerprint
+    from cr2des.compression.mapping import row_bands
+    from cr2des.compression.patterns import input_patterns, is_fingerprint
 
     bands = row_bands(256, 128, 128)
     assert is_fingerprint(bands, 1)

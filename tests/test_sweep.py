@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cr2des.cache import Cache, digest
 from cr2des.cli import main
+from cr2des.compression.cache import Cache, digest
 from cr2des.errors import SpecError
-from cr2des.sweep import expand, load_sweep, sweep_from_dict
-from cr2des.sweep_runner import (
+from cr2des.results.sweep import expand, load_sweep, sweep_from_dict
+from cr2des.results.sweep_runner import (
     RECORDS,
     append_record,
     comparable,
@@ -291,7 +291,7 @@ def test_sweep_dry_run_lists_points(capsys):
 
 
 def test_sweep_figures_come_from_the_records(tmp_path, capsys):
-    from cr2des.sweep_plots import pareto_front
+    from cr2des.report.sweep_plots import pareto_front
 
     assert pareto_front([(1, 5), (2, 3), (3, 4), (4, 1), (2, 6)]) == [(1, 5), (2, 3), (4, 1)]
     sweep = tmp_path / "s.yaml"

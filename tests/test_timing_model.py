@@ -14,12 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cr2des.mapping import bottleneck, place
-from cr2des.sim import SimOptions, estimate, simulate
-from cr2des.spec import load_arch
-from cr2des.study import StudyOptions, run_study, stage_work
-from cr2des.timing import LOOKUPS, PORTS, SHIFT_ADD, Periphery
-from cr2des.workload import load_workload, workload_from_dict
+from cr2des.compression.mapping import bottleneck, place
+from cr2des.compression.study import StudyOptions, run_study, stage_work
+from cr2des.compression.timing import LOOKUPS, PORTS, SHIFT_ADD, Periphery
+from cr2des.description.spec import load_arch
+from cr2des.simulation.sim import SimOptions, estimate, simulate
+from cr2des.workloads.graph import workload_from_dict
+from cr2des.workloads.load import load_workload
 
 from .test_sim import tiny_arch
 
@@ -254,7 +255,7 @@ def test_cr2_never_slower_than_wpr_on_the_zoo(model):
 
 
 def test_latency_is_one_image_alone(tiny_study):
-    from cr2des.sim import _Simulation
+    from cr2des.simulation.sim import _Simulation
 
     for scheme in ("dense", "cr2"):
         alone = _Simulation(tiny_study, scheme, SimOptions(stream=False), images=1).run()

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cr2des.units import UnitError, format_bytes, format_si, parse_quantity
+from cr2des.description.units import UnitError, format_bytes, format_si, parse_quantity
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cr2des.errors import DataError
-from cr2des.weights import (
+from cr2des.data.weights import (
     LayerWeights,
     Weights,
     from_state_dict,
@@ -18,7 +17,9 @@ from cr2des.weights import (
     synthetic_weights,
     weight_matrices,
 )
-from cr2des.workload import load_workload, workload_from_dict
+from cr2des.errors import DataError
+from cr2des.workloads.graph import workload_from_dict
+from cr2des.workloads.load import load_workload
 
 
 @pytest.fixture(scope="module")

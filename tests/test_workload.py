@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from cr2des.errors import SpecError
-from cr2des.workload import ZOO_DIR, load_workload, workload_from_dict, zoo_names
+from cr2des.workloads.graph import workload_from_dict
+from cr2des.workloads.load import ZOO_DIR, load_workload, zoo_names
 
 # Published multiply-accumulates per 224x224 image (conv + fc), torchvision's model table
 # ("GFLOPS" there counts multiply-adds): resnet50 4.09, vgg16 15.47, googlenet 1.50,

@@ -135,8 +135,8 @@ def top_edit(**changes: Any) -> Callable[[dict[str, Any]], None]:
 
 def tiny_state() -> dict[str, np.ndarray]:
     """A complete state dict of the zoo's tiny workload (synthetic values)."""
-    from cr2des.weights import synthetic_weights
-    from cr2des.workload import load_workload
+    from cr2des.data.weights import synthetic_weights
+    from cr2des.workloads.load import load_workload
 
     weights = synthetic_weights(load_workload("tiny"))
     state = {}

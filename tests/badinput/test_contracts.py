@@ -10,8 +10,11 @@ import re
 
 import pytest
 
-from cr2des import budget, cli, fileio, images, pth, schema, spec, units, workload
+from cr2des import cli, fileio
+from cr2des.data import budget, images, pth
+from cr2des.description import schema, spec, units
 from cr2des.errors import OutputError
+from cr2des.workloads import graph as workload
 
 from .cases import ROOT
 
@@ -65,9 +68,9 @@ def test_check_output_accepts_a_new_or_regular_file(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "value"), [
-    ("`cr2des.pth.MAX_ELEMENTS`", pth.MAX_ELEMENTS == 2**31),
+    ("`cr2des.data.pth.MAX_ELEMENTS`", pth.MAX_ELEMENTS == 2**31),
     ("64 MiB (`MAX_PICKLE_BYTES`)", pth.MAX_PICKLE_BYTES == 64 * 2**20),
-    ("`cr2des.units.MAX_BYTES` = 2**50", units.MAX_BYTES == 2**50),
+    ("`cr2des.description.units.MAX_BYTES` = 2**50", units.MAX_BYTES == 2**50),
     ("16,777,216 (2**24", schema.INT_CEILING == 16_777_216),
     ("1e12 in magnitude", schema.FLOAT_CEILING == 1e12),
     ("65,536 routers", spec.MAX_ROUTERS == 65_536),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cr2des.images import MAX_IMAGE_PIXELS, _read_file, load_images
-from cr2des.pth import read_state_dict
+from cr2des.data.images import MAX_IMAGE_PIXELS, _read_file, load_images
+from cr2des.data.pth import read_state_dict
 
 from . import pickles as pk
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cr2des.weights import Weights
-from cr2des.workload import Workload
+from cr2des.data.weights import Weights
+from cr2des.workloads.graph import Workload
 
 
 def _conv(x, w, b, p):

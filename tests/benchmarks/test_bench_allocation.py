@@ -28,8 +28,8 @@ import time
 
 import numpy as np
 
-from cr2des.allocation import LayerValues, allocate
-from cr2des.workload import load_workload
+from cr2des.compression.allocation import LayerValues, allocate
+from cr2des.workloads.load import load_workload
 
 CAPACITY_BYTES = 1 << 20
 REPEATS = 5

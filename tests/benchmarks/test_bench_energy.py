@@ -14,12 +14,12 @@ import time
 import numpy as np
 
 from cr2des.cli import _energies
-from cr2des.energy import assumed_numbers
-from cr2des.mapping import SCHEMES
-from cr2des.sim import estimate, simulate
-from cr2des.spec import load_arch
-from cr2des.study import StudyOptions, run_study
-from cr2des.workload import load_workload
+from cr2des.compression.mapping import SCHEMES
+from cr2des.compression.study import StudyOptions, run_study
+from cr2des.costs.energy import assumed_numbers
+from cr2des.description.spec import load_arch
+from cr2des.simulation.sim import estimate, simulate
+from cr2des.workloads.load import load_workload
 
 REPEATS = 2
 

@@ -13,14 +13,14 @@ import time
 
 import numpy as np
 
-from cr2des.images import load_images
-from cr2des.mapping import map_layer, row_bands
-from cr2des.patterns import classify_layer, input_patterns, learn_layer, make_buffer
-from cr2des.reference import execute
-from cr2des.spec import load_arch
-from cr2des.study import StudyOptions, run_study
-from cr2des.weights import quantize_weights, synthetic_weights
-from cr2des.workload import load_workload
+from cr2des.compression.mapping import map_layer, row_bands
+from cr2des.compression.patterns import classify_layer, input_patterns, learn_layer, make_buffer
+from cr2des.compression.study import StudyOptions, run_study
+from cr2des.data.images import load_images
+from cr2des.data.reference import execute
+from cr2des.data.weights import quantize_weights, synthetic_weights
+from cr2des.description.spec import load_arch
+from cr2des.workloads.load import load_workload
 
 from .plain import forward, side_by_side
 

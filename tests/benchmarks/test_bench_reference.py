@@ -11,10 +11,10 @@ import json
 import subprocess
 import sys
 
-from cr2des.images import load_images
-from cr2des.reference import execute
-from cr2des.weights import quantize_weights, synthetic_weights
-from cr2des.workload import load_workload
+from cr2des.data.images import load_images
+from cr2des.data.reference import execute
+from cr2des.data.weights import quantize_weights, synthetic_weights
+from cr2des.workloads.load import load_workload
 
 from .plain import forward, side_by_side
 
@@ -37,10 +37,10 @@ def test_resnet50_reference_within_3x_plain_forward():
 
 _MEMORY_SCRIPT = """
 import json, resource
-from cr2des.images import load_images
-from cr2des.reference import execute
-from cr2des.weights import quantize_weights, synthetic_weights
-from cr2des.workload import load_workload
+from cr2des.data.images import load_images
+from cr2des.data.reference import execute
+from cr2des.data.weights import quantize_weights, synthetic_weights
+from cr2des.workloads.load import load_workload
 w = load_workload("vgg16")
 q = quantize_weights(synthetic_weights(w, seed=0))
 run = execute(w, q, load_images("samples", 8).pixels)

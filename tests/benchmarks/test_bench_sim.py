@@ -20,11 +20,11 @@ import numpy as np
 import simpy
 
 from cr2des.cli import main
-from cr2des.mapping import SCHEMES
-from cr2des.sim import simulate
-from cr2des.spec import load_arch
-from cr2des.study import StudyOptions, run_study
-from cr2des.workload import load_workload
+from cr2des.compression.mapping import SCHEMES
+from cr2des.compression.study import StudyOptions, run_study
+from cr2des.description.spec import load_arch
+from cr2des.simulation.sim import simulate
+from cr2des.workloads.load import load_workload
 
 from .plain import side_by_side
 

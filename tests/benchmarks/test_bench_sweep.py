@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from cr2des.cli import main
-from cr2des.sweep_runner import RECORDS, read_records
+from cr2des.results.sweep_runner import RECORDS, read_records
 
 REPEATS = 3
 

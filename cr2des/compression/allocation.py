@@ -1,0 +1,508 @@
+"""Split the IPR pattern-buffer capacity among the layers of a network (MODEL.md section 3).
+
+Layer ``j`` offers ``x_j`` learned entries with integer values ``v_j[0] >= v_j[1] >= ...
+>= 0`` (learned frequency x OU activations saved); every entry costs ``W_j`` bytes.  Giving
+the layer its ``k`` best entries is worth ``P_j[k] = v_j[0] + ... + v_j[k-1]``, which is
+concave in ``k`` because the values decrease.  :func:`allocate` chooses ``B_j`` to
+
+    maximize  sum_j P_j[B_j]   subject to   0 <= B_j <= x_j,  sum_j B_j W_j <= B.
+
+Methods
+-------
+``exact``
+    The optimum, by the recurrence ``P_max(i, c) = max_k P_max(i-1, c - k w_i) + P_i[k]``.
+``uniform``
+    Every layer gets ``B // L`` bytes; ``B_j = min(x_j, share // W_j)``.
+``proportional``
+    Layer ``j`` gets ``floor(B work_j / sum work)`` bytes (exact rational arithmetic).
+``greedy``
+    Entries of all layers in decreasing value per byte ``v_j[i] / W_j``; an entry that no
+    longer fits is skipped and smaller ones are still tried.  Within a layer this order is
+    the layer's own order, so every layer still holds a prefix of its best entries.
+
+The exact algorithm
+-------------------
+*Units.*  Bytes are counted in units of ``g = gcd(W_j)``: ``C = B // g`` and ``w_j = W_j /
+g``.  No allocation can use a byte count that is not a multiple of ``g``, so nothing is
+lost; with 32-byte aligned entries this divides the table size by at least 32.
+
+*Table.*  ``dp[c]`` is the best value of the layers seen so far within ``c`` units (at most
+``c``, so ``dp`` is non-decreasing in ``c``).  Adding layer ``j`` with width ``w`` is
+
+    new[c] = max_{0 <= k <= min(x_j, c // w)} dp[c - k w] + P_j[k],
+
+which splits into ``w`` independent problems, one per residue ``r = c mod w``: with
+``a[s] = dp[r + s w]`` and ``c = r + t w`` (``k = t - s``),
+
+    new[t] = max_{t - x_j <= s <= t} a[s] + P_j[t - s],
+
+a max-plus convolution of an arbitrary sequence with a concave one.
+
+*Monotone argmax.*  For ``s1 < s2`` the advantage ``(a[s2] + P[t - s2]) - (a[s1] + P[t -
+s1])`` is non-decreasing in ``t``: by concavity ``P[u + d] - P[u]`` (``d = s2 - s1``) does
+not grow with ``u = t - s2``.  Hence if ``s2`` is at least as good as ``s1`` in row ``t`` it
+is in every later row, and the largest maximizing source ``s*(t)`` is non-decreasing in
+``t``.  (Outside the band ``s < t - x_j`` the value may be read as ``a[s] + P[x_j]``, the
+sequence ``P`` continued flat, which stays concave because ``v >= 0``; such an ``s`` never
+beats ``s = t - x_j``, since ``a`` is non-decreasing, so the largest maximizer always lies
+in the band and the banded problem has the same monotone maximizers.)  Row ``t`` can thus
+search only ``[s*(t_lo), s*(t_hi)]`` between two solved rows, and solving rows by divide and
+conquer (the middle row of each open interval of rows, level by level) costs ``O(T)`` per
+level and ``O(T log T)`` per residue, ``T = C // w + 1``: ``O(C log C)`` per layer
+instead of the ``O(C min(x_j, C // w))`` of the plain loop over ``k``.  Every level of
+every residue is one batch of numpy operations on the concatenated search ranges.  Per
+layer the cheaper of the two kernels is used (the plain loop when ``min(x_j, C // w)`` is a
+few times ``log2 T`` or less); both are exact and pick the same entries.
+
+*Exactness.*  Everything is int64 and the per-layer totals are checked to fit, so the
+optimum is exact and ties are decided by integers, not rounding.  Ties go to the fewest
+entries of the later layer: among all optimal allocations the result is the one with the
+lexicographically smallest ``(B_L, B_{L-1}, ..., B_1)``.  Zero-valued entries are therefore
+never taken by ``exact`` (nor by ``greedy``, for which they would be worthless); a layer
+whose width exceeds ``B`` gets nothing.  The per-layer choices are kept (``O(L C)`` small
+integers) and ``B_j`` is recovered by backtracking from ``C``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..errors import Cr2desError
+
+#: the allocation methods :func:`allocate` knows
+METHODS = ("exact", "uniform", "proportional", "greedy")
+
+#: kernels of the exact solver, for tests and benchmarks; "auto" picks the cheaper per layer
+KERNELS = ("auto", "monotone", "loop")
+
+# Values summed over all layers must stay below this so that no int64 addition in the
+# solver can overflow (a table value plus one layer's prefix sum is at most the total).
+_VALUE_LIMIT = 1 << 62
+
+# One divide-and-conquer level costs about as much as this many passes (values of k) of
+# the plain loop (numpy, C = 2**15 units, widths 1-512): the loop is used for a layer when
+# min(x_j, C // w_j) <= this x the number of levels.
+_LOOP_PER_LEVEL = 6
+
+
+class AllocationError(Cr2desError, ValueError):
+    """Unusable allocation input: bad entry values, widths, capacity, method or work."""
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(frozen=True, eq=False)
+class LayerValues:
+    """The candidate pattern-buffer entries of one layer.
+
+    Parameters
+    ----------
+    name
+        The layer's name, unique among the layers being allocated.
+    width_bytes
+        Bytes of one entry of this layer (``W_j``), > 0.
+    values
+        Value of each candidate entry (``v_j``), non-negative integers sorted in
+        descending order; stored as a read-only int64 copy.  Its length is ``x_j``.
+    """
+
+    name: str
+    width_bytes: int
+    values: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        where = f"layer {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise AllocationError(f"layer name must be a non-empty string, got {self.name!r}")
+        try:
+            width = _as_int(self.width_bytes)
+        except TypeError:
+            raise AllocationError(f"{where}: width_bytes must be an integer, "
+                                  f"got {self.width_bytes!r}") from None
+        if width <= 0:
+            raise AllocationError(f"{where}: width_bytes must be > 0, got {width}")
+        values = np.asarray(self.values)
+        if values.ndim != 1:
+            raise AllocationError(f"{where}: values must be one-dimensional, "
+                                  f"got shape {values.shape}")
+        if values.size and not np.issubdtype(values.dtype, np.integer):
+            raise AllocationError(f"{where}: values must be integers, got dtype {values.dtype}")
+        if values.size and values.min() < 0:
+            i = int(np.argmin(values))
+            raise AllocationError(f"{where}: values must be >= 0, got {values[i]} at index {i}")
+        if values.size and values.max() > np.iinfo(np.int64).max:
+            raise AllocationError(f"{where}: values must fit in int64")
+        values = values.astype(np.int64)
+        rises = np.flatnonzero(values[1:] > values[:-1])
+        if rises.size:
+            i = int(rises[0]) + 1
+            raise AllocationError(
+                f"{where}: values must be sorted in descending order (the value of k entries "
+                f"must be concave), got {values[i]} at index {i} after {values[i - 1]}")
+        # the largest prefix sum is bounded by count x first value, which must fit in int64
+        if values.size and int(values[0]) > (_VALUE_LIMIT - 1) // values.size:
+            raise AllocationError(f"{where}: the sum of the values may exceed 2**62")
+        values.flags.writeable = False
+        object.__setattr__(self, "width_bytes", width)
+        object.__setattr__(self, "values", values)
+
+    @property
+    def count(self) -> int:
+        """Number of candidate entries (``x_j``)."""
+        return int(self.values.size)
+
+    def prefix(self) -> np.ndarray:
+        """``P_j``: ``P_j[k]`` is the value of the ``k`` best entries, length ``x_j + 1``."""
+        out = np.zeros(self.values.size + 1, dtype=np.int64)
+        np.cumsum(self.values, out=out[1:])
+        return out
+
+    def value_of(self, entries: int) -> int:
+        """``P_j[entries]``, the value of the layer's ``entries`` best entries."""
+        return int(self.values[:entries].sum())
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """How many entries, and bytes, each layer gets.
+
+    Attributes
+    ----------
+    method
+        The method that produced it (one of :data:`METHODS`).
+    capacity_bytes
+        The total pattern-buffer capacity ``B`` that was split (bytes).
+    entries
+        ``B_j`` by layer name, in the order of the layers.
+    bytes_per_layer
+        ``B_j x W_j`` by layer name (bytes).
+    value
+        ``sum_j P_j[B_j]``, in the unit of the entry values.
+    """
+
+    method: str
+    capacity_bytes: int
+    entries: dict[str, int]
+    bytes_per_layer: dict[str, int]
+    value: int
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes taken by the chosen entries of all layers (<= ``capacity_bytes``)."""
+        return sum(self.bytes_per_layer.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return {
+            "method": self.method,
+            "capacity_bytes": self.capacity_bytes,
+            "used_bytes": self.used_bytes,
+            "value": self.value,
+            "entries": dict(self.entries),
+            "bytes_per_layer": dict(self.bytes_per_layer),
+        }
+
+
+# --------------------------------------------------------------------------- entry point
+def allocate(layers: Sequence[LayerValues], capacity_bytes: int, method: str = "exact", *,
+             work: Mapping[str, float] | None = None) -> Allocation:
+    """Split ``capacity_bytes`` of pattern buffer among ``layers``.
+
+    Parameters
+    ----------
+    layers
+        The candidate entries of each layer; names must be unique.
+    capacity_bytes
+        Total pattern-buffer capacity ``B`` (bytes), >= 0.
+    method
+        ``"exact"`` (the optimum), ``"uniform"``, ``"proportional"`` or ``"greedy"``; see
+        the module documentation.
+    work
+        Compute work of each layer by name (any non-negative unit, e.g. MACs); required by
+        ``"proportional"`` and ignored by the other methods.  Extra names are ignored.
+
+    Returns
+    -------
+    Allocation
+        ``B_j`` for every layer, feasible: ``B_j <= x_j`` and ``sum_j B_j W_j <= B``.
+
+    Raises
+    ------
+    AllocationError
+        (a :class:`ValueError`) for an unknown method, a negative capacity, duplicate layer
+        names, values whose total may overflow int64, or missing/invalid ``work``.
+    """
+    if method not in METHODS:
+        raise AllocationError(f"unknown allocation method {method!r}; known: "
+                              f"{', '.join(METHODS)}")
+    capacity = _check_inputs(layers, capacity_bytes)
+    if method == "exact":
+        counts = _exact_entries(layers, capacity)
+    elif method == "uniform":
+        share = capacity // len(layers) if layers else 0
+        counts = [min(layer.count, share // layer.width_bytes) for layer in layers]
+    elif method == "proportional":
+        counts = _proportional_entries(layers, capacity, work)
+    else:
+        counts = _greedy_entries(layers, capacity)
+    return Allocation(
+        method=method,
+        capacity_bytes=capacity,
+        entries={layer.name: k for layer, k in zip(layers, counts, strict=True)},
+        bytes_per_layer={layer.name: k * layer.width_bytes
+                         for layer, k in zip(layers, counts, strict=True)},
+        value=sum(layer.value_of(k) for layer, k in zip(layers, counts, strict=True)),
+    )
+
+
+def _as_int(value: Any) -> int:
+    """``value`` as a Python int; TypeError for floats, strings and bools."""
+    if isinstance(value, bool | np.bool_):
+        raise TypeError("bool is not a count")
+    return operator.index(value)
+
+
+def _check_inputs(layers: Sequence[LayerValues], capacity_bytes: int) -> int:
+    try:
+        capacity = _as_int(capacity_bytes)
+    except TypeError:
+        raise AllocationError(f"capacity_bytes must be an integer, got {capacity_bytes!r}"
+                              ) from None
+    if capacity < 0:
+        raise AllocationError(f"capacity_bytes must be >= 0, got {capacity}")
+    seen: set[str] = set()
+    total = 0
+    for layer in layers:
+        if not isinstance(layer, LayerValues):
+            raise AllocationError(f"layers must be LayerValues, got {type(layer).__name__}")
+        if layer.name in seen:
+            raise AllocationError(f"layer {layer.name!r} appears twice")
+        seen.add(layer.name)
+        total += int(layer.values.sum())
+    if total >= _VALUE_LIMIT:
+        raise AllocationError(f"the values of all layers sum to {total}, which may overflow "
+                              "int64 in the solver; scale them down")
+    return capacity
+
+
+# --------------------------------------------------------------------------- exact
+def _exact_entries(layers: Sequence[LayerValues], capacity_bytes: int, *,
+                   kernel: str = "auto") -> list[int]:
+    """The optimal ``B_j`` (ties: lexicographically smallest ``(B_L, ..., B_1)``)."""
+    if kernel not in KERNELS:
+        raise AllocationError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}")
+    counts = [0] * len(layers)
+    # A zero value can only tie, and ties go to fewer entries: drop zero tails.  A layer
+    # wider than the whole buffer cannot hold one entry.
+    useful = [(j, int(np.count_nonzero(layer.values)), layer) for j, layer in enumerate(layers)]
+    active = [(j, x, layer) for j, x, layer in useful
+              if x > 0 and layer.width_bytes <= capacity_bytes]
+    if not active:
+        return counts
+    unit = math.gcd(*(layer.width_bytes for _, _, layer in active))
+    capacity = capacity_bytes // unit
+    if sum(x * (layer.width_bytes // unit) for _, x, layer in active) <= capacity:
+        for j, x, _ in active:
+            counts[j] = x
+        return counts
+
+    table = np.zeros(1, dtype=np.int64)
+    choices: list[tuple[int, int, np.ndarray]] = []   # (layer index, width units, k by c)
+    reach = 0
+    for j, x, layer in active:
+        width = layer.width_bytes // unit
+        # Past the units all layers so far could fill, the table is flat: compute only up
+        # to there (this saves the first layers of a large buffer most of the work).
+        reach += x * width
+        size = min(capacity, reach) + 1
+        old = np.empty(size, dtype=np.int64)
+        old[:table.size] = table
+        old[table.size:] = table[-1]
+        prefix = layer.prefix()[:x + 1]
+        table, choice = _layer_update(old, prefix, width, kernel)
+        choices.append((j, width, choice))
+
+    remaining = capacity
+    for j, width, choice in reversed(choices):
+        # beyond its table a layer (and all before it) takes everything, as at its end
+        k = int(choice[min(remaining, choice.size - 1)])
+        counts[j] = k
+        remaining -= k * width
+    return counts
+
+
+def _layer_update(old: np.ndarray, prefix: np.ndarray, width: int, kernel: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``new[c] = max_k old[c - k width] + prefix[k]`` and the smallest maximizing ``k``.
+
+    ``old`` must be non-decreasing and ``prefix`` concave with ``prefix[0] == 0``.
+    """
+    rows = -(-old.size // width)
+    top_k = min(prefix.size - 1, rows - 1)
+    levels = max(1, rows.bit_length())
+    if kernel == "loop" or (kernel == "auto" and top_k <= _LOOP_PER_LEVEL * levels):
+        return _loop_kernel(old, prefix, width)
+    return _monotone_kernel(old, prefix, width)
+
+
+def _choice_dtype(top_k: int) -> np.dtype[Any]:
+    # the choices of all layers are kept until backtracking: store them small
+    return np.min_scalar_type(max(top_k, 1))
+
+
+def _loop_kernel(old: np.ndarray, prefix: np.ndarray, width: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The plain recurrence: one vectorized pass over all capacities per ``k``."""
+    size = old.size
+    top_k = min(prefix.size - 1, (size - 1) // width)
+    new = old.copy()
+    choice = np.zeros(size, dtype=_choice_dtype(top_k))
+    for k in range(1, top_k + 1):
+        shift = k * width
+        candidate = old[:size - shift] + prefix[k]
+        # strictly better only, so that ties keep the smaller k
+        better = candidate > new[shift:]
+        np.copyto(new[shift:], candidate, where=better)
+        np.copyto(choice[shift:], k, where=better, casting="unsafe")
+    return new, choice
+
+
+def _monotone_kernel(old: np.ndarray, prefix: np.ndarray, width: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The same result by monotone-argmax divide and conquer, batched over residues.
+
+    Row ``t`` of residue ``r`` is capacity ``r + t width``; its sources ``s`` (``k = t - s``)
+    are searched in ``[max(lo, t - top_k), min(hi, t)]`` where ``lo``/``hi`` are the
+    maximizers of the nearest solved rows below/above.  The rows of one recursion level
+    share their positions across residues, so a level is one flat batch of segments.
+    """
+    size = old.size
+    rows = -(-size // width)
+    top_k = min(prefix.size - 1, rows - 1)
+    # pad with the last value, which keeps every residue's sequence non-decreasing (the
+    # padded rows are beyond the capacity and are dropped at the end)
+    padded = np.empty(rows * width, dtype=np.int64)
+    padded[:size] = old
+    padded[size:] = old[-1]
+    grid = np.ascontiguousarray(padded.reshape(rows, width).T)   # grid[r, s] = old[r + s w]
+
+    # Pack (value, source) into one int64 key when there is room, so one maximum.reduceat
+    # finds the best value and, among ties, the largest source (the fewest entries).
+    bits = max(1, (rows - 1).bit_length())
+    packed = int(old[-1]) + int(prefix[top_k]) < (1 << (62 - bits))
+    if packed:
+        keys = ((grid << bits) | np.arange(rows, dtype=np.int64)).ravel()
+        gains = prefix[:top_k + 1] << bits
+    else:
+        keys = grid.ravel()
+        gains = prefix[:top_k + 1]
+
+    residue_base = (np.arange(width, dtype=np.intp) * rows)[:, None]
+    row_lo = np.zeros(1, dtype=np.intp)
+    row_hi = np.full(1, rows - 1, dtype=np.intp)
+    src_lo = np.zeros((width, 1), dtype=np.intp)
+    src_hi = np.full((width, 1), rows - 1, dtype=np.intp)
+    best = np.empty((width, rows), dtype=np.int64)
+    source = np.empty((width, rows), dtype=np.intp)
+    while row_lo.size:
+        mid = (row_lo + row_hi) >> 1
+        lo = np.maximum(src_lo, mid - top_k)
+        hi = np.minimum(src_hi, mid)
+        lengths = (hi - lo + 1).ravel()
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        # flat index into `keys` of every candidate source, segment by segment
+        index = np.arange(ends[-1], dtype=np.intp)
+        index += np.repeat((residue_base + lo).ravel() - starts, lengths)
+        k = np.repeat((residue_base + mid).ravel(), lengths) - index
+        cand = keys[index] + gains[k]
+        top = np.maximum.reduceat(cand, starts)
+        if packed:
+            s_opt = (top & ((1 << bits) - 1)).reshape(width, -1)
+            value = (top >> bits).reshape(width, -1)
+        else:
+            hit = np.where(cand == np.repeat(top, lengths), index, -1)
+            s_opt = np.maximum.reduceat(hit, starts).reshape(width, -1) - residue_base
+            value = top.reshape(width, -1)
+        best[:, mid] = value
+        source[:, mid] = s_opt
+        left = mid > row_lo
+        right = mid < row_hi
+        row_lo, row_hi = (np.concatenate((row_lo[left], mid[right] + 1)),
+                          np.concatenate((mid[left] - 1, row_hi[right])))
+        src_lo, src_hi = (np.concatenate((src_lo[:, left], s_opt[:, right]), axis=1),
+                          np.concatenate((s_opt[:, left], src_hi[:, right]), axis=1))
+
+    new = best.T.ravel()[:size]
+    choice = (np.arange(rows, dtype=np.intp) - source).T.ravel()[:size]
+    return new, choice.astype(_choice_dtype(top_k))
+
+
+# --------------------------------------------------------------------------- baselines
+def _proportional_entries(layers: Sequence[LayerValues], capacity: int,
+                          work: Mapping[str, float] | None) -> list[int]:
+    if work is None:
+        raise AllocationError("the proportional method needs work= (the compute work of "
+                              "each layer by name)")
+    missing = [layer.name for layer in layers if layer.name not in work]
+    if missing:
+        raise AllocationError(f"work is missing layer(s) {', '.join(map(repr, missing))}")
+    shares = []
+    for layer in layers:
+        amount = work[layer.name]
+        if (isinstance(amount, bool) or not isinstance(amount, int | float | np.number)
+                or not math.isfinite(amount) or amount < 0):
+            raise AllocationError(f"work of layer {layer.name!r} must be a finite number "
+                                  f">= 0, got {amount!r}")
+        # Fraction(float) is exact: the shares never sum to more than the capacity
+        shares.append(Fraction(amount))
+    total = sum(shares, Fraction(0))
+    if layers and total == 0:
+        raise AllocationError("work of the layers sums to 0; nothing to be proportional to")
+    return [min(layer.count, (capacity * share // total) // layer.width_bytes)
+            for layer, share in zip(layers, shares, strict=True)]
+
+
+def _greedy_entries(layers: Sequence[LayerValues], capacity: int) -> list[int]:
+    """Entries in decreasing value per byte, skipping those that no longer fit.
+
+    Ratios are compared as float64 (exact enough for ordering except between ratios equal
+    to within 1 ulp); ties go to the earlier layer, then the earlier entry.
+    """
+    counts = np.zeros(len(layers), dtype=np.int64)
+    # zero-valued entries are worthless and entries wider than the buffer never fit
+    useful = [np.count_nonzero(layer.values) if layer.width_bytes <= capacity else 0
+              for layer in layers]
+    if not sum(useful):
+        return [0] * len(layers)
+    owner = np.repeat(np.arange(len(layers)), useful)
+    widths = np.array([layer.width_bytes for layer in layers], dtype=np.int64)
+    ratio = np.concatenate([layer.values[:x] / layer.width_bytes
+                            for layer, x in zip(layers, useful, strict=True)])
+    position = np.concatenate([np.arange(x) for x in useful])
+    order = np.lexsort((position, owner, -ratio))
+    owner = owner[order]
+    cost = widths[owner]
+    remaining = capacity
+    # Take the longest run that fits; the entry that stops it is skipped, and so is every
+    # later entry that is wider than the room left, which includes the rest of its layer
+    # (same width): each round finishes a layer, so there are at most L rounds of
+    # O(entries) numpy work.
+    while owner.size:
+        spent = np.cumsum(cost)
+        stop = int(np.searchsorted(spent, remaining, side="right"))
+        counts += np.bincount(owner[:stop], minlength=len(layers))
+        if stop == owner.size:
+            break
+        if stop:
+            remaining -= int(spent[stop - 1])
+        rest = slice(stop + 1, None)
+        keep = cost[rest] <= remaining
+        owner, cost = owner[rest][keep], cost[rest][keep]
+    return [int(k) for k in counts]

@@ -1,0 +1,602 @@
+"""The analytic study: learn on SL images, allocate the pattern buffer, test on ST images.
+
+:func:`run_study` is the one entry point for the counting side of a simulation:
+
+1. weights (loaded or synthetic, pruned, quantized) and disjoint SL/ST image sets;
+2. reference runs: SL with calibrated activation scales, ST with the SL scales;
+3. mapping of every layer (weight patterns, crossbars per scheme);
+4. learning: the ``(row band, pattern)`` histogram of every layer on SL;
+5. allocation of the chip's pattern-buffer capacity among layers (exact knapsack or a
+   baseline), each layer's buffer filled with its best learned entries;
+6. testing: every OU cycle of the ST images classified (skip, buffer hit, compute), per
+   band and per vector batch; per-scheme counts; placement of each scheme on the chip.
+
+The event simulation consumes the per-batch counts; the report and JSON the totals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..data.datapath import DataOptions, preprocessing
+from ..data.images import ImageSet, learn_test_split, load_images
+from ..data.reference import Execution
+from ..data.weights import QuantWeights
+from ..description.spec import Arch
+from ..workloads.graph import Workload
+from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate
+from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
+from .mapping import SCHEMES, LayerMap, Placement, place
+from .patterns import (
+    InputCounts,
+    PatternBuffer,
+    PatternCounts,
+    SchemeCounts,
+    best_entries,
+    classify_layer,
+    key_bytes,
+    make_buffer,
+    scheme_counts,
+)
+from .timing import (
+    CONVERSIONS,
+    LOOKUPS,
+    PORTS,
+    READS,
+    SHIFT_ADD,
+    CrossbarStage,
+    Periphery,
+    crossbar_row_times,
+    crossbar_stage,
+)
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """What a study runs on.
+
+    Attributes
+    ----------
+    n_learn, n_test
+        Images in the learning (SL) and testing (ST) sets.
+    capacity_bytes
+        Total pattern-buffer capacity to allocate; ``None`` takes the chip's.
+    alloc
+        ``time`` (default: time saved, never slower than ``wpr``), ``exact`` (the byte
+        knapsack of OU activations saved), ``uniform``, ``proportional`` or ``greedy``.
+    compare_alloc
+        Further allocation methods run on the same learned tables and tested on the same
+        images; each gives an alternative study (:attr:`Study.alternatives`).
+    learn_images, test_images
+        Image sources of the SL and ST sets when they differ from ``data.images``; two
+        different sources are each read from their first image, the same source is split
+        into disjoint sets.
+    """
+
+    data: DataOptions = field(default_factory=DataOptions)
+    n_learn: int = 4
+    n_test: int = 4
+    capacity_bytes: float | None = None
+    alloc: str = "time"
+    compare_alloc: tuple[str, ...] = ()
+    learn_images: str | None = None
+    test_images: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerStudy:
+    """Everything the study learned and counted for one crossbar layer."""
+
+    name: str
+    map: LayerMap
+    learned: PatternCounts
+    width_bytes: int
+    buffer: PatternBuffer
+    counts: InputCounts
+    schemes: dict[str, SchemeCounts]
+    #: the ``(row band, pattern)`` histogram of the testing images (buffer-independent)
+    tested: PatternCounts | None = None
+
+    @property
+    def entries(self) -> int:
+        return self.buffer.size
+
+    def hits(self) -> tuple[int, int, int, int]:
+        """Buffer hits and non-zero OU input patterns on the learning, then the testing
+        images."""
+        learned = self.learned
+        return (int(learned.count[self.buffer.contains(learned)].sum()),
+                int(learned.count[learned.key != 0].sum()),
+                int(self.counts.hits.sum()), int(self.counts.nonzero.sum()))
+
+    @property
+    def hit_rate_learn(self) -> float:
+        hits, nonzero, _, _ = self.hits()
+        return hits / nonzero if nonzero else 0.0
+
+    @property
+    def hit_rate_test(self) -> float:
+        _, _, hits, nonzero = self.hits()
+        return hits / nonzero if nonzero else 0.0
+
+
+@dataclass
+class Study:
+    workload: Workload
+    arch: Arch
+    weights: QuantWeights
+    learn: ImageSet
+    test: ImageSet
+    layers: dict[str, LayerStudy]
+    allocation: Allocation
+    placements: dict[str, Placement]
+    timings: dict[str, float]
+    #: the same study under other allocation methods (``StudyOptions.compare_alloc``)
+    alternatives: dict[str, Study] = field(default_factory=dict)
+
+    def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
+        """Row times of crossbar layer ``name`` under ``scheme`` on the testing images."""
+        return layer_stage(self.layers[name], scheme, self.arch, Periphery.of(self.arch),
+                           self.allocation.bytes_per_layer.get(name, 0),
+                           keep_crossbars=keep_crossbars)
+
+    def totals(self, scheme: str) -> SchemeCounts:
+        parts = [layer.schemes[scheme] for layer in self.layers.values()]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
+
+    def crossbars(self, scheme: str) -> int:
+        return sum(layer.map.crossbars(scheme) for layer in self.layers.values())
+
+    def hit_rates(self) -> tuple[float, float]:
+        """Overall IPR hit rates on the learning and the testing images."""
+        learn_hits, learn_nonzero, test_hits, test_nonzero = (
+            sum(column) for column in zip(*(layer.hits() for layer in self.layers.values()),
+                                          strict=True))
+        return (learn_hits / learn_nonzero if learn_nonzero else 0.0,
+                test_hits / test_nonzero if test_nonzero else 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        dense = self.totals("dense")
+        learn_rate, test_rate = self.hit_rates()
+        schemes = {}
+        for scheme in SCHEMES:
+            t = self.totals(scheme)
+            schemes[scheme] = {
+                "crossbars": self.crossbars(scheme),
+                "ou_computes": t.ou_computes,
+                "wpr_copies": t.wpr_copies,
+                "buffer_reads": t.buffer_reads,
+                "skipped": t.skipped,
+                "adc_conversions": t.adc_conversions,
+                "columns": t.columns,
+                "ou_reduction": dense.ou_computes / t.ou_computes if t.ou_computes else None,
+                "pes_used": self.placements[scheme].used_pes,
+            }
+        return {
+            "workload": {"name": self.workload.name, "variant": self.workload.variant,
+                         "notes": list(self.workload.notes)},
+            "arch": {"name": self.arch.name, "source": self.arch.source},
+            "weights": {"source": self.weights.source, "synthetic": self.weights.synthetic,
+                        "description": self.weights.describe()},
+            "images": {
+                "learn": {"names": list(self.learn.names), "derived": list(self.learn.derived),
+                          "source": self.learn.source},
+                "test": {"names": list(self.test.names), "derived": list(self.test.derived),
+                         "source": self.test.source},
+                "source": self.test.source, "warnings": list(self.test.warnings),
+                "inputs": self.test.inputs,
+            },
+            "counts_over": f"{len(self.test)} testing images",
+            "schemes": schemes,
+            "ipr": {"hit_rate_learn": learn_rate, "hit_rate_test": test_rate},
+            "alloc": self.allocation.to_dict(),
+            "layers": [
+                {"name": name, "crossbars": {s: layer.map.crossbars(s) for s in SCHEMES},
+                 "bands": layer.map.n_bands, "entry_bytes": layer.width_bytes,
+                 "entries": layer.entries, "hit_rate_learn": layer.hit_rate_learn,
+                 "hit_rate_test": layer.hit_rate_test,
+                 "schemes": {s: c.to_dict() for s, c in layer.schemes.items()}}
+                for name, layer in self.layers.items()
+            ],
+            "timings_s": dict(self.timings),
+        }
+
+
+def tag_bits(lmap: LayerMap, arch: Arch) -> int:
+    """Bits of one pattern-buffer entry's tag: the key (the band's ``ou_rows x dac_bits``
+    input pattern and ``ceil(log2 bands)`` bits naming the row band) and a valid bit."""
+    band_bits = max(0, (lmap.n_bands - 1).bit_length())
+    return arch.crossbar.ou_rows * arch.dac_bits + band_bits + 1
+
+
+def entry_width(lmap: LayerMap, arch: Arch) -> int:
+    """Bytes ``W_j`` of one buffer entry of a layer: the widest band's unique columns x
+    partial-sum bits plus the entry's tag (:func:`tag_bits`), rounded up to the buffer's
+    entry alignment."""
+    pb = arch.chip.tile.pattern_buffer
+    psum_bits = pb.psum_bits if pb is not None else 16
+    align = int(pb.entry_align_bytes) if pb is not None else 1
+    bits = int(lmap.unique.max(initial=0)) * psum_bits + tag_bits(lmap, arch)
+    raw = -(-bits // 8)
+    return max(align, -(-raw // align) * align)
+
+
+def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = None,
+              progress: Callable[[str, str], None] | None = None,
+              cache: Cache | None = None) -> Study:
+    """Run the analytic study (module docstring).  ``progress(phase, item)`` is called as
+    work advances; with a ``cache`` (:mod:`cr2des.compression.cache`) the reference runs and learned
+    pattern tables are reused from earlier runs on the same inputs."""
+    options = options or StudyOptions()
+    tick = progress or (lambda phase, item: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
+    weights = cached_weights(cache, workload, arch, options.data)
+    learn_set, test_set = study_images(workload, options)
+    lap("data")
+    learn_run, learn_key = cached_reference(cache, workload, arch, weights, learn_set,
+                                            progress=lambda name: tick("reference SL", name))
+    test_run, test_key = cached_reference(cache, workload, arch, weights, test_set,
+                                   scales=learn_run.scales,
+                                   progress=lambda name: tick("reference ST", name))
+    lap("reference")
+
+    dac = arch.dac_bits
+    capacity = int(options.capacity_bytes if options.capacity_bytes is not None
+                   else arch.pattern_buffer_bytes)
+    learning = learn_buffers(workload, arch, weights, learn_run, capacity, options.alloc,
+                             progress=lambda name: tick("learn", name), cache=cache,
+                             reference=learn_key)
+    del learn_run
+    lap("mapping, learning and allocation")
+
+    tested = {name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands,
+                                    dac, lmap.groups) for name, lmap in learning.maps.items()}
+    layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+    lap("testing")
+    placements = place_schemes(layers, learning.maps, arch, learning.allocation)
+    lap("placement")
+    alternatives = {}
+    for method in dict.fromkeys(options.compare_alloc):
+        if method == learning.allocation.method:
+            continue
+        allocation, buffers = fill_buffers(learning, capacity, method)
+        alt_layers = classify_test_run(learning, buffers, test_run, dac,
+                                       lambda phase, item, m=method: tick(f"test ({m})", item),
+                                       {name: layer.tested for name, layer in layers.items()})
+        alternatives[method] = Study(
+            workload, arch, weights, learn_set, test_set, alt_layers, allocation,
+            place_schemes(alt_layers, learning.maps, arch, allocation), {})
+    if alternatives:
+        lap("other allocations")
+    return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
+                 placements, timings, alternatives)
+
+
+def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, ImageSet]:
+    """The learning (SL) and testing (ST) images of a study (see :class:`StudyOptions`)."""
+    prep = preprocessing(workload, options.data.normalize)
+    seed = options.data.seed
+    learn_source = options.learn_images or options.data.images
+    test_source = options.test_images or options.data.images
+    if learn_source == test_source:
+        return learn_test_split(learn_source, options.n_learn, options.n_test, prep=prep,
+                                seed=seed)
+    learn = load_images(learn_source, options.n_learn, prep=prep, seed=seed)
+    test = load_images(test_source, options.n_test, prep=prep, seed=seed + 1)
+    return dataclasses.replace(learn, warnings=()), test
+
+
+def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
+                      dac_bits: int, tick: Callable[[str, str], None],
+                      tested: dict[str, PatternCounts | None] | None = None
+                      ) -> dict[str, LayerStudy]:
+    """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
+
+    Each layer also keeps the histogram of the testing images' patterns (``tested``, made
+    here unless given), from which the hit rate of any buffer follows without a re-run.
+    """
+    layers = {}
+    for name, lmap in learning.maps.items():
+        tick("test", name)
+        buffer = buffers[name]
+        counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
+        histogram = (tested or {}).get(name)
+        if histogram is None:
+            histogram = cached_learning(None, None, name, run.inputs[name], lmap.bands,
+                                        dac_bits, lmap.groups)
+        layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
+                                  buffer, counts,
+                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
+                                  histogram)
+    return layers
+
+
+def layer_stage(layer: LayerStudy, scheme: str, arch: Arch, p: Periphery, stored_bytes: int,
+                *, keep_crossbars: bool = False) -> CrossbarStage:
+    """Row times of one studied layer (:func:`cr2des.compression.timing.crossbar_stage`)."""
+    return crossbar_stage(layer.map, layer.counts, scheme, arch, p, stored_bytes=stored_bytes,
+                          entries=layer.entries, entry_bytes=layer.width_bytes,
+                          key_bits=layer.buffer.key_bits, keep_crossbars=keep_crossbars)
+
+
+def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
+    """``(time replicas split, time they share)`` of a stage over its batches: the crossbar
+    side is split over replicas; the pattern buffer's reads and lookups are shared (its
+    entries are not copied per replica).  Without lookahead a row's lookups come before its
+    OUs, so they also lengthen every replica's rows."""
+    compute = float(stage.times.compute_fs.sum())
+    reads, looks = float(stage.resource_fs.get(PORTS, 0)), float(stage.resource_fs.get(LOOKUPS, 0))
+    if not lookahead:
+        compute += looks
+    return compute, max(reads, looks)
+
+
+def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch: Arch,
+                  allocation: Allocation) -> dict[str, Placement]:
+    """Place every scheme, replicating layers by their stage time under that scheme.
+
+    cr2 stores the same crossbars as wpr and keeps wpr's placement: its buffers then only
+    take work off stages that sit where they sat under wpr, with the same eDRAM shares for
+    the inter-layer buffers.  Re-replicating by cr2's own stage times moves PEs, and with
+    them those shares, and loses more to buffer waits than it gains (GoogLeNet: 2,265
+    against 4,782 images/s in the steady state; docs/simulation.md)."""
+    p = Periphery.of(arch)
+    placements = {}
+    for scheme in SCHEMES:
+        if scheme == "cr2":
+            placements[scheme] = dataclasses.replace(placements["wpr"], scheme="cr2")
+            continue
+        work, shared = {}, {}
+        for name, layer in layers.items():
+            stage = layer_stage(layer, scheme, arch, p,
+                                allocation.bytes_per_layer.get(name, 0))
+            work[name], shared[name] = stage_work(stage, p.lookahead)
+        placements[scheme] = place(maps, arch, scheme, work, shared)
+    return placements
+
+
+@dataclass(frozen=True)
+class Learning:
+    """Maps, learned histograms, the allocation and the filled buffers of every layer."""
+
+    maps: dict[str, LayerMap]
+    learned: dict[str, PatternCounts]
+    widths: dict[str, int]
+    allocation: Allocation
+    buffers: dict[str, PatternBuffer]
+    #: each layer's candidate entries (best first) and its work, what allocations divide by
+    candidates: tuple[LayerValues, ...] = ()
+    work: dict[str, float] = field(default_factory=dict)
+    dac_bits: int = 1
+    #: the architecture, which the time-aware allocation times the layers on
+    arch: Arch | None = None
+
+
+#: allocation methods of a study: the time-aware default, then the byte-knapsack family
+ALLOCS = ("time", *METHODS)
+
+
+def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Execution,
+                  capacity_bytes: int, method: str = "time",
+                  progress: Callable[[str], None] | None = None, *,
+                  cache: Cache | None = None, reference: str | None = None) -> Learning:
+    """Map every layer, learn its patterns on ``run``, allocate ``capacity_bytes`` among the
+    layers and fill each buffer with its best learned entries.  With a ``cache`` and the
+    ``reference`` key of ``run``, learned tables are reused.
+
+    ``time`` gives whole tiles' buffers to the layers where they save the most stage time
+    and never slow a layer (:func:`time_allocation`); the other methods value an entry by
+    the OU activations it saves (MODEL.md section 3).
+    """
+    if method not in ALLOCS:
+        raise AllocationError(f"unknown allocation method {method!r}; known: "
+                              f"{', '.join(ALLOCS)}")
+    dac = arch.dac_bits
+    maps, learned, widths, candidates, work = {}, {}, {}, [], {}
+    for layer in workload.crossbar_layers:
+        if progress is not None:
+            progress(layer.name)
+        name = layer.name
+        maps[name] = lmap = cached_map(cache, layer, weights.layers[name].q, arch)
+        learned[name] = counts = cached_learning(cache, reference, name, run.inputs[name],
+                                                 lmap.bands, dac, lmap.groups)
+        widths[name] = entry_width(lmap, arch)
+        _, values = best_entries(counts, lmap.ous("wpr"))
+        candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
+        work[name] = float(scheme_counts_learned(lmap, counts))
+    learning = Learning(maps, learned, widths, allocate([], 0), {}, tuple(candidates), work,
+                        dac, arch)
+    allocation, buffers = fill_buffers(learning, capacity_bytes, method)
+    return dataclasses.replace(learning, allocation=allocation, buffers=buffers)
+
+
+def fill_buffers(learning: Learning, capacity_bytes: int, method: str
+                 ) -> tuple[Allocation, dict[str, PatternBuffer]]:
+    """Allocate ``capacity_bytes`` among the layers by ``method``; each layer's buffer holds
+    its best learned entries."""
+    if method == "time":
+        assert learning.arch is not None
+        key_bits = {name: 8 * key_bytes(lmap.bands, learning.dac_bits)
+                    for name, lmap in learning.maps.items()}
+        allocation = time_allocation(learning.maps, learning.learned, learning.widths,
+                                     key_bits, capacity_bytes, learning.arch)
+    else:
+        allocation = allocate(learning.candidates, capacity_bytes, method, work=learning.work)
+    buffers = {
+        name: make_buffer(learning.learned[name], lmap.ous("wpr"), allocation.entries[name],
+                          8 * key_bytes(lmap.bands, learning.dac_bits))
+        for name, lmap in learning.maps.items()
+    }
+    return allocation, buffers
+
+
+def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:
+    """OU activations of a layer under ``wpr`` on the learning images (the work that
+    proportional allocation divides the buffer by)."""
+    nonzero = np.bincount(learned.band[learned.key != 0],
+                          weights=learned.count[learned.key != 0], minlength=lmap.n_bands)
+    return int((nonzero * lmap.ous("wpr")).sum())
+
+
+@dataclass(frozen=True)
+class LearnedTiming:
+    """A layer's ``wpr`` stage time on the learning images (one replica, all cycles as one
+    batch) and the parts a buffer hit can save.
+
+    Attributes
+    ----------
+    wpr_fs
+        Closed-form stage time under ``wpr``.
+    crossbar_fs
+        Its crossbar-and-ADC part (the larger of reads and conversions).
+    digital_fs
+        Its shift-and-add part, which a hit does not save (served columns pass it too).
+    ous
+        OU activations under ``wpr``.
+    nonzero
+        Non-zero OU cycles (each one a lookup once the layer has entries).
+    """
+
+    wpr_fs: float
+    crossbar_fs: float
+    digital_fs: float
+    ous: int
+    nonzero: int
+
+    @classmethod
+    def of(cls, lmap: LayerMap, learned: PatternCounts, p: Periphery) -> LearnedTiming:
+        counts = learned_counts(lmap, learned)
+        times = crossbar_row_times(lmap, counts, "wpr", p)
+        r = times.resource_fs
+        return cls(float(times.compute_fs.sum()), float(max(r[READS], r[CONVERSIONS])),
+                   float(r[SHIFT_ADD]), int((counts.batch_nonzero[0] * lmap.ous("wpr")).sum()),
+                   int(counts.batch_nonzero.sum()))
+
+
+def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
+                    widths: dict[str, int], key_bits: dict[str, int], capacity_bytes: int,
+                    arch: Arch) -> Allocation:
+    """The time-aware allocation (docs/model.md): whole tiles' buffers ("banks") are given
+    to layers so as to maximize the PE time saved on the learning images, and a layer
+    never gets a buffer that makes its stage slower than under ``wpr``.
+
+    A layer with ``b`` banks holds its ``k = min(x, b x per_bank)`` best entries (by OU
+    activations saved).  Its stage time with ``R`` replicas (the ``wpr`` placement) is
+    ``max(split / R, shared)``: ``split`` is the crossbar-and-ADC time scaled by the OU
+    activations left, but never below the shift-and-add time, which hits do not save;
+    ``shared`` is the larger of the entry reads and the lookups of every non-zero cycle
+    over the ``b x ports`` ports (without lookahead the lookups are also added to
+    ``split``).  The gain is ``R`` times the time saved; a ``b`` whose time exceeds the
+    ``wpr`` time is not allowed.  The banks are split by an exact grouped knapsack
+    (``new[c] = max_b old[c - b] + gain[b]``, ties to fewer banks).
+    """
+    pb = arch.chip.tile.pattern_buffer
+    names = list(maps)
+    entries = dict.fromkeys(names, 0)
+    if pb is None or capacity_bytes <= 0:
+        return Allocation("time", int(capacity_bytes), entries, dict.fromkeys(names, 0), 0)
+    p = Periphery.of(arch)
+    bank_bytes = int(pb.capacity_bytes * pb.count)
+    capacity = int(capacity_bytes) // bank_bytes
+    timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
+    replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}).layers
+    table = np.zeros(capacity + 1)
+    choices = []
+    for name in names:
+        lmap, t = maps[name], timing[name]
+        per_bank = bank_bytes // widths[name]
+        order, ou_values = best_entries(learned[name], lmap.ous("wpr"))
+        x = int(np.count_nonzero(ou_values > 0))
+        if per_bank == 0 or x == 0 or t.ous == 0:
+            choices.append((name, np.zeros(capacity + 1, dtype=np.int64), per_bank, x))
+            continue
+        top = min(capacity, -(-x // per_bank))
+        b = np.arange(top + 1)
+        k = np.minimum(x, b * per_bank)
+        saved_ou = np.r_[0, np.cumsum(ou_values[:x])][k]
+        hits = np.r_[0, np.cumsum(learned[name].count[order[:x]])][k]
+        split = np.maximum(t.crossbar_fs * (1 - saved_ou / t.ous), t.digital_fs)
+        ports = np.maximum(1, b * pb.ports)
+        reads = hits * p.entry_read_fs(widths[name]) / ports
+        lookup = np.array([p.lookup_fs(int(kk), int(bb), key_bits[name])
+                           for kk, bb in zip(k, b, strict=True)], dtype=float)
+        looks = t.nonzero * lookup / ports
+        if not p.lookahead:
+            split = split + looks
+        r = replicas[name].replicas
+        stage = np.maximum(split / r, np.maximum(reads, looks))
+        gain = r * (t.wpr_fs / r - stage)
+        gain[stage >= t.wpr_fs / r] = -np.inf
+        gain[0] = 0.0
+        new = table.copy()
+        choice = np.zeros(capacity + 1, dtype=np.int64)
+        for banks in range(1, top + 1):
+            if not np.isfinite(gain[banks]):
+                continue
+            candidate = table[:capacity + 1 - banks] + gain[banks]
+            better = candidate > new[banks:]
+            new[banks:][better] = candidate[better]
+            choice[banks:][better] = banks
+        table = new
+        choices.append((name, choice, per_bank, x))
+    remaining = capacity
+    value = table[capacity]
+    for name, choice, per_bank, x in reversed(choices):
+        banks = int(choice[remaining])
+        entries[name] = min(x, banks * per_bank)
+        remaining -= banks
+    return Allocation("time", int(capacity_bytes), entries,
+                      {n: k * widths[n] for n, k in entries.items()}, int(value))
+
+
+def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | None = None
+                   ) -> InputCounts:
+    """The learning histogram as one batch of :class:`InputCounts` (``hits`` per band).
+
+    A histogram has no vectors: every cycle counts as a vector of one cycle
+    (``per_vector = 1``), which is all the row-time model reads."""
+    nz = learned.key != 0
+    nonzero = np.bincount(learned.band[nz], weights=learned.count[nz],
+                          minlength=lmap.n_bands).astype(np.int64)
+    cycles = np.bincount(learned.band, weights=learned.count,
+                         minlength=lmap.n_bands).astype(np.int64)
+    hit = np.zeros_like(nonzero) if hits is None else hits
+    return InputCounts(cycles=cycles, zero=cycles - nonzero, hits=hit,
+                       batch_nonzero=nonzero[None, :], batch_hits=hit[None, :],
+                       batch_vectors=1, per_vector=1, vectors_nonzero=nonzero,
+                       vectors_computed=nonzero - hit)
+
+
+def reallocate(study: Study, capacity_bytes: int, method: str) -> Allocation:
+    """``method``'s allocation of ``capacity_bytes`` on the study's learned tables, without
+    a testing run (what the hit-rate curve and the allocation comparison read)."""
+    layers = study.layers
+    if method == "time":
+        return time_allocation({n: layer.map for n, layer in layers.items()},
+                               {n: layer.learned for n, layer in layers.items()},
+                               {n: layer.width_bytes for n, layer in layers.items()},
+                               {n: layer.buffer.key_bits for n, layer in layers.items()},
+                               capacity_bytes, study.arch)
+    candidates = [LayerValues(n, layer.width_bytes,
+                              best_entries(layer.learned, layer.map.ous("wpr"))[1]
+                              .astype(np.int64)) for n, layer in layers.items()]
+    work = {n: float(scheme_counts_learned(layer.map, layer.learned))
+            for n, layer in layers.items()}
+    return allocate(candidates, capacity_bytes, method, work=work)

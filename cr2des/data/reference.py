@@ -1,0 +1,409 @@
+"""Reference execution of a workload in numpy, with 8-bit activations at every crossbar.
+
+The executor runs the layer DAG on a batch of images.  Before each conv and fc, its input
+is quantized as the crossbars see it: unsigned ``input_bits`` integers when the tensor is
+non-negative by construction (after a ReLU, or pools, concats and adds of such tensors),
+else signed two's-complement integers, with one scale per layer.  The layer then computes
+``(q_x @ q_w) s_x s_w + b`` from the quantized values, so downstream activations are those
+of the 8-bit accelerator.
+
+Each crossbar layer's quantized input is kept as a compact feature map
+(:class:`LayerInput`); its im2col vectors (``vectors x K`` per group, rows in the mapping's
+row order) are produced on demand in chunks, so VGG16's first layers never materialize
+their full im2col matrix.  Scales are calibrated on the batch (``max |x|``) unless given,
+so a testing set can be run with the scales learned on the learning set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from ..errors import DataError
+from ..workloads.graph import ConvParams, Layer, PoolParams, Workload
+from .weights import QuantWeights, Weights, weight_matrices
+
+#: im2col chunk budget in bytes of uint8 vectors (the float32 copy is 4x this)
+CHUNK_BYTES = 32 * 2**20
+
+_NONNEGATIVE_OPS = frozenset({"relu", "relu6", "sigmoid", "softmax", "hardsigmoid"})
+_SIGN_PRESERVING = frozenset({"maxpool", "avgpool", "flatten", "dropout", "identity", "lrn",
+                              "concat", "add", "mul", "shuffle", "slice"})
+
+
+def nonnegative(workload: Workload, input_nonnegative: bool = False) -> dict[str, bool]:
+    """Which tensors are non-negative by construction (decides unsigned quantization).
+
+    The network input is signed unless ``input_nonnegative`` (a post-ReLU feature map)."""
+    result = {"input": input_nonnegative}
+    for layer in workload:
+        if layer.op in _NONNEGATIVE_OPS or (layer.op == "clip" and layer.params.min >= 0):
+            result[layer.name] = True
+        elif layer.op in _SIGN_PRESERVING:
+            result[layer.name] = all(result[s] for s in layer.inputs)
+        else:
+            result[layer.name] = False
+    return result
+
+
+@dataclass
+class LayerInput:
+    """The quantized input of one crossbar layer.
+
+    Attributes
+    ----------
+    layer
+        The conv or fc layer.
+    q
+        Quantized feature map, ``uint8``: ``(N, C, H, W)`` for a conv, ``(N, K)`` for an fc.
+        Signed inputs are stored as two's complement (view as ``int8`` for their values).
+    scale
+        Real value of one integer step.
+    signed
+        Two's-complement input (its top bit-plane weighs ``-2^(bits-1)``).
+    bits
+        Input precision.
+    row_order
+        Order of the K rows (``channel_major`` or ``position_major``).
+    """
+
+    layer: Layer
+    q: np.ndarray
+    scale: float
+    signed: bool
+    bits: int
+    row_order: str
+
+    @property
+    def n_images(self) -> int:
+        return self.q.shape[0]
+
+    @property
+    def n_vectors(self) -> int:
+        return self.n_images * self.layer.vectors
+
+    @property
+    def groups(self) -> int:
+        return self.layer.groups
+
+    @property
+    def k(self) -> int:
+        """Rows of one group's weight matrix (``K``)."""
+        return self.layer.matrix_shape[0]
+
+    def chunks(self, max_bytes: int = CHUNK_BYTES, dtype: DTypeLike = None
+               ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_vector, X)`` with ``X`` of shape ``(V, groups, K)``, ``uint8``.
+
+        Vectors are ordered image-major, then output row, then output column; the K axis
+        follows ``row_order``.  With ``dtype``, ``X`` holds the values instead of the codes
+        (signed codes read as two's complement), cast to ``dtype`` in the same gather; the
+        chunks are the same.
+        """
+        q = self.q
+        if dtype is not None and self.signed and q.dtype == np.uint8:
+            q = q.view(np.int8)
+        if self.layer.op == "fc":
+            step = max(1, max_bytes // self.k)
+            for n0 in range(0, self.n_images, step):
+                x = q[n0:n0 + step, None, :]
+                yield n0, x if dtype is None else x.astype(dtype)
+            return
+        _, ho, wo = self.layer.shape
+        per_row = wo * self.k * self.groups
+        rows = max(1, min(ho, max_bytes // per_row))
+        images = max(1, max_bytes // (per_row * ho)) if rows == ho else 1
+        for n0 in range(0, self.n_images, images):
+            n1 = min(self.n_images, n0 + images)
+            padded = _pad(q[n0:n1], self.layer.params)
+            for r0 in range(0, ho, rows):
+                r1 = min(ho, r0 + rows)
+                first = (n0 * ho + r0) * wo
+                yield first, _im2col(padded, self.layer, r0, r1, self.row_order, dtype)
+
+    def matrix(self) -> np.ndarray:
+        """All vectors at once, ``(V, groups, K)`` (small layers and tests only)."""
+        return np.concatenate([x for _, x in self.chunks(max_bytes=2**62)])
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """Integer values of stored codes ``x`` (signed inputs are two's complement)."""
+        return x.view(np.int8) if self.signed else x
+
+
+def _pad(x: np.ndarray, p: ConvParams) -> np.ndarray:
+    t, left, b, r = p.padding
+    if not any(p.padding):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)))
+
+
+def _im2col(xp: np.ndarray, layer: Layer, r0: int, r1: int, row_order: str,
+            dtype: DTypeLike = None) -> np.ndarray:
+    """Vectors of output rows ``r0:r1`` of the padded images ``xp``: ``(V, groups, Kg)``,
+    contiguous, cast to ``dtype`` while gathered when given."""
+    p: ConvParams = layer.params
+    (kh, kw), (sh, sw), (dh, dw) = p.kernel, p.stride, p.dilation
+    wo = layer.shape[2]
+    window = np.lib.stride_tricks.sliding_window_view(
+        xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    window = window[:, :, r0 * sh:(r1 - 1) * sh + 1:sh, 0:(wo - 1) * sw + 1:sw, ::dh, ::dw]
+    n, c, rows = window.shape[:3]
+    groups = p.groups
+    # one strided copy of the window view (also casting when ``dtype`` is given) is several
+    # times faster than reshaping the transposed view, then casting the copy
+    split = window.reshape(n, groups, c // groups, rows, wo, kh, kw)
+    axes = (0, 3, 4, 1, 5, 6, 2) if row_order == "position_major" else (0, 3, 4, 1, 2, 5, 6)
+    view = split.transpose(axes)
+    out = np.empty(view.shape, dtype=xp.dtype if dtype is None else dtype)
+    np.copyto(out, view, casting="unsafe")
+    return out.reshape(n * rows * wo, groups, -1)
+
+
+def quantize_activation(x: np.ndarray, bits: int, signed: bool, scale: float | None = None
+                        ) -> tuple[np.ndarray, float]:
+    """Quantize to ``bits`` (unsigned, or signed symmetric); returns uint8 codes and scale."""
+    qmax = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    if scale is None:
+        peak = float(np.abs(x).max()) if signed else float(x.max())
+        scale = peak / qmax if peak > 0 else 1.0
+    q = np.rint(x * np.float32(1.0 / scale))
+    np.clip(q, -qmax if signed else 0, qmax, out=q)
+    if signed:
+        return q.astype(np.int8).view(np.uint8), scale
+    return q.astype(np.uint8), scale
+
+
+# ----------------------------------------------------------------------------- non-crossbar ops
+def _pool(x: np.ndarray, layer: Layer) -> np.ndarray:
+    p: PoolParams = layer.params
+    is_max = layer.op == "maxpool"
+    if p.global_:
+        return (x.max if is_max else x.mean)(axis=(2, 3), keepdims=True)
+    _n, _c, h, w = x.shape
+    (kh, kw), (sh, sw) = p.kernel, p.stride or p.kernel
+    t, left, b, r = p.padding
+    ho, wo = layer.shape[1:]
+    extra_h = max(0, (ho - 1) * sh + kh - (h + t + b))
+    extra_w = max(0, (wo - 1) * sw + kw - (w + left + r))
+    fill = -np.inf if is_max else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b + extra_h), (left, r + extra_w)), constant_values=fill)
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            part = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+            if out is None:
+                out = part.copy()
+            elif is_max:
+                np.maximum(out, part, out=out)
+            else:
+                out += part
+    assert out is not None
+    if is_max:
+        return out
+
+    def counts(size: int, lo: int, hi: int, k: int, s: int, n_out: int) -> np.ndarray:
+        start = np.arange(n_out) * s
+        first, last = (0, size + lo + hi) if p.count_include_pad else (lo, lo + size)
+        return (np.minimum(start + k, last) - np.maximum(start, first)).astype(np.float32)
+
+    divisor = np.outer(counts(h, t, b, kh, sh, ho), counts(w, left, r, kw, sw, wo))
+    return out / divisor
+
+
+def _lrn(x: np.ndarray, layer: Layer) -> np.ndarray:
+    p = layer.params
+    before = (p.size - 1) // 2
+    after = p.size - 1 - before
+    sq = np.pad(x * x, ((0, 0), (before, after), (0, 0), (0, 0)))
+    csum = np.concatenate([np.zeros_like(sq[:, :1]), np.cumsum(sq, axis=1)], axis=1)
+    window = csum[:, p.size:] - csum[:, :-p.size]
+    return x / (p.k + p.alpha / p.size * window) ** p.beta
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights | Weights
+                 ) -> np.ndarray:
+    op = layer.op
+    x = args[0]
+    if op == "relu":
+        return np.maximum(x, 0)
+    if op == "relu6":
+        return np.clip(x, 0, 6)
+    if op == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if op == "softmax":
+        return _softmax(x)
+    if op == "clip":
+        return np.clip(x, layer.params.min, layer.params.max)
+    if op == "leakyrelu":
+        return np.where(x < 0, x * np.float32(layer.params.alpha), x)
+    if op == "hardsigmoid":
+        p = layer.params
+        return np.clip(x * np.float32(p.alpha) + np.float32(p.beta), 0, 1)
+    if op == "hardswish":
+        return x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1)
+    if op == "tanh":
+        return np.tanh(x)
+    if op == "affine":
+        scale = np.asarray(layer.params.scale, dtype=np.float32)[None, :, None, None]
+        shift = np.asarray(layer.params.shift, dtype=np.float32)[None, :, None, None]
+        return x * scale + shift
+    if op == "mul":
+        return args[0] * args[1]
+    if op == "shuffle":
+        n, c, h, w = x.shape
+        g = layer.params.groups
+        return x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+    if op == "slice":
+        p = layer.params
+        return x[:, p.start:p.stop:p.step]
+    if op in ("maxpool", "avgpool"):
+        return _pool(x, layer)
+    if op == "lrn":
+        return _lrn(x, layer)
+    if op == "add":
+        out = args[0] + args[1]
+        for extra in args[2:]:
+            out += extra
+        return out
+    if op == "concat":
+        return np.concatenate(args, axis=1)
+    if op == "flatten":
+        return x.reshape(x.shape[0], -1, 1, 1)
+    if op in ("dropout", "identity"):
+        return x
+    if op == "batchnorm":
+        if layer.name in weights.folded:
+            return x
+        scale, shift = weights.affine[layer.name]
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+    raise DataError(f"layer {layer.name!r}: the reference executor has no op {op!r}")
+
+
+# ----------------------------------------------------------------------------- executor
+@dataclass
+class Execution:
+    """What a reference run produced.
+
+    Attributes
+    ----------
+    inputs
+        Crossbar layer name -> its quantized input.
+    outputs
+        Output layer name (and kept layers) -> float32 ``(N, C, H, W)``.
+    scales
+        Activation scale per crossbar layer (pass to a later run to reuse them).
+    """
+
+    inputs: dict[str, LayerInput] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    scales: dict[str, float] = field(default_factory=dict)
+
+    def top1(self, layer: str | None = None) -> np.ndarray:
+        """Top-1 class per image of ``layer`` (default: the only output kept)."""
+        (out,) = self.outputs.values() if layer is None else (self.outputs[layer],)
+        return out.reshape(out.shape[0], -1).argmax(axis=1)
+
+
+def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits: int,
+              signed: bool, scale: float | None, row_order: str
+              ) -> tuple[LayerInput | None, np.ndarray]:
+    """One conv/fc; float weights mean a float reference (no quantization, no LayerInput)."""
+    n = x.shape[0]
+    if layer.op == "fc":
+        x = x.reshape(n, -1)
+    if isinstance(weights, Weights):
+        lw = weights.layers[layer.name]
+        source = LayerInput(layer, x, 1.0, True, 0, row_order)
+        w, w_scale, bias, li = lw.weight, 1.0, lw.bias, None
+    else:
+        q, scale = quantize_activation(x, bits, signed, scale)
+        li = source = LayerInput(layer, q, scale, signed, bits, row_order)
+        ql = weights.layers[layer.name]
+        w, w_scale, bias = ql.q, ql.scale * scale, ql.bias
+    wmat = weight_matrices(layer, w, row_order).astype(np.float32)  # (g, Kg, Ng)
+    groups, _, ng = wmat.shape
+    y = np.empty((source.n_vectors, groups, ng), dtype=np.float32)
+    for first, xf in source.chunks(CHUNK_BYTES // max(1, x.itemsize), dtype=np.float32):
+        if groups == 1:
+            np.matmul(xf[:, 0, :], wmat[0], out=y[first:first + len(xf), 0, :])
+        else:
+            y[first:first + len(xf)] = np.matmul(xf.transpose(1, 0, 2), wmat).transpose(1, 0, 2)
+    y *= np.float32(w_scale)
+    cout = groups * ng
+    y = y.reshape(-1, cout) + bias
+    if layer.op == "fc":
+        return li, y.reshape(n, cout, 1, 1)
+    _, ho, wo = layer.shape
+    return li, np.ascontiguousarray(y.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2))
+
+
+def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
+            input_bits: int = 8, row_order: str = "channel_major",
+            scales: dict[str, float] | None = None, keep: Collection[str] = (),
+            progress: Callable[[str], None] | None = None,
+            input_nonnegative: bool = False) -> Execution:
+    """Run ``workload`` on ``pixels`` ``(N, C, H, W)`` with quantized crossbar inputs.
+
+    Parameters
+    ----------
+    weights
+        Quantized weights (:func:`cr2des.data.weights.quantize_weights`); float
+        :class:`~cr2des.data.weights.Weights` give a float32 reference run instead, with no
+        quantization and no recorded inputs.
+    input_bits
+        Activation precision at the crossbars (at most 8).
+    row_order
+        Row order of the im2col vectors, as the mapping uses.
+    scales
+        Activation scales to reuse (e.g. learned on SL images); others are calibrated.
+    keep
+        Layers whose outputs to keep in :attr:`Execution.outputs` besides the network's.
+    progress
+        Called with each layer's name before it runs.
+    input_nonnegative
+        The inputs are non-negative by construction (feature maps after a ReLU): layers
+        that read the network input quantize it unsigned.
+    """
+    if not 1 <= input_bits <= 8:
+        raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
+                        f"{input_bits} is not supported")
+    if pixels.shape[1:] != workload.input_shape:
+        raise DataError(f"images are {pixels.shape[1:]}, workload {workload.name!r} expects "
+                        f"{workload.input_shape}")
+    if input_nonnegative and float(np.min(pixels)) < 0:
+        raise DataError("inputs said to be non-negative hold negative values")
+    signs = nonnegative(workload, input_nonnegative)
+    remaining = {name: workload.graph.out_degree(name) for name in ("input", *workload.layers)}
+    values: dict[str, np.ndarray] = {"input": np.asarray(pixels, dtype=np.float32)}
+    result = Execution()
+    scales = scales or {}
+    for layer in workload:
+        if progress is not None:
+            progress(layer.name)
+        args = [values[s] for s in layer.inputs]
+        if layer.is_crossbar:
+            li, out = _crossbar(layer, args[0], weights, input_bits, not signs[layer.inputs[0]],
+                                scales.get(layer.name), row_order)
+            if li is not None:
+                result.inputs[layer.name] = li
+                result.scales[layer.name] = li.scale
+        else:
+            out = _elementwise(layer, args, weights).astype(np.float32, copy=False)
+        values[layer.name] = out
+        for src in layer.inputs:
+            remaining[src] -= 1
+            if remaining[src] == 0:
+                del values[src]
+        if remaining[layer.name] == 0 or layer.name in keep:
+            result.outputs[layer.name] = out
+        if remaining[layer.name] == 0:
+            del values[layer.name]
+    return result

@@ -1,0 +1,2 @@
+"""What people read: console tables, the answer-first headline, and figures.
+"""

@@ -1,0 +1,88 @@
+"""One run of the study, from description to JSON record.
+
+``cr2des run`` (for each model) and every point of a sweep call :func:`run_record`, so a
+point's record is the same whether it ran in a sweep or alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..compression.cache import Cache
+from ..compression.mapping import SCHEMES
+from ..compression.study import Study, StudyOptions, run_study
+from ..description.spec import Arch
+from ..simulation.sim import Estimate, SimOptions, SimResult, estimate, simulate
+from ..workloads.graph import Workload
+from .record import model_record
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """How the timing side of a run is computed.
+
+    Attributes
+    ----------
+    engine
+        ``event`` (simulate every scheme), ``analytic`` (closed-form estimate only) or
+        ``both``.
+    granularity, max_events, edge_buffer_bytes
+        See :class:`cr2des.simulation.sim.SimOptions`.
+    trace_scheme
+        Scheme whose simulation records a trace (``None``: no trace).
+    """
+
+    engine: str = "event"
+    granularity: str = "coarse"
+    max_events: int = 10_000_000
+    edge_buffer_bytes: int | None = None
+    trace_scheme: str | None = None
+
+
+@dataclass
+class Run:
+    """A finished run: the study, each scheme's simulation, and the record."""
+
+    study: Study
+    sims: dict[str, SimResult]
+    estimates: dict[str, Estimate]
+    record: dict[str, Any]
+    alt_sims: dict[str, dict[str, SimResult]] = field(default_factory=dict)
+
+
+def run_record(workload: Workload, arch: Arch, options: StudyOptions,
+               timing: TimingOptions | None = None, *,
+               progress: Callable[[str, str], None] | None = None,
+               cache: Cache | None = None) -> Run:
+    """Run the study and the timing of every scheme (and of cr2 under every compared
+    allocation); build the record (:func:`cr2des.results.record.model_record`)."""
+    timing = timing or TimingOptions()
+    tick = progress or (lambda phase, item: None)
+    study = run_study(workload, arch, options, progress=tick, cache=cache)
+    estimates = {s: estimate(study, s) for s in SCHEMES}
+    sims: dict[str, SimResult] = {}
+    alt_sims: dict[str, dict[str, SimResult]] = {}
+    if timing.engine in ("event", "both"):
+        sim_options = SimOptions(granularity=timing.granularity, max_events=timing.max_events,
+                                 edge_buffer_bytes=timing.edge_buffer_bytes)
+        for scheme in SCHEMES:
+            tick("simulate", scheme)
+            sims[scheme] = simulate(study, scheme, dataclasses.replace(
+                sim_options, trace=scheme == timing.trace_scheme))
+        for method, alternative in study.alternatives.items():
+            tick("simulate", f"cr2 ({method})")
+            alt_sims[method] = {"cr2": simulate(alternative, "cr2", sim_options)}
+    if sims:
+        sim_meta = {"engine": timing.engine, "granularity": timing.granularity,
+                    "events": sum(r.events for r in sims.values()),
+                    "wall_s": sum(r.wall_s for r in sims.values()),
+                    "partial": any(r.partial for r in sims.values()), "trace": None}
+    else:
+        sim_meta = {"engine": timing.engine, "granularity": None, "events": 0, "wall_s": 0.0,
+                    "partial": False, "trace": None}
+    tick("results", "IPR hit rate against capacity, allocation methods")
+    record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims)
+    return Run(study, sims, estimates, record, alt_sims)

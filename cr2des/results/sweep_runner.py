@@ -1,0 +1,346 @@
+"""Running a sweep's points on dask.distributed, with durable results and resume.
+
+Points run on a :class:`distributed.LocalCluster` (``workers`` processes) or on an
+existing cluster (``scheduler`` address); the same sweep file runs on either unchanged.
+Each finished point is appended to ``points.jsonl`` in the output folder as one JSON line,
+flushed and fsynced before the next is taken, so a killed sweep (or a killed worker: dask
+re-runs its task elsewhere) never costs a finished point.  ``resume`` skips the points
+whose successful record is already there; a failed point is recorded with its error and the
+others go on (a resumed sweep tries failed points again).
+
+Workers share a content-addressed cache (:mod:`cr2des.compression.cache`): the first point of every
+group of points that share weights, images and mapping runs alone, so that the others find
+its reference runs and learned tables instead of all computing them at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Cr2desError, SpecError
+from ..fileio import atomic_write_text
+from .sweep import Point, RunOptions, Sweep
+
+RECORDS = "points.jsonl"
+SUMMARY = "summary.csv"
+MANIFEST = "sweep.json"
+
+#: fields of a record that depend on the machine and the moment, not on the model
+VOLATILE = ("wall_s", "worker", "cache", "finished_at")
+
+
+# ------------------------------------------------------------------ one point (on a worker)
+def point_payload(point: Point) -> dict[str, Any]:
+    """What a worker needs to run ``point`` (plain data: it crosses process boundaries)."""
+    return {"id": point.point_id, "index": point.index, "values": point.values,
+            "options": point.options.to_dict(), "arch": point.arch_data,
+            "arch_file": point.arch_file}
+
+
+def execute_point(payload: dict[str, Any], cache_dir: str | None) -> dict[str, Any]:
+    """Run one point and return its record; an error becomes a ``failed`` record."""
+    from ..compression.cache import Cache
+    from ..compression.study import StudyOptions
+    from ..data.datapath import DataOptions
+    from ..description.schema import build
+    from ..description.spec import arch_from_dict
+    from ..workloads.graph import Normalize
+    from ..workloads.load import load_workload
+    from .pipeline import TimingOptions, run_record
+
+    start = time.perf_counter()
+    record: dict[str, Any] = {"id": payload["id"], "index": payload["index"],
+                              "values": payload["values"], "worker": os.getpid()}
+    cache = Cache(cache_dir) if cache_dir else None
+    try:
+        options = build(RunOptions, payload["options"], "run")
+        arch = arch_from_dict(payload["arch"], file=payload["arch_file"])
+        workload = load_workload(options.model)
+        normalize = (Normalize.parse(options.normalize) if options.normalize is not None
+                     else None)
+        study_options = StudyOptions(
+            data=DataOptions(images=options.images, weights=options.weights,
+                             prune=options.prune, prune_scope=options.prune_scope,
+                             seed=options.seed, normalize=normalize),
+            n_learn=options.sl, n_test=options.st,
+            capacity_bytes=(int(options.buffer_bytes) if options.buffer_bytes is not None
+                            else None),
+            alloc=options.alloc, learn_images=options.learn_images,
+            test_images=options.test_images)
+        timing = TimingOptions(engine=options.engine, granularity=options.granularity,
+                               max_events=options.max_events,
+                               edge_buffer_bytes=(int(options.edge_buffer_bytes)
+                                                  if options.edge_buffer_bytes else None))
+        run = run_record(workload, arch, study_options, timing, cache=cache)
+        record.update(status="ok", error=None, result=run.record)
+    except Cr2desError as exc:
+        record.update(status="failed", error=str(exc), result=None)
+    except (MemoryError, RecursionError, ValueError, ArithmeticError, OSError) as exc:
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", result=None)
+    record["cache"] = cache.stats.to_dict() if cache is not None else None
+    record["wall_s"] = time.perf_counter() - start
+    record["finished_at"] = time.time()
+    return record
+
+
+# ------------------------------------------------------------------ durable records
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and make it durable (flush + fsync) before returning."""
+    line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
+    """The records in ``path``, oldest first.
+
+    A last line cut short by a crash is not a record; with ``repair`` it is truncated away
+    so later appends start on a clean line.  A malformed line anywhere else is an error.
+    """
+    if not path.exists():
+        return []
+    blob = path.read_bytes()
+    records = []
+    good = 0
+    for number, line in enumerate(blob.splitlines(keepends=True), 1):
+        complete = line.endswith(b"\n")
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "id" not in record:
+                raise ValueError("not a point record")
+        except ValueError:
+            if complete and good + len(line) < len(blob):
+                raise SpecError(f"line {number} is not a point record; the results file is "
+                                f"damaged", file=str(path)) from None
+            break
+        if not complete:
+            break
+        records.append(record)
+        good += len(line)
+    if repair and good < len(blob):
+        with open(path, "r+b") as handle:
+            handle.truncate(good)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return records
+
+
+def latest(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last record of every point id (a resumed failed point may have several)."""
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        out[record["id"]] = record
+    return out
+
+
+def comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` without what depends on the machine and the moment (wall times, worker,
+    cache use), for comparing a point's result across runs."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()
+                    if k not in VOLATILE and k != "timings_s"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+    return strip(record)
+
+
+# ------------------------------------------------------------------ the sweep
+@dataclass
+class SweepOutcome:
+    """What a sweep did.
+
+    Attributes
+    ----------
+    done, failed
+        Points that finished in this invocation, successfully or with an error.
+    resumed
+        Points skipped because an earlier invocation had finished them.
+    cache_hits, cache_misses
+        Cache entries found and computed by this invocation's points.
+    """
+
+    total: int
+    out_dir: Path
+    done: int = 0
+    failed: int = 0
+    resumed: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    wall_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def check_out_dir(out_dir: Path, *, resume: bool) -> None:
+    """Refuse to mix two sweeps' results or to overwrite a finished one."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecError("--out must be a folder", file=str(out_dir))
+    if not out_dir.parent.exists():
+        raise SpecError("--out: its parent folder does not exist", file=str(out_dir))
+    if (out_dir / RECORDS).exists() and not resume:
+        raise SpecError(f"--out already holds sweep results ({RECORDS}); pass --resume to "
+                        f"continue them or choose another folder", file=str(out_dir))
+
+
+def _group_key(point: Point) -> str:
+    """Points with one key share their cached weights, reference runs and mappings."""
+    o = point.options
+    chip = point.arch_data.get("chip", {}) if isinstance(point.arch_data, dict) else {}
+    pe = chip.get("tile", {}).get("pe", {}) if isinstance(chip, dict) else {}
+    return json.dumps([o.model, o.images, o.weights, o.seed, o.prune, o.prune_scope, o.sl,
+                       o.st, point.arch_data.get("mapping"),
+                       pe.get("crossbar") if isinstance(pe, dict) else None,
+                       pe.get("dac") if isinstance(pe, dict) else None],
+                      sort_keys=True, default=str)
+
+
+def run_sweep(sweep: Sweep, points: list[Point], out_dir: Path, *, workers: int | None = None,
+              scheduler: str | None = None, resume: bool = False,
+              cache_dir: Path | None = None,
+              progress: Callable[[SweepOutcome, dict[str, Any] | None], None] | None = None
+              ) -> SweepOutcome:
+    """Run ``points`` (see the module docstring); records go to ``out_dir``."""
+    check_out_dir(out_dir, resume=resume)
+    out_dir.mkdir(exist_ok=True)
+    records_path = out_dir / RECORDS
+    finished = {pid for pid, r in latest(read_records(records_path, repair=True)).items()
+                if r.get("status") == "ok"}
+    manifest = {"name": sweep.name, "description": sweep.description, "file": sweep.file,
+                "axes": [a.path for a in sweep.axes], "base": sweep.base,
+                "points": [{"id": p.point_id, "index": p.index, "values": p.values}
+                           for p in points]}
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
+    outcome = SweepOutcome(total=len(points), out_dir=out_dir)
+    outcome.resumed = sum(p.point_id in finished for p in points)
+    pending = [p for p in points if p.point_id not in finished]
+    cache = str(cache_dir) if cache_dir is not None else None
+    start = time.perf_counter()
+    if progress is not None:
+        progress(outcome, None)
+    if pending:
+        with _client(workers, scheduler) as client:
+            _run_on(client, pending, records_path, cache, outcome, progress)
+    outcome.wall_s = time.perf_counter() - start
+    write_summary(out_dir, points)
+    return outcome
+
+
+@contextlib.contextmanager
+def _client(workers: int | None, scheduler: str | None) -> Any:
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise SpecError(f"--scheduler: cannot reach a dask scheduler at {scheduler!r} "
+                            f"({exc})") from None
+        with client:
+            yield client
+        return
+    n = workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | None,
+            outcome: SweepOutcome, progress: Any) -> None:
+    from distributed import as_completed
+
+    groups: dict[str, list[Point]] = {}
+    for point in pending:
+        groups.setdefault(_group_key(point), []).append(point)
+
+    def submit(point: Point) -> Any:
+        return client.submit(execute_point, point_payload(point), cache,
+                             key=f"cr2des-point-{point.point_id}", pure=False)
+
+    # the first point of each group warms the cache; the rest follow once it is done
+    leaders = {submit(group[0]): key for key, group in groups.items()}
+    running = as_completed(list(leaders))
+    for future in running:
+        try:
+            record = future.result()
+        except Exception as exc:  # a worker died repeatedly, or the task could not run
+            point = next(p for p in pending if f"cr2des-point-{p.point_id}" == future.key)
+            record = {"id": point.point_id, "index": point.index, "values": point.values,
+                      "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                      "result": None, "cache": None, "wall_s": None, "worker": None,
+                      "finished_at": time.time()}
+        append_record(records_path, record)
+        if record["status"] == "ok":
+            outcome.done += 1
+        else:
+            outcome.failed += 1
+            outcome.errors.append(f"point {record['index']}: {record['error']}")
+        stats = record.get("cache") or {}
+        outcome.cache_hits += int(stats.get("hits", 0))
+        outcome.cache_misses += int(stats.get("misses", 0))
+        if progress is not None:
+            progress(outcome, record)
+        key = leaders.pop(future, None)
+        if key is not None:
+            for point in groups[key][1:]:
+                running.add(submit(point))
+
+
+# ------------------------------------------------------------------ summary table
+def summary_rows(points: list[Point], records: dict[str, dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """One flat row per point: its axes, status, and every scalar of every scheme."""
+    rows = []
+    for point in points:
+        record = records.get(point.point_id)
+        row: dict[str, Any] = {"index": point.index, "id": point.point_id}
+        row.update({path: _cell(value) for path, value in point.values.items()})
+        row["status"] = record["status"] if record else "pending"
+        row["error"] = record.get("error") if record else None
+        result = (record or {}).get("result") or {}
+        ipr = result.get("ipr", {})
+        row["hit_rate_learn"] = ipr.get("hit_rate_learn")
+        row["hit_rate_test"] = ipr.get("hit_rate_test")
+        for scheme, entry in (result.get("schemes") or {}).items():
+            for key, value in entry.items():
+                if isinstance(value, bool | int | float | str) or value is None:
+                    row[f"{scheme}.{key}"] = value
+        rows.append(row)
+    return rows
+
+
+def _cell(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) else json.dumps(value)
+
+
+def write_summary(out_dir: Path, points: list[Point]) -> Path:
+    """``summary.csv`` from the records on disk (atomically replaced)."""
+    records = latest(read_records(out_dir / RECORDS))
+    rows = summary_rows(points, records)
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+    path = out_dir / SUMMARY
+    atomic_write_text(path, text.getvalue())
+    return path

@@ -1,0 +1,311 @@
+"""SimPy components: one class per hardware unit, all of the same shape.
+
+Every component is built as ``Component(env, spec, *, name, stats)``: ``env`` is the run's
+SimPy environment (never a global), ``spec`` its frozen description, ``name`` its place in
+the chip (``tile3.pe1.adc``), ``stats`` the run's :class:`Stats`.  Contention is always a
+SimPy resource: a :class:`Slots` unit wraps a ``simpy.Resource`` with one trace track per
+slot, so events on a track never overlap.  The :class:`Chip` makes and checks all
+connections in one place (:meth:`Chip.tile`, :meth:`Chip.link`) and builds units lazily, so a
+1024-tile chip costs only the tiles a mapping uses.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from ..compression.timing import FS, Periphery
+from ..description.spec import Arch, Component, Pe, Tile
+from ..description.spec import PatternBuffer as PatternBufferSpec
+from .network import Topology
+
+Process = Generator[simpy.Event, Any, Any]
+
+#: stall causes, as reports name them
+INPUT = "input not ready"
+ADC = "ADC busy"
+PORT = "buffer port busy"
+LINK = "link busy"
+FULL = "output buffer full"
+UNIT = "digital unit busy"
+CAUSES = (INPUT, ADC, PORT, LINK, FULL, UNIT)
+
+
+@dataclass
+class Stats:
+    """What a simulation counted: stalls, busy time, actions per stage (network flits x
+    hops) and (when tracing) every interval.
+
+    Times are integer femtoseconds.
+    """
+
+    trace: bool = False
+    stalls: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    busy: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    intervals: list[tuple[str, int, int, str]] = field(default_factory=list)
+    counters: list[tuple[str, int, float]] = field(default_factory=list)
+    actions: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+    def count(self, stage: str, action: str, n: int) -> None:
+        self.actions[(stage, action)] += n
+
+    def stall(self, stage: str, cause: str, resource: str, duration: int) -> None:
+        if duration > 0:
+            self.stalls[(stage, cause, resource)] += duration
+
+    def interval(self, track: str, start: int, end: int, label: str) -> None:
+        self.busy[track.split("[")[0]] += end - start
+        if self.trace and end > start:
+            self.intervals.append((track, start, end, label))
+
+    def counter(self, name: str, time: int, value: float) -> None:
+        if self.trace:
+            self.counters.append((name, time, value))
+
+
+class Slots:
+    """``count`` identical units behind one ``simpy.Resource``; one trace track per unit."""
+
+    def __init__(self, env: simpy.Environment, spec: Any, *, name: str, stats: Stats,
+                 count: int) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.resource = simpy.Resource(env, capacity=max(1, count))
+        self._free = list(range(max(1, count)))[::-1]
+
+    def claim(self) -> int:
+        """The trace track of a unit just granted (call after the request succeeds)."""
+        return self._free.pop()
+
+    def done(self, slot: int, start: int, label: str) -> None:
+        """Give back a unit's track and record its busy interval from ``start`` to now."""
+        self._free.append(slot)
+        self.stats.interval(f"{self.name}[{slot}]", start, self.env.now, label)
+
+    def use(self, duration: int, *, stage: str, cause: str, label: str) -> Process:
+        """Wait for a unit (charging the wait to ``stage`` as ``cause``), hold it."""
+        asked = self.env.now
+        with self.resource.request() as req:
+            yield req
+            self.stats.stall(stage, cause, self.name, self.env.now - asked)
+            slot = self.claim()
+            start = self.env.now
+            yield self.env.timeout(duration)
+            self.done(slot, start, label)
+
+
+class Crossbar:
+    """A crossbar: one OU activation at a time, ``read_latency`` each.  It belongs to one
+    layer replica, which issues its reads in sequence, so it never has a queue; it only
+    names the trace track of its reads."""
+
+    def __init__(self, env: simpy.Environment, spec: Any, *, name: str, stats: Stats) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+
+    def read(self, start: int) -> None:
+        self.stats.interval(f"{self.name}[0]", start, self.env.now, "OU read")
+
+
+class AdcPool(Slots):
+    """The PE's ADCs, shared by its crossbars; one OU's bitlines convert on one ADC."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=spec.count)
+
+
+class ShiftAdd(Slots):
+    """Shift-and-add units: every column result (computed, WPR-copied, buffer-served)."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=spec.count)
+
+
+class DigitalUnit(Slots):
+    """A tile's vector unit (max-pool, sigmoid, shift-and-add) for digital stages."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        super().__init__(env, spec, name=name, stats=stats, count=spec.count)
+
+
+class Reservations:
+    """``count`` identical units booked ahead in arrival order: a job takes the units that
+    free up first and holds them from when the last of them is free.  This is what a
+    first-come-first-served ``simpy.Resource`` does to jobs that ask for all their units at
+    once, without an event per request (one trace track per unit)."""
+
+    def __init__(self, name: str, stats: Stats, count: int) -> None:
+        self.name, self.stats = name, stats
+        self.free_at = [0] * max(1, count)
+
+    def book(self, units: int, duration: int, now: int, label: str) -> tuple[int, int]:
+        """Book ``units`` units for ``duration`` from ``now`` or later: ``(start, end)``."""
+        order = sorted(range(len(self.free_at)), key=self.free_at.__getitem__)[:units]
+        start = max(now, max(self.free_at[u] for u in order))
+        end = start + duration
+        for u in order:
+            self.free_at[u] = end
+            self.stats.interval(f"{self.name}[{u}]", start, end, label)
+        return start, end
+
+
+class PatternBuffer:
+    """One layer's IPR pattern buffer: its entries fill ``banks`` tiles' buffers (the
+    allocation gives a layer more bytes than one tile holds), whose ``ports x banks`` ports
+    serve every replica of the layer.  Each port has a tag side (lookups) and a data side
+    (entry reads), booked in arrival order (:class:`Reservations`); a row's lookups or
+    reads spread over as many ports as they need.  Contents are fixed after deployment:
+    occupancy is a constant counter."""
+
+    def __init__(self, env: simpy.Environment, spec: PatternBufferSpec, *, name: str,
+                 stats: Stats, banks: int) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.banks = banks
+        self.ports = spec.ports * banks
+        self.data = Reservations(name, stats, self.ports)
+        self.tags = Reservations(f"{name}.tags", stats, self.ports)
+
+    def load(self, nbytes: int) -> None:
+        self.stats.counter(f"{self.name} occupancy (bytes)", self.env.now, nbytes)
+
+    def lookup(self, lookups: int, lookup_fs: int, *, stage: str, after: int) -> int:
+        """Book ``lookups`` lookups no earlier than ``after``; returns when they are done."""
+        ports = min(lookups, self.ports)
+        start, end = self.tags.book(ports, -(-lookups // ports) * lookup_fs, after,
+                                    "IPR lookups")
+        self.stats.stall(stage, PORT, self.name, start - after)
+        return end
+
+    def read(self, reads: int, entry_fs: int, *, stage: str, after: int) -> int:
+        """Book ``reads`` entry reads no earlier than ``after``; returns when they are done."""
+        ports = min(reads, self.ports)
+        start, end = self.data.book(ports, -(-reads // ports) * entry_fs, after, "IPR reads")
+        self.stats.stall(stage, PORT, self.name, start - after)
+        return end
+
+
+class Edram:
+    """A tile's eDRAM: inter-layer rows held in it are counted (a counter track)."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.held = 0
+
+    def change(self, nbytes: int) -> None:
+        self.held += nbytes
+        self.stats.counter(f"{self.name} rows held (bytes)", self.env.now, self.held)
+
+
+class Link(Reservations):
+    """One direction of a router-to-router link, with its parallel channels."""
+
+    def __init__(self, env: simpy.Environment, spec: Topology, *, name: str, stats: Stats,
+                 channels: int) -> None:
+        super().__init__(name, stats, channels)
+        self.env, self.spec = env, spec
+
+
+class PeUnits:
+    """A PE's crossbars, ADC pool and shift-and-add units (fine-grained runs only)."""
+
+    def __init__(self, env: simpy.Environment, spec: Pe, *, name: str, stats: Stats) -> None:
+        self.crossbars = [Crossbar(env, spec.crossbar, name=f"{name}.xbar{i}", stats=stats)
+                          for i in range(spec.crossbar.count)]
+        self.adcs = AdcPool(env, spec.adc, name=f"{name}.adc", stats=stats)
+        self.shift_add = ShiftAdd(env, spec.shift_add, name=f"{name}.sa", stats=stats)
+
+
+class TileUnits:
+    """A tile's shared units: eDRAM and digital vector units."""
+
+    def __init__(self, env: simpy.Environment, spec: Tile, *, name: str, stats: Stats) -> None:
+        self.edram = Edram(env, spec.edram, name=f"{name}.edram", stats=stats)
+        self.units = {
+            "maxpool": DigitalUnit(env, spec.maxpool, name=f"{name}.maxpool", stats=stats),
+            "sigmoid": DigitalUnit(env, spec.sigmoid, name=f"{name}.sigmoid", stats=stats),
+            "shift_add": DigitalUnit(env, spec.shift_add, name=f"{name}.shift_add", stats=stats),
+        }
+        self._pes: dict[int, PeUnits] = {}
+        self._pe_spec, self._env, self._stats, self._name = spec.pe, env, stats, name
+
+    def pe(self, index: int) -> PeUnits:
+        if index not in self._pes:
+            self._pes[index] = PeUnits(self._env, self._pe_spec, name=f"{self._name}.pe{index}",
+                                       stats=self._stats)
+        return self._pes[index]
+
+
+class Chip:
+    """Tiles and the network; every connection is made here."""
+
+    def __init__(self, env: simpy.Environment, spec: Arch, *, name: str, stats: Stats,
+                 topology: Topology) -> None:
+        self.env, self.spec, self.name, self.stats = env, spec, name, stats
+        self.topology = topology
+        self.periphery = Periphery.of(spec)
+        self._tiles: dict[int, TileUnits] = {}
+        self._links: dict[tuple[int, int], Link] = {}
+        self._channels = topology.links()
+        self.bandwidth = topology.link_bandwidth_bytes_per_s
+        self.router_fs = round(topology.router_latency_s * FS)
+
+    def tile(self, index: int) -> TileUnits:
+        if not 0 <= index < self.spec.chip.tiles:
+            raise ValueError(f"tile {index} does not exist on {self.spec.chip.tiles} tiles")
+        if index not in self._tiles:
+            self._tiles[index] = TileUnits(self.env, self.spec.chip.tile, name=f"tile{index}",
+                                           stats=self.stats)
+        return self._tiles[index]
+
+    def link(self, hop: tuple[int, int]) -> Link:
+        if hop not in self._links:
+            if hop not in self._channels:
+                raise ValueError(f"no link between routers {hop[0]} and {hop[1]}")
+            self._links[hop] = Link(self.env, self.topology, name=f"link{hop[0]}-{hop[1]}",
+                                    stats=self.stats, channels=self._channels[hop])
+        return self._links[hop]
+
+    def serialization_fs(self, nbytes: int) -> int:
+        return round(nbytes / self.bandwidth * FS)
+
+    def book_multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *,
+                       stage: str) -> int:
+        """Book a message of ``nbytes`` from one tile to several; returns its arrival time.
+
+        The message holds every link of its routes' union at once, for the longest route's
+        router latencies plus one serialization, from when the last of them is free
+        (links are booked in the order messages are sent, so holding links cannot
+        deadlock); waiting for busy links is a stall of ``stage``."""
+        routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
+        hops = list(dict.fromkeys(hop for route in routes for hop in route))
+        now = self.env.now
+        if not hops:
+            return now
+        links = [self.link(hop) for hop in hops]
+        flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
+        self.stats.count(stage, "flit_hops", flits * len(hops))
+        longest = max(len(route) for route in routes)
+        duration = longest * self.router_fs + self.serialization_fs(nbytes)
+        free = [min(link.free_at) for link in links]
+        start = max(now, *free)
+        if start > now:
+            blocked = links[free.index(start)].name
+            self.stats.stall(stage, LINK, blocked, start - now)
+        for link in links:
+            _, end = link.book(1, duration, start, stage)
+            self.stats.counter(f"{link.name} load (bytes)", start, nbytes)
+            self.stats.counter(f"{link.name} load (bytes)", end, 0)
+        return start + duration
+
+    def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
+                  ) -> Process:
+        """:meth:`book_multicast` as a process that ends when the message has arrived."""
+        arrival = self.book_multicast(nbytes, src_tile, dst_tiles, stage=stage)
+        if arrival > self.env.now:
+            yield self.env.timeout(arrival - self.env.now)

@@ -1,0 +1,826 @@
+"""The event simulation: the testing images streamed through the pipelined chip.
+
+:func:`simulate` runs one scheme of a :class:`~cr2des.compression.study.Study` in SimPy.  Each stage
+replica (:mod:`cr2des.compression.timing`) is a process that, for every output row assigned to it
+(rows are dealt round-robin over a layer's replicas):
+
+1. waits until the input rows it needs have arrived (*input not ready*);
+2. computes the row: at ``coarse`` granularity one event per row and replica, lasting the
+   closed-form row time (ADC waits inside it are charged as *ADC busy*), with the row's IPR
+   reads on the tile's pattern-buffer ports alongside (*buffer port busy*); at ``fine``
+   granularity one event per OU activation: crossbars, ADC pools, shift-and-add units and
+   buffer ports are all SimPy resources;
+3. frees the input rows it will not need again;
+4. sends the output row to every consumer replica that needs it: first a slot in that
+   replica's inter-layer buffer (*output buffer full* while there is none), then a transfer
+   over the network's links (*link busy*).
+
+Inter-layer buffers live in the consumer's eDRAM: each of a stage's inputs gets an equal
+share of its home tiles' eDRAM, in rows of the producer (or ``edge_buffer_bytes``).
+Consumers of a whole tensor (fc, global pools) absorb rows as they arrive.  A buffer that
+cannot hold the rows one output row needs is a deadlock, reported before the run; any
+other deadlock is detected when events run out with images unfinished, and reported with
+the stages involved.  ``max_events`` stops a run early; its result is marked partial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from ..compression.mapping import Placement
+from ..compression.timing import (
+    DIGITAL,
+    FS,
+    LOOKUPS,
+    PORTS,
+    CrossbarStage,
+    Periphery,
+    Stage,
+    digital_row_fs,
+    stage_graph,
+)
+from ..errors import Cr2desError
+from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
+from .network import build_topology
+
+if TYPE_CHECKING:
+    from ..compression.study import Study
+
+GRANULARITIES = ("coarse", "fine")
+
+
+class SimulationError(Cr2desError):
+    """The simulation cannot run or cannot finish (deadlock, bad option)."""
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """How a simulation runs.
+
+    Attributes
+    ----------
+    stream
+        Measure the steady state: keep streaming images (the testing images' counts in a
+        cycle) until the completion interval over a window of ``max(n_test, 4)`` images
+        repeats within ``tolerance``, or ``stream_events`` events have run, or
+        ``max_images`` have been fed; the throughput is the mean completion interval over
+        the second half of the completions.  ``False`` simulates the testing images only
+        (throughput = images / makespan, pipeline fill included).
+    """
+
+    granularity: str = "coarse"
+    max_events: int = 10_000_000
+    edge_buffer_bytes: int | None = None
+    trace: bool = False
+    stream: bool = True
+    max_images: int = 1000
+    stream_events: int = 150_000
+    tolerance: float = 0.01
+
+
+@dataclass
+class SimResult:
+    """Timing of one scheme.
+
+    Attributes
+    ----------
+    latency_s
+        Time from the first image's first input row to its last output row: one inference
+        through the empty pipeline.
+    mean_latency_s
+        The same averaged over all images (later images also wait behind earlier ones).
+    makespan_s
+        Time until the last of the testing images finished (the batch).
+    throughput_ips
+        Steady-state images per second: one over the mean completion interval over the
+        second half of the streamed images (see ``steady``); without streaming, the batch's
+        ``images / makespan`` (pipeline fill included).
+    steady
+        How the steady state was measured: images streamed, warm-up images, window,
+        whether the interval converged.
+    bottleneck
+        The busiest stage (largest busy time per replica) and the resource class that
+        limits its rows.
+    stalls
+        Waiting time per cause, summed over stages (seconds).
+    """
+
+    scheme: str
+    granularity: str
+    images: int
+    latency_s: float
+    mean_latency_s: float
+    image_latency_s: list[float]
+    makespan_s: float
+    throughput_ips: float
+    steady: dict[str, Any]
+    bottleneck: dict[str, Any]
+    events: int
+    wall_s: float
+    partial: bool
+    reason: str | None
+    stalls: dict[str, float]
+    stalls_by_stage: list[tuple[str, str, str, float]]
+    stats: Stats = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency_s": self.latency_s, "mean_latency_s": self.mean_latency_s,
+            "image_latency_s": self.image_latency_s,
+            "makespan_s": self.makespan_s, "throughput_ips": self.throughput_ips,
+            "steady": self.steady, "bottleneck": self.bottleneck,
+            "events": self.events, "wall_s": self.wall_s, "partial": self.partial,
+            "reason": self.reason, "stalls": self.stalls,
+            "top_stalls": [{"stage": s, "cause": c, "resource": r, "seconds": t}
+                           for s, c, r, t in self.stalls_by_stage[:10]],
+            "busiest": [{"resource": name, "busy_s": busy / FS}
+                        for name, busy in sorted(self.stats.busy.items(),
+                                                 key=lambda item: -item[1])[:10]],
+        }
+
+
+# ----------------------------------------------------------------------------- runtime
+class _Tracker:
+    """Rows of one producer, one image, at one consumer replica."""
+
+    __slots__ = ("arrived", "event", "held", "missing")
+
+    def __init__(self) -> None:
+        self.arrived: dict[int, int] = {}  # row -> arrival time (fs), known when sent
+        self.held: set[int] = set()
+        self.missing: set[int] = set()
+        self.event: simpy.Event | None = None
+
+    def arrive(self, row: int, at: int) -> None:
+        self.arrived[row] = at
+        if self.event is not None and row in self.missing:
+            self.missing.discard(row)
+            if not self.missing:
+                event, self.event = self.event, None
+                event.succeed()
+
+
+class _OrderedBuffer:
+    """A stage's inter-layer buffer for one input: ``capacity`` producer rows, granted in
+    reading order.  Rows of a replicated producer finish out of order; granting a later row
+    first could fill the buffer with rows the consumer cannot use yet while the row it waits
+    for has no slot (a deadlock a hardware FIFO would not have)."""
+
+    __slots__ = ("env", "free", "images", "order", "position", "waiting")
+
+    def __init__(self, env: simpy.Environment, capacity: int, images: int, order: list[int]
+                 ) -> None:
+        self.env = env
+        self.free = capacity
+        self.images = images
+        self.order = order  # producer rows the stage reads, per image, in order
+        self.position = (0, 0)  # (image, index into order)
+        self.waiting: dict[tuple[int, int], simpy.Event] = {}
+
+    def request(self, image: int, row: int) -> simpy.Event | None:
+        """A slot for ``row`` of ``image``: ``None`` when granted at once, else an event."""
+        if self.free > 0 and self._next() == (image, row):
+            self.free -= 1
+            self.position = (image, self.position[1] + 1)
+            self._grant()  # rows asked for earlier may be next now
+            return None
+        event = self.env.event()
+        self.waiting[(image, row)] = event
+        self._grant()
+        return event
+
+    def _next(self) -> tuple[int, int] | None:
+        """The (image, row) the next slot goes to."""
+        image, index = self.position
+        if not self.order:
+            return None
+        if index >= len(self.order):
+            if image + 1 >= self.images:
+                return None
+            image, index = image + 1, 0
+            self.position = (image, index)
+        return image, self.order[index]
+
+    def release(self, count: int) -> None:
+        self.free += count
+        self._grant()
+
+    def _grant(self) -> None:
+        while self.free > 0:
+            image, index = self.position
+            if index >= len(self.order):
+                if image + 1 >= self.images:
+                    return
+                self.position = (image + 1, 0)
+                continue
+            event = self.waiting.pop((image, self.order[index]), None)
+            if event is None:
+                return
+            self.free -= 1
+            self.position = (image, index + 1)
+            event.succeed()
+
+
+@dataclass
+class _Runtime:
+    stage: Stage
+    replicas: int
+    homes: list[int]
+    timing: CrossbarStage | None = None
+    digital_fs: int = 0
+    consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
+    buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
+    readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
+    pending: list[dict[int, np.ndarray]] = field(default_factory=list)  # [dep][image]
+    trackers: list[list[dict[int, _Tracker]]] = field(default_factory=list)  # [replica][dep]
+    state: list[str] = field(default_factory=list)
+    first_pe: int = 0
+    pes: int = 1
+    pattern_buffer: PatternBuffer | None = None
+
+
+class _Simulation:
+    def __init__(self, study: Study, scheme: str, options: SimOptions,
+                 images: int | None = None, in_flight: int | None = None) -> None:
+        if options.granularity not in GRANULARITIES:
+            raise SimulationError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
+                                  f"got {options.granularity!r}")
+        self.study, self.scheme, self.options = study, scheme, options
+        self.arch = study.arch
+        self.env = simpy.Environment()
+        self.stats = Stats(trace=options.trace)
+        self.chip = Chip(self.env, self.arch, name="chip", stats=self.stats,
+                         topology=build_topology(self.arch.chip))
+        self.periphery = Periphery.of(self.arch)
+        self.batch = images or len(study.test)
+        self.cap = max(self.batch, options.max_images) if options.stream else self.batch
+        self.events = 0
+        self.in_flight = in_flight  # images admitted but not finished, at most
+        # images to finish before measuring: one turnover of the images in flight
+        self.warmup = in_flight or 0
+        self.completions: list[int] = []  # completion times in order
+        self._completed: simpy.Event | None = None
+        self.images = self.cap  # images fed: lowered once the steady state is measured
+        self.window = max(self.batch, 4)
+        self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
+        self.stages = stage_graph(study.workload)
+        self.runtimes: dict[str, _Runtime] = {}
+        self._build(study.placements[scheme])
+        self.started: dict[int, int] = {}
+        self.done: dict[int, int] = {}
+        sinks = [name for name, rt in self.runtimes.items()
+                 if not rt.consumers and rt.stage.kind != "input"]
+        self.sinks = {name: [0] * self.cap for name in sinks}
+
+    # -- assembly -------------------------------------------------------------------
+    def _build(self, placement: Placement) -> None:
+        p = self.periphery
+        per_tile = self.arch.chip.tile.pes
+        for name, stage in self.stages.items():
+            if stage.kind == "input":
+                rt = _Runtime(stage, 1, [0])
+            elif stage.kind == "crossbar":
+                lp = placement.layers[name]
+                homes = [(lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas)]
+                rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes)
+                rt.timing = self.study.stage(name, self.scheme,
+                                             keep_crossbars=self.options.granularity == "fine")
+                spec = self.arch.chip.tile.pattern_buffer
+                if rt.timing.banks and spec is not None:
+                    rt.pattern_buffer = PatternBuffer(self.env, spec, name=f"{name}.pbuf",
+                                                      stats=self.stats, banks=rt.timing.banks)
+                    rt.pattern_buffer.load(self.study.allocation.bytes_per_layer[name])
+            else:
+                producer = self.runtimes[stage.deps[0].producer]
+                rt = _Runtime(stage, 1, [producer.homes[0]])
+                rt.digital_fs = digital_row_fs(self.study.workload[name], self.arch, p)
+            self.runtimes[name] = rt
+            for index, dep in enumerate(stage.deps):
+                self.runtimes[dep.producer].consumers.append((rt, index))
+        edram_per_pe = self.arch.chip.tile.edram.capacity_bytes / per_tile
+        for rt in self.runtimes.values():
+            stage = rt.stage
+            rt.buffers, rt.readers, rt.pending = [], [], []
+            pes = self._pes_of(rt)
+            for dep in stage.deps:
+                row_bytes = self.stages[dep.producer].row_bytes
+                share = (self.options.edge_buffer_bytes if self.options.edge_buffer_bytes
+                         is not None else edram_per_pe * pes / max(1, len(stage.deps)))
+                rows = int(share // row_bytes)
+                if self.options.edge_buffer_bytes is None and dep.window.kind != "all":
+                    # at least one output row's window and the next stride, so the stage can
+                    # pipeline; borrowed from its tiles' eDRAM, which must hold it
+                    least = dep.window.span + (dep.window.stride if dep.window.kind == "conv"
+                                               else 0)
+                    tiles = max(1, -(-int(pes) // per_tile))
+                    room = int(tiles * self.arch.chip.tile.edram.capacity_bytes // row_bytes)
+                    rows = max(rows, min(least, room))
+                    share = max(share, rows * row_bytes)
+                if dep.window.kind != "all" and rows < dep.window.span:
+                    raise SimulationError(
+                        f"deadlock: layer {stage.name!r} needs {dep.window.span} rows of "
+                        f"{dep.producer!r} at once ({dep.window.span * row_bytes:,} bytes), but "
+                        f"its inter-layer buffer holds {rows} rows ({int(share):,} bytes)")
+                readers = np.zeros(self.stages[dep.producer].rows, dtype=np.int64)
+                for j in range(stage.rows):
+                    lo, hi = dep.window.rows(j)
+                    readers[lo:hi + 1] += 1
+                rt.readers.append(readers)
+                rt.pending.append({})
+                rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.cap,
+                                                 [int(i) for i in np.flatnonzero(readers)]))
+            rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
+                           for _ in range(rt.replicas)]
+            rt.state = ["idle"] * rt.replicas
+
+    def _pes_of(self, rt: _Runtime) -> float:
+        """PEs whose tiles hold a stage's inputs: its own, or for a digital stage, those of
+        the stages it runs beside (its producers)."""
+        if rt.stage.kind == "crossbar":
+            return rt.pes * rt.replicas
+        if rt.stage.kind == "input":
+            return self.arch.chip.tile.pes
+        return sum(self._pes_of(self.runtimes[d.producer]) for d in rt.stage.deps)
+
+    # -- processes ------------------------------------------------------------------
+    def start(self) -> None:
+        self.env.process(self._source(self.runtimes["input"]))
+        for rt in self.runtimes.values():
+            if rt.stage.kind != "input":
+                for r in range(rt.replicas):
+                    self.env.process(self._replica(rt, r))
+
+    def _source(self, rt: _Runtime) -> Process:
+        rows = rt.stage.rows
+        m = 0
+        while m < self.images:
+            while self.in_flight is not None and m - len(self.done) >= self.in_flight:
+                self._completed = self.env.event()
+                yield self._completed
+            for i in range(rows):
+                yield from self._deliver(rt, 0, m, i, send=False)
+                self.started.setdefault(m, self.env.now)
+            m += 1
+
+    def _replica(self, rt: _Runtime, r: int) -> Process:
+        stage = rt.stage
+        rows = stage.rows
+        q = r - rt.replicas
+        while True:
+            q += rt.replicas
+            m, j = divmod(q, rows)
+            if m >= self.images:
+                break
+            ready, last = self.env.now, None
+            for index, dep in enumerate(stage.deps):
+                lo, hi = dep.window.rows(j)
+                tracker = rt.trackers[r][index][m]
+                missing = {i for i in range(lo, hi + 1) if i not in tracker.arrived}
+                if missing:
+                    asked = self.env.now
+                    rt.state[r] = (f"waits for rows {min(missing)}-{max(missing)} of image {m} "
+                                   f"from {dep.producer!r}")
+                    tracker.missing, tracker.event = missing, self.env.event()
+                    yield tracker.event
+                    self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
+                # rows sent but still on the network: one wait for the last of them
+                at = max(tracker.arrived[i] for i in range(lo, hi + 1))
+                if at > ready:
+                    ready, last = at, dep.producer
+            if last is not None and ready > self.env.now:
+                asked = self.env.now
+                yield self.env.timeout(ready - asked)
+                self.stats.stall(stage.name, INPUT, last, self.env.now - asked)
+            rt.state[r] = f"computes row {j} of image {m}"
+            start = self.env.now
+            if stage.kind == "crossbar":
+                yield from self._compute(rt, r, q)
+            else:
+                unit = self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
+                yield from unit.use(rt.digital_fs, stage=stage.name, cause=UNIT,
+                                    label=f"img{m} row{j}")
+            self.stats.interval(f"{stage.name}.r{r}", start, self.env.now, f"img{m} row{j}")
+            self._free(rt, m, j)
+            yield from self._deliver(rt, r, m, j, send=True)
+            if stage.name in self.sinks:
+                self.sinks[stage.name][m] += 1
+                if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
+                    self.done[m] = self.env.now
+                    self.completions.append(self.env.now)
+                    self._check_steady()
+                    if self._completed is not None and not self._completed.triggered:
+                        self._completed.succeed()
+        rt.state[r] = "done"
+
+    def _check_steady(self) -> None:
+        """After a completion: stop feeding images once the completion interval over the
+        last window of ``w = max(n_test, 4)`` images (whole cycles of the testing images'
+        counts) equals the window before within the tolerance, or once ``stream_events``
+        events have run and at least two windows have completed (then the steady state is
+        reported as not converged).  The
+        throughput is measured over the second half of the completions either way."""
+        last = len(self.done) - 1
+        if not self.options.stream or self.images < self.cap:
+            return
+        if self.events >= self.options.stream_events and last >= 2 * self.window:
+            self.images = last + 1  # the budget is spent and a measurement is possible
+            return
+        w = self.window
+        if last < self.warmup + 2 * w:
+            return
+        times = self.completions
+        now = times[last] - times[last - w]
+        before = times[last - w] - times[last - 2 * w]
+        if abs(now - before) <= self.options.tolerance * now:
+            self.images = last + 1
+            self.steady["converged"] = True
+
+    def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
+        timing = rt.timing
+        assert timing is not None
+        times = timing.times
+        name = rt.stage.name
+        q %= len(times.compute_fs)  # the testing images' counts, in a cycle
+        reads = int(times.buffer_reads[q])
+        lookups = int(times.lookups[q]) if times.lookups is not None else 0
+        pbuf = rt.pattern_buffer
+        now = self.env.now
+        start = end = now
+        if lookups and pbuf is not None:
+            looked = pbuf.lookup(lookups, timing.lookup_fs, stage=name, after=now)
+            end = looked
+            if not self.periphery.lookahead:  # a cycle waits for its lookup before its OUs
+                start = looked
+        fine = self.options.granularity == "fine"
+        if reads:
+            assert pbuf is not None
+            for _ in range(reads if fine else 1):  # fine: one booking per buffer read
+                end = max(end, pbuf.read(1 if fine else reads, timing.entry_fs, stage=name,
+                                         after=start))
+        if fine:
+            if start > now:
+                yield self.env.timeout(start - now)
+            waits = [self.env.timeout(end - start)] if end > start else []
+            yield from self._compute_fine(rt, r, q, waits)
+            return
+        self.stats.stall(name, ADC, f"{name}.adcs", int(times.adc_fs[q]))
+        yield self.env.timeout(max(end, start + int(times.compute_fs[q])) - now)
+
+    def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
+        assert rt.timing is not None
+        times = rt.timing.times
+        assert times.ou_per_crossbar is not None
+        per_pe = times.crossbars_per_pe
+        per_tile = self.arch.chip.tile.pes
+        procs = list(waits)
+        for x in np.flatnonzero(times.ou_per_crossbar[q]):
+            pe_global = rt.first_pe + r * rt.pes + int(x) // per_pe
+            pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
+            procs.append(self.env.process(self._ous(rt.stage.name, pe, int(x) % per_pe,
+                                                    int(times.ou_per_crossbar[q, x]))))
+        assert times.columns_per_pe is not None
+        for pe_local in np.flatnonzero(times.columns_per_pe[q]):
+            pe_global = rt.first_pe + r * rt.pes + int(pe_local)
+            pe = self.chip.tile(pe_global // per_tile).pe(pe_global % per_tile)
+            duration = -(-int(times.columns_per_pe[q, pe_local]) * self.periphery.sa_fs
+                         // self.periphery.sa_units)
+            procs.append(self.env.process(pe.shift_add.use(duration, stage=rt.stage.name,
+                                                           cause=ADC, label="column results")))
+        if procs:
+            yield self.env.all_of(procs)
+
+    def _ous(self, stage: str, pe: Any, x: int, count: int) -> Process:
+        """One crossbar's OU activations: read, then hand the sample-and-hold to an ADC
+        (the crossbar waits while no ADC is free), then the next read.  The crossbar belongs
+        to this replica alone, so its reads are timed without a queue."""
+        p = self.periphery
+        crossbar, adcs = pe.crossbars[x], pe.adcs
+        drained = None
+        for _ in range(count):
+            start = self.env.now
+            yield self.env.timeout(p.read_fs)
+            crossbar.read(start)
+            asked = self.env.now
+            req = adcs.resource.request()
+            yield req
+            self.stats.stall(stage, ADC, adcs.name, self.env.now - asked)
+            drained = self.env.timeout(p.conv_fs)
+            drained.callbacks.append(self._converted(adcs, req, adcs.claim(), stage))
+        if drained is not None and not drained.processed:
+            yield drained
+
+    def _converted(self, adcs: Any, req: simpy.Event, slot: int, stage: str) -> Any:
+        start = self.env.now
+
+        def release(_: simpy.Event) -> None:
+            adcs.resource.release(req)
+            adcs.done(slot, start, stage)
+        return release
+
+    def _free(self, rt: _Runtime, m: int, j: int) -> None:
+        """Output row ``j`` is done: input rows no other output row reads leave the buffer."""
+        for index, dep in enumerate(rt.stage.deps):
+            if dep.window.kind == "all":
+                continue
+            lo, hi = dep.window.rows(j)
+            pending = rt.pending[index].setdefault(m, rt.readers[index].copy())
+            pending[lo:hi + 1] -= 1
+            stale = int((pending[lo:hi + 1] == 0).sum())
+            if stale:
+                rt.buffers[index].release(stale)
+                row_bytes = self.stages[dep.producer].row_bytes
+                self.chip.tile(rt.homes[0]).edram.change(-row_bytes * stale)
+
+    def _deliver(self, rt: _Runtime, r: int, m: int, j: int, *, send: bool) -> Process:
+        """Send row ``j`` of image ``m`` to every consumer replica that needs it: a slot in
+        each consumer's buffer first (absorbing consumers take rows without one), then one
+        multicast to their tiles (replicas on a tile share its eDRAM)."""
+        row_bytes = rt.stage.row_bytes
+        by_tile: dict[int, list[_Tracker]] = defaultdict(list)
+        for consumer, index in rt.consumers:
+            window = consumer.stage.deps[index].window
+            targets = _destinations(consumer, window, m, j)
+            if not targets:
+                continue
+            if window.kind != "all":
+                asked = self.env.now
+                rt.state[r] = f"waits for buffer space at {consumer.stage.name!r}"
+                slot = consumer.buffers[index].request(m, j)
+                if slot is not None:
+                    yield slot
+                if send:  # the source waiting for room is the outside world, not the chip
+                    self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
+                                     self.env.now - asked)
+                self.chip.tile(consumer.homes[0]).edram.change(row_bytes)
+            for d in targets:
+                by_tile[consumer.homes[d]].append(consumer.trackers[d][index][m])
+        remote = [tile for tile in by_tile
+                  if send and self.chip.topology.hops(rt.homes[r], tile)]
+        for tile, trackers in by_tile.items():
+            if tile not in remote:
+                for tracker in trackers:
+                    tracker.arrive(j, self.env.now)
+        if remote:
+            # the arrival time is known when the message is booked: consumers wait for it
+            # themselves (no event per message)
+            arrival = self.chip.book_multicast(row_bytes, rt.homes[r], remote,
+                                               stage=rt.stage.name)
+            for tile in remote:
+                for tracker in by_tile[tile]:
+                    tracker.arrive(j, arrival)
+
+    # -- run ------------------------------------------------------------------------
+    def run(self) -> SimResult:
+        self.start()
+        wall = time.perf_counter()
+        events, reason = 0, None
+        limit = self.options.max_events
+        while True:
+            try:
+                self.env.step()
+            except simpy.core.EmptySchedule:
+                break
+            events += 1
+            self.events = events
+            if events >= limit:
+                reason = (f"stopped after --max-events {limit:,} events at simulated time "
+                          f"{self.env.now / FS:.6g} s with {len(self.done)} of {self.images} "
+                          f"images finished")
+                break
+        wall = time.perf_counter() - wall
+        if reason is None and len(self.done) < self.images:
+            blocked = [f"{name} (replica {r}) {state}" for name, rt in self.runtimes.items()
+                       for r, state in enumerate(rt.state) if state not in ("idle", "done")]
+            raise SimulationError(
+                f"deadlock at simulated time {self.env.now / FS:.6g} s: "
+                f"{len(self.done)} of {self.images} images finished; blocked: "
+                + "; ".join(blocked[:6]) + (f"; and {len(blocked) - 6} more"
+                                            if len(blocked) > 6 else ""))
+        return self._result(events, wall, reason)
+
+    def _result(self, events: int, wall: float, reason: str | None) -> SimResult:
+        batch = [m for m in range(self.batch) if m in self.done]
+        latencies = [(self.done[m] - self.started.get(m, 0)) / FS for m in batch]
+        makespan = max((self.done[m] for m in batch), default=self.env.now) / FS
+        by_cause = dict.fromkeys(CAUSES, 0.0)
+        rows = []
+        for (stage, cause, resource), t in self.stats.stalls.items():
+            by_cause[cause] += t / FS
+            rows.append((stage, cause, resource, t / FS))
+        rows.sort(key=lambda row: -row[3])
+        steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
+        if self.options.stream and len(self.done) > 2:
+            last = len(self.done) - 1
+            # every completion after the warm-up (or the second half, if the budget ended
+            # before), in whole cycles of the testing images' counts
+            start = min(self.warmup, last // 2)
+            span = max(self.batch, (last - start) // self.batch * self.batch)
+            warm = max(0, last - span)
+            times = self.completions
+            interval = (times[last] - times[warm]) / (last - warm) / FS
+            steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
+            throughput = 1.0 / interval if interval > 0 else 0.0
+        else:
+            steady.update(window=None, interval_s=None)
+            throughput = len(batch) / makespan if makespan > 0 else 0.0
+        return SimResult(
+            scheme=self.scheme, granularity=self.options.granularity, images=len(self.done),
+            latency_s=latencies[0] if latencies else float("nan"),
+            mean_latency_s=float(np.mean(latencies)) if latencies else float("nan"),
+            image_latency_s=latencies, makespan_s=makespan, throughput_ips=throughput,
+            steady=steady, bottleneck=self._bottleneck(1.0 / throughput if throughput else 0.0,
+                                                       rows),
+            events=events, wall_s=wall, partial=reason is not None, reason=reason,
+            stalls=by_cause, stalls_by_stage=rows, stats=self.stats)
+
+    def _bottleneck(self, interval_s: float,
+                    stalls: list[tuple[str, str, str, float]]) -> dict[str, Any]:
+        """The stage whose replicas were busiest (mean busy time per image), the resource
+        class that limits its rows and its utilization in the steady state.  Below
+        :data:`BUSY` utilization no stage is saturated: the pipeline is limited by its
+        waits, and ``cause`` names the largest wait other than for inputs (usually
+        *output buffer full*: inter-layer buffers too small to keep replicas busy) with
+        ``limited_by`` the stage, cause and resource of that wait."""
+        best, busy = None, -1.0
+        for name, rt in self.runtimes.items():
+            if rt.stage.kind == "input":
+                continue
+            mean = sum(self.stats.busy.get(f"{name}.r{r}", 0) for r in range(rt.replicas)
+                       ) / rt.replicas
+            if mean > busy:
+                best, busy = name, mean
+        if best is None:
+            return {"stage": None, "cause": None}
+        rt = self.runtimes[best]
+        per_image = busy / max(1, len(self.done)) / FS
+        utilization = per_image / interval_s if interval_s > 0 else 0.0
+        out = {"stage": best, "cause": rt.timing.cause if rt.timing is not None else DIGITAL,
+               "replicas": rt.replicas, "busy_per_image_s": per_image,
+               "utilization": utilization}
+        waits = [row for row in stalls if row[1] != INPUT]
+        if utilization < BUSY and waits:
+            stage, cause, resource, _ = waits[0]
+            out["cause"] = f"pipeline waits: {cause}"
+            out["limited_by"] = {"stage": stage, "cause": cause, "resource": resource}
+        return out
+
+
+#: a stage busier than this fraction of the steady interval is saturated
+BUSY = 0.8
+
+
+def scheme_uses_buffer(scheme: str) -> bool:
+    return scheme == "cr2"
+
+
+_UNIT_OF = {"maxpool": "maxpool", "avgpool": "maxpool", "add": "shift_add", "lrn": "sigmoid",
+            "softmax": "sigmoid", "mul": "shift_add", "affine": "shift_add"}
+
+
+def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
+    """Replicas of ``consumer`` whose rows of image ``m`` need producer row ``i``."""
+    rows = consumer.stage.rows
+    if window.kind == "all":
+        first, last = 0, rows - 1
+    elif window.kind == "same":
+        first = last = i
+    else:
+        span = (window.kernel - 1) * window.dilation
+        first = max(0, -(-(i + window.pad - span) // window.stride))
+        last = min(rows - 1, (i + window.pad) // window.stride)
+    if first > last:
+        return []
+    base = m * rows
+    if last - first + 1 >= consumer.replicas:
+        return list(range(consumer.replicas))
+    return sorted({(base + j) % consumer.replicas for j in range(first, last + 1)})
+
+
+def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> SimResult:
+    """Simulate ``scheme`` of ``study`` (module docstring).
+
+    Three runs, each metric from the run that defines it: the testing images as a batch
+    (``makespan_s``, ``mean_latency_s``, stalls and trace), one image alone through the
+    empty pipeline (``latency_s``), and, with ``options.stream``, images streamed until the
+    steady state (``throughput_ips``, ``steady``, ``bottleneck``).  ``events`` and
+    ``wall_s`` add up all runs.
+    """
+    options = options or SimOptions()
+    batch = _Simulation(study, scheme, dataclasses.replace(options, stream=False)).run()
+    if batch.partial:
+        return batch
+    if len(study.test) > 1:
+        alone = _Simulation(study, scheme, dataclasses.replace(options, stream=False,
+                                                               trace=False), images=1).run()
+        batch.latency_s = alone.latency_s
+        batch.events += alone.events
+        batch.wall_s += alone.wall_s
+    if not options.stream:
+        return batch
+    # Admit at most the images the pipeline holds at the batch's completion rate (Little's
+    # law with the latency, 1.5x for queueing, plus two windows), so that the stream
+    # measures the steady state instead of a flood of half-finished images.
+    done = sorted(batch.image_latency_s)
+    if len(study.test) > 1 and batch.makespan_s > batch.latency_s:
+        rate = (len(study.test) - 1) / (batch.makespan_s - done[0])
+    else:
+        rate = estimate(study, scheme).throughput_ips
+    window = max(len(study.test), 4)
+    depth = batch.latency_s * rate if math.isfinite(rate) else 1.0
+    in_flight = math.ceil(1.5 * depth) + 2 * window
+    stream = _Simulation(study, scheme, dataclasses.replace(options, trace=False),
+                         in_flight=in_flight).run()
+    stream.steady["in_flight"] = in_flight
+    batch.throughput_ips, batch.steady = stream.throughput_ips, stream.steady
+    batch.bottleneck = stream.bottleneck
+    batch.events += stream.events
+    batch.wall_s += stream.wall_s
+    if stream.partial:
+        batch.partial, batch.reason = True, stream.reason
+    return batch
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Closed-form bounds on one scheme's timing (no contention, no network, unbounded
+    inter-layer buffers, perfect balance over replicas).
+
+    ``throughput_ips`` is an upper bound on the simulated steady state: one over the
+    largest per-image time any resource class of a stage needs, its rows' times divided
+    over its replicas (the testing images' mean), its pattern buffer's reads and lookups
+    over its ports (shared by the replicas).  ``latency_s`` is a lower bound on the
+    simulated latency: the first image's rows through the stage graph, each row starting
+    when its input rows are done and its replica's previous row is done, lasting its row
+    time.  ``bottleneck_stage`` is the stage that sets the throughput bound.
+    """
+
+    scheme: str
+    bottleneck_stage: str
+    bottleneck_cause: str
+    bottleneck_s: float
+    throughput_ips: float
+    latency_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bottleneck_stage": self.bottleneck_stage,
+                "bottleneck_cause": self.bottleneck_cause, "bottleneck_s": self.bottleneck_s,
+                "throughput_ips": self.throughput_ips, "latency_s": self.latency_s,
+                "kind": "bounds: throughput_ips >= simulated steady state, latency_s <= "
+                        "simulated latency (coarse granularity)"}
+
+
+def estimate(study: Study, scheme: str) -> Estimate:
+    """Closed-form bounds of ``scheme`` (see :class:`Estimate`)."""
+    p = Periphery.of(study.arch)
+    stages = stage_graph(study.workload)
+    images = len(study.test)
+    per_image: dict[str, float] = {}
+    cause: dict[str, str] = {}
+    finish: dict[str, np.ndarray] = {}
+    for name, stage in stages.items():
+        if stage.kind == "input":
+            finish[name] = np.zeros(stage.rows, dtype=np.int64)
+            continue
+        if stage.kind == "crossbar":
+            timing = study.stage(name, scheme)
+            replicas = study.placements[scheme].layers[name].replicas
+            parts = {k: v / replicas for k, v in timing.resource_fs.items()
+                     if k not in (PORTS, LOOKUPS)}
+            parts[PORTS] = float(timing.resource_fs.get(PORTS, 0))
+            parts[LOOKUPS] = float(timing.resource_fs.get(LOOKUPS, 0))
+            if not p.lookahead and parts[LOOKUPS]:  # lookups come before each row's OUs
+                parts[LOOKUPS] = max(parts[LOOKUPS], float(
+                    (timing.times.compute_fs.sum() + timing.resource_fs.get(LOOKUPS, 0))
+                    / replicas))
+            parts["row time"] = float(timing.times.compute_fs.sum()) / replicas
+            top = max(parts, key=lambda k: parts[k])
+            per_image[name] = parts[top] / images
+            cause[name] = timing.cause if top == "row time" else top
+            times = timing.row_fs[:stage.rows].astype(np.int64)  # the first image's rows
+        else:
+            replicas = 1
+            row = digital_row_fs(study.workload[name], study.arch, p)
+            per_image[name] = float(row * stage.rows)
+            cause[name] = DIGITAL
+            times = np.full(stage.rows, row, dtype=np.int64)
+        done = np.zeros(stage.rows, dtype=np.int64)
+        for j in range(stage.rows):
+            ready = max((int(finish[d.producer][lo:hi + 1].max())
+                         for d in stage.deps for lo, hi in (d.window.rows(j),)), default=0)
+            if j >= replicas:
+                ready = max(ready, int(done[j - replicas]))
+            done[j] = ready + int(times[j])
+        finish[name] = done
+    bottleneck = max(per_image, key=lambda n: per_image[n])
+    latency = max(int(done.max()) for n, done in finish.items() if n != "input") / FS
+    slowest = per_image[bottleneck] / FS
+    return Estimate(scheme, bottleneck, cause[bottleneck], slowest,
+                    1.0 / slowest if slowest else float("inf"), latency)

@@ -1,0 +1,2 @@
+"""Workloads: the layer graph with shape inference, the zoo, and ONNX import.
+"""
