@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from cr2des.compression.mapping import bottleneck, place
 from cr2des.compression.study import StudyOptions, run_study, stage_work
 from cr2des.compression.timing import LOOKUPS, PORTS, SHIFT_ADD, Periphery
+from cr2des.data.datapath import DataOptions
 from cr2des.description.spec import load_arch
 from cr2des.simulation.sim import SimOptions, estimate, simulate
 from cr2des.workloads.graph import workload_from_dict
@@ -270,3 +271,23 @@ def test_bound_counts_the_pattern_buffer_ports():
     bound = estimate(study, "cr2")
     assert bound.bottleneck_cause == PORTS
     assert simulate(study, "cr2").throughput_ips <= bound.throughput_ips * 1.03
+
+
+def test_inter_layer_buffers_hold_a_window_when_the_tile_has_room():
+    """With 64 B of eDRAM per 2-PE tile, the one-PE 3x3 conv's share (32 B) holds 2 of the
+    1x1 conv's 16-byte output rows, fewer than its window of 3; the buffer borrows its
+    tile's eDRAM for one window and a stride (4 rows, 64 B), so the run pipelines.  Given
+    only the share explicitly, the same chip deadlocks, and says why."""
+    from cr2des.simulation.sim import SimulationError
+
+    workload = workload_from_dict({"version": 1, "name": "w", "input": [1, 16, 16], "layers": [
+        {"name": "c1", "op": "conv", "out": 1, "kernel": 1},
+        {"name": "c2", "op": "conv", "out": 1, "kernel": 3, "pad": 1}]})
+    arch = tiny_arch(chip__tile__edram__capacity="64B", mapping__replicate=False)
+    study = run_study(workload, arch, StudyOptions(n_learn=1, n_test=1, data=DataOptions(
+        images="synthetic:relu")))
+    assert study.placements["wpr"].layers["c2"].pes == 1
+    result = simulate(study, "wpr", SimOptions(stream=False))
+    assert result.images == 1 and not result.partial
+    with pytest.raises(SimulationError, match="deadlock: layer 'c2' needs 3 rows"):
+        simulate(study, "wpr", SimOptions(stream=False, edge_buffer_bytes=32))
