@@ -20,7 +20,7 @@ from rich.console import Console
 from cr2des.cli import main
 from cr2des.report.headline import answer_table, print_answer
 from cr2des.report.plots import plot_file
-from cr2des.results.record import record as results
+from cr2des.results import record as results
 
 from .conftest import ROOT
 
