@@ -67,8 +67,8 @@ class RunOptions:
     seed: int = param(0, ge=0, doc="seed of synthetic weights and derived images")
     sl: int = param(4, ge=1, le=MAX_IMAGES, doc="learning images")
     st: int = param(4, ge=1, le=MAX_IMAGES, doc="testing images")
-    alloc: str = param("exact", choices=("exact", "uniform", "proportional", "greedy"),
-                       doc="pattern-buffer allocation among layers")
+    alloc: str = param("time", choices=("time", "exact", "uniform", "proportional", "greedy"),
+                       doc="pattern-buffer allocation among layers (as cr2des run --alloc)")
     buffer_bytes: float | None = param(None, key="buffer", unit="bytes", ge=0,
                                        doc="total pattern-buffer capacity (default: the chip's)")
     engine: str = param("event", choices=("event", "analytic"),

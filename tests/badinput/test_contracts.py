@@ -15,6 +15,7 @@ from cr2des.data import budget, images, pth
 from cr2des.description import schema, spec, units
 from cr2des.errors import OutputError
 from cr2des.workloads import graph as workload
+from cr2des.workloads.load import load_workload
 
 from .cases import ROOT
 
@@ -93,7 +94,7 @@ def test_documented_limits_match_the_code(text, value):
 
 
 def test_memory_estimate_counts_kept_inputs_and_activations():
-    tiny = workload.load_workload("tiny")
+    tiny = load_workload("tiny")
     one, two = budget.estimate_bytes(tiny, 1), budget.estimate_bytes(tiny, 2)
     kept = sum(math.prod(layer.in_shapes[0]) for layer in tiny.crossbar_layers)
     peak = max(math.prod(layer.shape) for layer in tiny)
