@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import statistics
 import subprocess
@@ -22,7 +23,9 @@ from pathlib import Path
 from cr2des.cli import main
 from cr2des.results.sweep_runner import RECORDS, read_records
 
-REPEATS = 3
+#: medians of this many interleaved repeats (CR2DES_BENCH_REPEATS overrides: each repeat runs
+#: two 8-point sweeps and a standalone run of ResNet-50)
+REPEATS = int(os.environ.get("CR2DES_BENCH_REPEATS", "3"))
 
 SWEEP = """\
 version: 1
