@@ -162,8 +162,11 @@ class Reservations:
             order = sorted(range(count), key=free_at.__getitem__)[:units]
             start = max(now, max(free_at[u] for u in order))
         end = start + duration
-        for u in order:
-            free_at[u] = end
+        if len(order) == count:
+            free_at[:] = [end] * count
+        else:
+            for u in order:
+                free_at[u] = end
         stats = self.stats
         if stats.trace:
             for u in order:
@@ -271,6 +274,7 @@ class Chip:
         self._tiles: dict[int, TileUnits] = {}
         self._links: dict[tuple[int, int], Link] = {}
         self._channels = topology.links()
+        self._paths: dict[tuple[int, tuple[int, ...]], tuple[list[Link], int]] = {}
         self.bandwidth = topology.link_bandwidth_bytes_per_s
         self.router_fs = round(topology.router_latency_s * FS)
 
@@ -301,25 +305,31 @@ class Chip:
         router latencies plus one serialization, from when the last of them is free
         (links are booked in the order messages are sent, so holding links cannot
         deadlock); waiting for busy links is a stall of ``stage``."""
-        routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
-        hops = list(dict.fromkeys(hop for route in routes for hop in route))
+        key = (src_tile, tuple(dst_tiles))
+        path = self._paths.get(key)
+        if path is None:  # the links of the routes' union and the longest route, once
+            routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
+            hops = list(dict.fromkeys(hop for route in routes for hop in route))
+            path = self._paths[key] = ([self.link(hop) for hop in hops],
+                                       max((len(route) for route in routes), default=0))
+        links, longest = path
         now = self.env.now
-        if not hops:
+        if not links:
             return now
-        links = [self.link(hop) for hop in hops]
+        stats = self.stats
         flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
-        self.stats.count(stage, "flit_hops", flits * len(hops))
-        longest = max(len(route) for route in routes)
+        stats.count(stage, "flit_hops", flits * len(links))
         duration = longest * self.router_fs + self.serialization_fs(nbytes)
         free = [min(link.free_at) for link in links]
         start = max(now, *free)
         if start > now:
             blocked = links[free.index(start)].name
-            self.stats.stall(stage, LINK, blocked, start - now)
+            stats.stall(stage, LINK, blocked, start - now)
         for link in links:
             _, end = link.book(1, duration, start, stage)
-            self.stats.counter(f"{link.name} load (bytes)", start, nbytes)
-            self.stats.counter(f"{link.name} load (bytes)", end, 0)
+            if stats.trace:
+                stats.counter(f"{link.name} load (bytes)", start, nbytes)
+                stats.counter(f"{link.name} load (bytes)", end, 0)
         return start + duration
 
     def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
