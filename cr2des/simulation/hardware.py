@@ -325,12 +325,21 @@ class Chip:
         if start > now:
             blocked = links[free.index(start)].name
             stats.stall(stage, LINK, blocked, start - now)
-        for link in links:
-            _, end = link.book(1, duration, start, stage)
-            if stats.trace:
+        end = start + duration
+        if stats.trace:
+            for link in links:
+                link.book(1, duration, start, stage)
                 stats.counter(f"{link.name} load (bytes)", start, nbytes)
                 stats.counter(f"{link.name} load (bytes)", end, 0)
-        return start + duration
+            return end
+        busy = stats.busy
+        for link in links:
+            if len(link.free_at) == 1:  # Reservations.book of the one channel, inlined
+                link.free_at[0] = end
+                busy[link._track] += duration
+            else:
+                link.book(1, duration, start, stage)
+        return end
 
     def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
                   ) -> Process:

@@ -241,7 +241,7 @@ class _Runtime:
     readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
     pending: list[dict[int, np.ndarray]] = field(default_factory=list)  # [dep][image]
     trackers: list[list[dict[int, _Tracker]]] = field(default_factory=list)  # [replica][dep]
-    state: list[str] = field(default_factory=list)
+    state: list[Any] = field(default_factory=list)  # a text or (format, *arguments)
     first_pe: int = 0
     pes: int = 1
     pattern_buffer: PatternBuffer | None = None
@@ -374,6 +374,8 @@ class _Simulation:
         stage = rt.stage
         rows = stage.rows
         q = r - rt.replicas
+        track = f"{stage.name}.r{r}"
+        trace = self.stats.trace
         while True:
             q += rt.replicas
             m, j = divmod(q, rows)
@@ -399,7 +401,7 @@ class _Simulation:
                 asked = self.env.now
                 yield self.env.timeout(ready - asked)
                 self.stats.stall(stage.name, INPUT, last, self.env.now - asked)
-            rt.state[r] = f"computes row {j} of image {m}"
+            rt.state[r] = ("computes row {} of image {}", j, m)  # formatted if deadlocked
             start = self.env.now
             if stage.kind == "crossbar":
                 yield from self._compute(rt, r, q)
@@ -407,7 +409,7 @@ class _Simulation:
                 unit = self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
                 yield from unit.use(rt.digital_fs, stage=stage.name, cause=UNIT,
                                     label=f"img{m} row{j}")
-            self.stats.interval(f"{stage.name}.r{r}", start, self.env.now, f"img{m} row{j}")
+            self.stats.interval(track, start, self.env.now, f"img{m} row{j}" if trace else "")
             self._free(rt, m, j)
             yield from self._deliver(rt, r, m, j, send=True)
             if stage.name in self.sinks:
@@ -552,7 +554,7 @@ class _Simulation:
                 continue
             if window.kind != "all":
                 asked = self.env.now
-                rt.state[r] = f"waits for buffer space at {consumer.stage.name!r}"
+                rt.state[r] = ("waits for buffer space at {!r}", consumer.stage.name)
                 slot = consumer.buffers[index].request(m, j)
                 if slot is not None:
                     yield slot
@@ -597,7 +599,8 @@ class _Simulation:
                 break
         wall = time.perf_counter() - wall
         if reason is None and len(self.done) < self.images:
-            blocked = [f"{name} (replica {r}) {state}" for name, rt in self.runtimes.items()
+            blocked = [f"{name} (replica {r}) {_said(state)}"
+                       for name, rt in self.runtimes.items()
                        for r, state in enumerate(rt.state) if state not in ("idle", "done")]
             raise SimulationError(
                 f"deadlock at simulated time {self.env.now / FS:.6g} s: "
@@ -683,6 +686,11 @@ def scheme_uses_buffer(scheme: str) -> bool:
 
 _UNIT_OF = {"maxpool": "maxpool", "avgpool": "maxpool", "add": "shift_add", "lrn": "sigmoid",
             "softmax": "sigmoid", "mul": "shift_add", "affine": "shift_add"}
+
+
+def _said(state: Any) -> str:
+    """A replica's state as text (kept as a format and its arguments while running)."""
+    return state if isinstance(state, str) else state[0].format(*state[1:])
 
 
 def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
