@@ -239,7 +239,7 @@ class _Runtime:
     consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
     buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
     readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
-    pending: list[dict[int, np.ndarray]] = field(default_factory=list)  # [dep][image]
+    pending: list[dict[int, list[int]]] = field(default_factory=list)  # [dep][image]
     trackers: list[list[dict[int, _Tracker]]] = field(default_factory=list)  # [replica][dep]
     state: list[Any] = field(default_factory=list)  # a text or (format, *arguments)
     first_pe: int = 0
@@ -385,7 +385,8 @@ class _Simulation:
             for index, dep in enumerate(stage.deps):
                 lo, hi = dep.window.rows(j)
                 tracker = rt.trackers[r][index][m]
-                missing = {i for i in range(lo, hi + 1) if i not in tracker.arrived}
+                arrived = tracker.arrived
+                missing = {i for i in range(lo, hi + 1) if i not in arrived}
                 if missing:
                     asked = self.env.now
                     rt.state[r] = (f"waits for rows {min(missing)}-{max(missing)} of image {m} "
@@ -394,7 +395,7 @@ class _Simulation:
                     yield tracker.event
                     self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
                 # rows sent but still on the network: one wait for the last of them
-                at = max(tracker.arrived[i] for i in range(lo, hi + 1))
+                at = max([arrived[i] for i in range(lo, hi + 1)])
                 if at > ready:
                     ready, last = at, dep.producer
             if last is not None and ready > self.env.now:
@@ -533,9 +534,14 @@ class _Simulation:
             if dep.window.kind == "all":
                 continue
             lo, hi = dep.window.rows(j)
-            pending = rt.pending[index].setdefault(m, rt.readers[index].copy())
-            pending[lo:hi + 1] -= 1
-            stale = int((pending[lo:hi + 1] == 0).sum())
+            pending = rt.pending[index].get(m)
+            if pending is None:  # readers left of each input row of image m
+                pending = rt.pending[index][m] = rt.readers[index].tolist()
+            stale = 0
+            for i in range(lo, hi + 1):
+                pending[i] -= 1
+                if not pending[i]:
+                    stale += 1
             if stale:
                 rt.buffers[index].release(stale)
                 row_bytes = self.stages[dep.producer].row_bytes
