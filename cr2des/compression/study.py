@@ -563,6 +563,24 @@ def _records(gain: np.ndarray) -> np.ndarray:
     return np.flatnonzero(gain[1:] > best[:-1]) + 1
 
 
+def _lookup_fs(p: Periphery, entries: np.ndarray, banks: np.ndarray, key_bits: int
+               ) -> np.ndarray:
+    """:meth:`Periphery.lookup_fs` of every ``(entries[i], banks[i])``, as floats."""
+    steps = (p.buffer_lookup_fs, p.buffer_read_fs, p.match_entries, p.buffer_width_bits)
+    if not all(isinstance(v, int) for v in steps):  # exact integer arithmetic only
+        return np.array([p.lookup_fs(int(k), int(b), key_bits)
+                         for k, b in zip(entries, banks, strict=True)], dtype=float)
+    entries = np.asarray(entries, dtype=np.int64)
+    if p.lookup_kind == "cam":
+        per_bank = -(-entries // np.maximum(1, np.asarray(banks, dtype=np.int64)))
+        out = -(-per_bank // p.match_entries) * p.buffer_lookup_fs
+    else:
+        lines = -(-p.match_entries * key_bits // p.buffer_width_bits)
+        out = np.full(len(entries), p.buffer_lookup_fs + lines * p.buffer_read_fs,
+                      dtype=np.int64)
+    return np.where(entries > 0, out, 0).astype(float)
+
+
 def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
                 widths: dict[str, int], key_bits: dict[str, int], arch: Arch) -> TimeTables:
     """Each layer's gain (PE time saved, :func:`time_allocation`) with ``b`` banks, for
@@ -592,8 +610,7 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         split = np.maximum(t.crossbar_fs * (1 - saved_ou / t.ous), t.digital_fs)
         ports = np.maximum(1, b * pb.ports)
         reads = hits * p.entry_read_fs(widths[name]) / ports
-        lookup = np.array([p.lookup_fs(int(kk), int(bb), key_bits[name])
-                           for kk, bb in zip(k, b, strict=True)], dtype=float)
+        lookup = _lookup_fs(p, k, b, key_bits[name])
         looks = t.nonzero * lookup / ports
         if not p.lookahead:
             split = split + looks
