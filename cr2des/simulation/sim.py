@@ -245,6 +245,7 @@ class _Runtime:
     first_pe: int = 0
     pes: int = 1
     pattern_buffer: PatternBuffer | None = None
+    adcs: str = ""  # the resource its ADC waits are charged to
 
 
 class _Simulation:
@@ -290,7 +291,8 @@ class _Simulation:
             elif stage.kind == "crossbar":
                 lp = placement.layers[name]
                 homes = [(lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas)]
-                rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes)
+                rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes,
+                              adcs=f"{name}.adcs")
                 rt.timing = self.study.stage(name, self.scheme,
                                              keep_crossbars=self.options.granularity == "fine")
                 spec = self.arch.chip.tile.pattern_buffer
@@ -474,7 +476,7 @@ class _Simulation:
             waits = [self.env.timeout(end - start)] if end > start else []
             yield from self._compute_fine(rt, r, q, waits)
             return
-        self.stats.stall(name, ADC, f"{name}.adcs", int(times.adc_fs[q]))
+        self.stats.stall(name, ADC, rt.adcs, int(times.adc_fs[q]))
         yield self.env.timeout(max(end, start + int(times.compute_fs[q])) - now)
 
     def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
