@@ -209,7 +209,8 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
                            learn_images=args.learn_images, test_images=args.test_images)
     timing = TimingOptions(engine=args.engine, granularity=args.granularity,
                            max_events=args.max_events, edge_buffer_bytes=args.edge_buffer,
-                           trace_scheme=args.trace_scheme if args.trace is not None else None)
+                           trace_scheme=args.trace_scheme if args.trace is not None else None,
+                           jobs=args.jobs if args.jobs is not None else _cores())
     run = run_record(workload, arch, options, timing, progress=phases)
     if args.trace is not None and run.sims:
         trace_path = _trace_path(args, model, multi)
@@ -217,6 +218,12 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
                            title=f"{workload.name} on {arch.name}, {args.trace_scheme}")
         run.record["sim"]["trace"] = {"path": str(trace_path), **info}
     return run.record, run.study, run.sims, run.estimates
+
+
+def _cores() -> int:
+    from .simulation.parallel import default_jobs
+
+    return default_jobs()
 
 
 def _compare_methods(given: list[str] | None) -> tuple[str, ...]:
@@ -581,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a simulation after this many events (its report says partial)")
     p.add_argument("--edge-buffer", type=_byte_size, default=None, metavar="BYTES",
                    help="inter-layer buffer per layer input (default: an eDRAM share)")
+    p.add_argument("--jobs", type=_whole("--jobs", 1, 1024), default=None, metavar="N",
+                   help="simulate the schemes in N worker processes (default: the number of "
+                        "cores; 1: one after the other in this process; results are the same)")
     p.add_argument("--trace", nargs="?", const="", default=None, metavar="PATH",
                    help="write a Chrome trace-event JSON (Perfetto) of one scheme's run "
                         "(without PATH: trace.json in --out DIR)")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -507,27 +507,102 @@ def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts]
     ``wpr`` time is not allowed.  The banks are split by an exact grouped knapsack
     (``new[c] = max_b old[c - b] + gain[b]``, ties to fewer banks).
     """
+    tables = time_tables(maps, learned, widths, key_bits, arch)
+    return tables.allocate(capacity_bytes)
+
+
+@dataclass(frozen=True)
+class TimeTables:
+    """What :func:`time_allocation` needs of each layer, at every number of banks the layer
+    could use; computed once, the allocation of any capacity is a knapsack over them."""
+
+    names: tuple[str, ...]
+    widths: dict[str, int]
+    bank_bytes: int
+    #: per layer: (gain per number of banks, entries per bank, useful entries); empty
+    #: gains for a layer a buffer cannot help
+    layers: tuple[tuple[str, np.ndarray, int, int], ...]
+
+    def allocate(self, capacity_bytes: int) -> Allocation:
+        names = self.names
+        entries = dict.fromkeys(names, 0)
+        if self.bank_bytes <= 0 or capacity_bytes <= 0:
+            return Allocation("time", int(capacity_bytes), entries, dict.fromkeys(names, 0), 0)
+        capacity = int(capacity_bytes) // self.bank_bytes
+        table = np.zeros(capacity + 1)
+        choices = []
+        for name, gain, per_bank, x in self.layers:
+            top = max(0, min(capacity, len(gain) - 1))
+            new = table.copy()
+            choice = np.zeros(capacity + 1, dtype=np.int64)
+            for banks in _records(gain[:top + 1]):
+                candidate = table[:capacity + 1 - banks] + gain[banks]
+                better = candidate > new[banks:]
+                new[banks:][better] = candidate[better]
+                choice[banks:][better] = banks
+            table = new
+            choices.append((name, choice, per_bank, x))
+        remaining = capacity
+        value = table[capacity]
+        for name, choice, per_bank, x in reversed(choices):
+            banks = int(choice[remaining])
+            entries[name] = min(x, banks * per_bank)
+            remaining -= banks
+        return Allocation("time", int(capacity_bytes), entries,
+                          {n: k * self.widths[n] for n, k in entries.items()}, int(value))
+
+
+def _records(gain: np.ndarray) -> np.ndarray:
+    """The numbers of banks ``b >= 1`` whose gain beats every smaller number's (``gain[0]
+    = 0`` included).  Only they can improve the knapsack: the best value of ``c`` banks
+    never decreases with ``c``, so ``b' < b`` with ``gain[b'] >= gain[b]`` gives
+    ``table[c - b'] + gain[b'] >= table[c - b] + gain[b]`` (float addition is monotone)
+    and ``b`` never wins; skipping it changes nothing.  Not allowed (``-inf``) gains never
+    beat anything."""
+    best = np.maximum.accumulate(gain)
+    return np.flatnonzero(gain[1:] > best[:-1]) + 1
+
+
+def _lookup_fs(p: Periphery, entries: np.ndarray, banks: np.ndarray, key_bits: int
+               ) -> np.ndarray:
+    """:meth:`Periphery.lookup_fs` of every ``(entries[i], banks[i])``, as floats."""
+    steps = (p.buffer_lookup_fs, p.buffer_read_fs, p.match_entries, p.buffer_width_bits)
+    if not all(isinstance(v, int) for v in steps):  # exact integer arithmetic only
+        return np.array([p.lookup_fs(int(k), int(b), key_bits)
+                         for k, b in zip(entries, banks, strict=True)], dtype=float)
+    entries = np.asarray(entries, dtype=np.int64)
+    if p.lookup_kind == "cam":
+        per_bank = -(-entries // np.maximum(1, np.asarray(banks, dtype=np.int64)))
+        out = -(-per_bank // p.match_entries) * p.buffer_lookup_fs
+    else:
+        lines = -(-p.match_entries * key_bits // p.buffer_width_bits)
+        out = np.full(len(entries), p.buffer_lookup_fs + lines * p.buffer_read_fs,
+                      dtype=np.int64)
+    return np.where(entries > 0, out, 0).astype(float)
+
+
+def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
+                widths: dict[str, int], key_bits: dict[str, int], arch: Arch) -> TimeTables:
+    """Each layer's gain (PE time saved, :func:`time_allocation`) with ``b`` banks, for
+    every ``b`` up to the banks that hold all its useful entries."""
     pb = arch.chip.tile.pattern_buffer
-    names = list(maps)
-    entries = dict.fromkeys(names, 0)
-    if pb is None or capacity_bytes <= 0:
-        return Allocation("time", int(capacity_bytes), entries, dict.fromkeys(names, 0), 0)
+    names = tuple(maps)
+    if pb is None:
+        return TimeTables(names, dict(widths), 0, ())
     p = Periphery.of(arch)
     bank_bytes = int(pb.capacity_bytes * pb.count)
-    capacity = int(capacity_bytes) // bank_bytes
     timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
     replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}).layers
-    table = np.zeros(capacity + 1)
-    choices = []
+    layers = []
     for name in names:
         lmap, t = maps[name], timing[name]
         per_bank = bank_bytes // widths[name]
         order, ou_values = best_entries(learned[name], lmap.ous("wpr"))
         x = int(np.count_nonzero(ou_values > 0))
         if per_bank == 0 or x == 0 or t.ous == 0:
-            choices.append((name, np.zeros(capacity + 1, dtype=np.int64), per_bank, x))
+            layers.append((name, np.zeros(0), per_bank, x))
             continue
-        top = min(capacity, -(-x // per_bank))
+        top = -(-x // per_bank)
         b = np.arange(top + 1)
         k = np.minimum(x, b * per_bank)
         saved_ou = np.r_[0, np.cumsum(ou_values[:x])][k]
@@ -535,8 +610,7 @@ def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts]
         split = np.maximum(t.crossbar_fs * (1 - saved_ou / t.ous), t.digital_fs)
         ports = np.maximum(1, b * pb.ports)
         reads = hits * p.entry_read_fs(widths[name]) / ports
-        lookup = np.array([p.lookup_fs(int(kk), int(bb), key_bits[name])
-                           for kk, bb in zip(k, b, strict=True)], dtype=float)
+        lookup = _lookup_fs(p, k, b, key_bits[name])
         looks = t.nonzero * lookup / ports
         if not p.lookahead:
             split = split + looks
@@ -545,25 +619,8 @@ def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts]
         gain = r * (t.wpr_fs / r - stage)
         gain[stage >= t.wpr_fs / r] = -np.inf
         gain[0] = 0.0
-        new = table.copy()
-        choice = np.zeros(capacity + 1, dtype=np.int64)
-        for banks in range(1, top + 1):
-            if not np.isfinite(gain[banks]):
-                continue
-            candidate = table[:capacity + 1 - banks] + gain[banks]
-            better = candidate > new[banks:]
-            new[banks:][better] = candidate[better]
-            choice[banks:][better] = banks
-        table = new
-        choices.append((name, choice, per_bank, x))
-    remaining = capacity
-    value = table[capacity]
-    for name, choice, per_bank, x in reversed(choices):
-        banks = int(choice[remaining])
-        entries[name] = min(x, banks * per_bank)
-        remaining -= banks
-    return Allocation("time", int(capacity_bytes), entries,
-                      {n: k * widths[n] for n, k in entries.items()}, int(value))
+        layers.append((name, gain, per_bank, x))
+    return TimeTables(names, dict(widths), bank_bytes, tuple(layers))
 
 
 def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | None = None
@@ -587,13 +644,25 @@ def learned_counts(lmap: LayerMap, learned: PatternCounts, hits: np.ndarray | No
 def reallocate(study: Study, capacity_bytes: int, method: str) -> Allocation:
     """``method``'s allocation of ``capacity_bytes`` on the study's learned tables, without
     a testing run (what the hit-rate curve and the allocation comparison read)."""
+    return reallocate_many(study, [capacity_bytes], method)[0]
+
+
+def reallocate_many(study: Study, capacities_bytes: Sequence[int], method: str
+                    ) -> list[Allocation]:
+    """:func:`reallocate` at several capacities; the per-layer tables are computed once."""
     layers = study.layers
     if method == "time":
-        return time_allocation({n: layer.map for n, layer in layers.items()},
-                               {n: layer.learned for n, layer in layers.items()},
-                               {n: layer.width_bytes for n, layer in layers.items()},
-                               {n: layer.buffer.key_bits for n, layer in layers.items()},
-                               capacity_bytes, study.arch)
+        tables = time_tables({n: layer.map for n, layer in layers.items()},
+                             {n: layer.learned for n, layer in layers.items()},
+                             {n: layer.width_bytes for n, layer in layers.items()},
+                             {n: layer.buffer.key_bits for n, layer in layers.items()},
+                             study.arch)
+        return [tables.allocate(c) for c in capacities_bytes]
+    return [_reallocate_by_value(study, c, method) for c in capacities_bytes]
+
+
+def _reallocate_by_value(study: Study, capacity_bytes: int, method: str) -> Allocation:
+    layers = study.layers
     candidates = [LayerValues(n, layer.width_bytes,
                               best_entries(layer.learned, layer.map.ous("wpr"))[1]
                               .astype(np.int64)) for n, layer in layers.items()]

@@ -7,6 +7,7 @@ point's record is the same whether it ran in a sweep or alone.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,8 @@ from ..compression.cache import Cache
 from ..compression.mapping import SCHEMES
 from ..compression.study import Study, StudyOptions, run_study
 from ..description.spec import Arch
-from ..simulation.sim import Estimate, SimOptions, SimResult, estimate, simulate
+from ..simulation.parallel import Job, simulate_all
+from ..simulation.sim import Estimate, SimOptions, SimResult, estimate
 from ..workloads.graph import Workload
 from .record import model_record
 
@@ -33,6 +35,9 @@ class TimingOptions:
         See :class:`cr2des.simulation.sim.SimOptions`.
     trace_scheme
         Scheme whose simulation records a trace (``None``: no trace).
+    jobs
+        Worker processes for the simulations (:mod:`cr2des.simulation.parallel`); 1 runs
+        them in this process.  The results are the same either way.
     """
 
     engine: str = "event"
@@ -40,6 +45,7 @@ class TimingOptions:
     max_events: int = 10_000_000
     edge_buffer_bytes: int | None = None
     trace_scheme: str | None = None
+    jobs: int = 1
 
 
 @dataclass
@@ -65,20 +71,25 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
     estimates = {s: estimate(study, s) for s in SCHEMES}
     sims: dict[str, SimResult] = {}
     alt_sims: dict[str, dict[str, SimResult]] = {}
+    sim_wall = 0.0
     if timing.engine in ("event", "both"):
         sim_options = SimOptions(granularity=timing.granularity, max_events=timing.max_events,
                                  edge_buffer_bytes=timing.edge_buffer_bytes)
-        for scheme in SCHEMES:
-            tick("simulate", scheme)
-            sims[scheme] = simulate(study, scheme, dataclasses.replace(
-                sim_options, trace=scheme == timing.trace_scheme))
-        for method, alternative in study.alternatives.items():
-            tick("simulate", f"cr2 ({method})")
-            alt_sims[method] = {"cr2": simulate(alternative, "cr2", sim_options)}
+        jobs: list[Job] = [(study, scheme, dataclasses.replace(
+            sim_options, trace=scheme == timing.trace_scheme)) for scheme in SCHEMES]
+        jobs += [(alternative, "cr2", sim_options)
+                 for alternative in study.alternatives.values()]
+        names = [*SCHEMES, *(f"cr2 ({method})" for method in study.alternatives)]
+        start = time.perf_counter()
+        results = simulate_all(jobs, timing.jobs, lambda i: tick("simulate", names[i]))
+        sim_wall = time.perf_counter() - start
+        sims = dict(zip(SCHEMES, results, strict=False))
+        alt_sims = {method: {"cr2": result} for method, result
+                    in zip(study.alternatives, results[len(SCHEMES):], strict=True)}
     if sims:
         sim_meta = {"engine": timing.engine, "granularity": timing.granularity,
                     "events": sum(r.events for r in sims.values()),
-                    "wall_s": sum(r.wall_s for r in sims.values()),
+                    "wall_s": sim_wall,
                     "partial": any(r.partial for r in sims.values()), "trace": None}
     else:
         sim_meta = {"engine": timing.engine, "granularity": None, "events": 0, "wall_s": 0.0,

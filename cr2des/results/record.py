@@ -33,7 +33,7 @@ import numpy as np
 
 from ..compression.allocation import LayerValues
 from ..compression.patterns import PatternCounts, best_entries
-from ..compression.study import ALLOCS, reallocate
+from ..compression.study import ALLOCS, reallocate, reallocate_many
 from ..errors import Cr2desError
 from ..fileio import atomic_write_text, strict_json
 
@@ -111,10 +111,11 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[st
         _learned_tables(study))
     method = study.allocation.method
     capacities = sorted({round(base * f) for f in factors} | {capacity})
+    others = [c for c in capacities if c != capacity]
+    realloc = dict(zip(others, reallocate_many(study, others, method), strict=True))
     rates, test_rates, used = [], [], []
     for c in capacities:
-        allocation = (study.allocation if c == capacity
-                      else reallocate(study, c, method))
+        allocation = study.allocation if c == capacity else realloc[c]
         rates.append(_rate(learn_cum, allocation.entries, learn_nonzero))
         test_rates.append(_rate(test_cum, allocation.entries, test_nonzero)
                           if test_cum else None)

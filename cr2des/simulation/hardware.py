@@ -142,15 +142,37 @@ class Reservations:
     def __init__(self, name: str, stats: Stats, count: int) -> None:
         self.name, self.stats = name, stats
         self.free_at = [0] * max(1, count)
+        self._track = name.split("[")[0]  # the busy-time key of its units' tracks
 
     def book(self, units: int, duration: int, now: int, label: str) -> tuple[int, int]:
-        """Book ``units`` units for ``duration`` from ``now`` or later: ``(start, end)``."""
-        order = sorted(range(len(self.free_at)), key=self.free_at.__getitem__)[:units]
-        start = max(now, max(self.free_at[u] for u in order))
+        """Book ``units`` units for ``duration`` from ``now`` or later: ``(start, end)``.
+
+        The units taken are the first ``units`` in order of when they free up (ties by
+        index); a job that takes one unit or all of them needs no sort."""
+        free_at = self.free_at
+        count = len(free_at)
+        if units == 1:
+            first = min(free_at)
+            order: Any = (free_at.index(first),)
+            start = max(now, first)
+        elif units >= count and not self.stats.trace:
+            order = range(count)
+            start = max(now, max(free_at))
+        else:
+            order = sorted(range(count), key=free_at.__getitem__)[:units]
+            start = max(now, max(free_at[u] for u in order))
         end = start + duration
-        for u in order:
-            self.free_at[u] = end
-            self.stats.interval(f"{self.name}[{u}]", start, end, label)
+        if len(order) == count:
+            free_at[:] = [end] * count
+        else:
+            for u in order:
+                free_at[u] = end
+        stats = self.stats
+        if stats.trace:
+            for u in order:
+                stats.interval(f"{self.name}[{u}]", start, end, label)
+        else:  # what :meth:`Stats.interval` adds up, in one step
+            stats.busy[self._track] += len(order) * duration
         return start, end
 
 
@@ -252,6 +274,7 @@ class Chip:
         self._tiles: dict[int, TileUnits] = {}
         self._links: dict[tuple[int, int], Link] = {}
         self._channels = topology.links()
+        self._paths: dict[tuple[int, tuple[int, ...]], tuple[list[Link], int]] = {}
         self.bandwidth = topology.link_bandwidth_bytes_per_s
         self.router_fs = round(topology.router_latency_s * FS)
 
@@ -282,26 +305,41 @@ class Chip:
         router latencies plus one serialization, from when the last of them is free
         (links are booked in the order messages are sent, so holding links cannot
         deadlock); waiting for busy links is a stall of ``stage``."""
-        routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
-        hops = list(dict.fromkeys(hop for route in routes for hop in route))
+        key = (src_tile, tuple(dst_tiles))
+        path = self._paths.get(key)
+        if path is None:  # the links of the routes' union and the longest route, once
+            routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
+            hops = list(dict.fromkeys(hop for route in routes for hop in route))
+            path = self._paths[key] = ([self.link(hop) for hop in hops],
+                                       max((len(route) for route in routes), default=0))
+        links, longest = path
         now = self.env.now
-        if not hops:
+        if not links:
             return now
-        links = [self.link(hop) for hop in hops]
+        stats = self.stats
         flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
-        self.stats.count(stage, "flit_hops", flits * len(hops))
-        longest = max(len(route) for route in routes)
+        stats.count(stage, "flit_hops", flits * len(links))
         duration = longest * self.router_fs + self.serialization_fs(nbytes)
         free = [min(link.free_at) for link in links]
         start = max(now, *free)
         if start > now:
             blocked = links[free.index(start)].name
-            self.stats.stall(stage, LINK, blocked, start - now)
+            stats.stall(stage, LINK, blocked, start - now)
+        end = start + duration
+        if stats.trace:
+            for link in links:
+                link.book(1, duration, start, stage)
+                stats.counter(f"{link.name} load (bytes)", start, nbytes)
+                stats.counter(f"{link.name} load (bytes)", end, 0)
+            return end
+        busy = stats.busy
         for link in links:
-            _, end = link.book(1, duration, start, stage)
-            self.stats.counter(f"{link.name} load (bytes)", start, nbytes)
-            self.stats.counter(f"{link.name} load (bytes)", end, 0)
-        return start + duration
+            if len(link.free_at) == 1:  # Reservations.book of the one channel, inlined
+                link.free_at[0] = end
+                busy[link._track] += duration
+            else:
+                link.book(1, duration, start, stage)
+        return end
 
     def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
                   ) -> Process:

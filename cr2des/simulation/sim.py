@@ -239,12 +239,13 @@ class _Runtime:
     consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
     buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
     readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
-    pending: list[dict[int, np.ndarray]] = field(default_factory=list)  # [dep][image]
+    pending: list[dict[int, list[int]]] = field(default_factory=list)  # [dep][image]
     trackers: list[list[dict[int, _Tracker]]] = field(default_factory=list)  # [replica][dep]
-    state: list[str] = field(default_factory=list)
+    state: list[Any] = field(default_factory=list)  # a text or (format, *arguments)
     first_pe: int = 0
     pes: int = 1
     pattern_buffer: PatternBuffer | None = None
+    adcs: str = ""  # the resource its ADC waits are charged to
 
 
 class _Simulation:
@@ -290,7 +291,8 @@ class _Simulation:
             elif stage.kind == "crossbar":
                 lp = placement.layers[name]
                 homes = [(lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas)]
-                rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes)
+                rt = _Runtime(stage, lp.replicas, homes, first_pe=lp.first_pe, pes=lp.pes,
+                              adcs=f"{name}.adcs")
                 rt.timing = self.study.stage(name, self.scheme,
                                              keep_crossbars=self.options.granularity == "fine")
                 spec = self.arch.chip.tile.pattern_buffer
@@ -374,6 +376,8 @@ class _Simulation:
         stage = rt.stage
         rows = stage.rows
         q = r - rt.replicas
+        track = f"{stage.name}.r{r}"
+        trace = self.stats.trace
         while True:
             q += rt.replicas
             m, j = divmod(q, rows)
@@ -383,7 +387,8 @@ class _Simulation:
             for index, dep in enumerate(stage.deps):
                 lo, hi = dep.window.rows(j)
                 tracker = rt.trackers[r][index][m]
-                missing = {i for i in range(lo, hi + 1) if i not in tracker.arrived}
+                arrived = tracker.arrived
+                missing = {i for i in range(lo, hi + 1) if i not in arrived}
                 if missing:
                     asked = self.env.now
                     rt.state[r] = (f"waits for rows {min(missing)}-{max(missing)} of image {m} "
@@ -392,14 +397,14 @@ class _Simulation:
                     yield tracker.event
                     self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
                 # rows sent but still on the network: one wait for the last of them
-                at = max(tracker.arrived[i] for i in range(lo, hi + 1))
+                at = max([arrived[i] for i in range(lo, hi + 1)])
                 if at > ready:
                     ready, last = at, dep.producer
             if last is not None and ready > self.env.now:
                 asked = self.env.now
                 yield self.env.timeout(ready - asked)
                 self.stats.stall(stage.name, INPUT, last, self.env.now - asked)
-            rt.state[r] = f"computes row {j} of image {m}"
+            rt.state[r] = ("computes row {} of image {}", j, m)  # formatted if deadlocked
             start = self.env.now
             if stage.kind == "crossbar":
                 yield from self._compute(rt, r, q)
@@ -407,7 +412,7 @@ class _Simulation:
                 unit = self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
                 yield from unit.use(rt.digital_fs, stage=stage.name, cause=UNIT,
                                     label=f"img{m} row{j}")
-            self.stats.interval(f"{stage.name}.r{r}", start, self.env.now, f"img{m} row{j}")
+            self.stats.interval(track, start, self.env.now, f"img{m} row{j}" if trace else "")
             self._free(rt, m, j)
             yield from self._deliver(rt, r, m, j, send=True)
             if stage.name in self.sinks:
@@ -471,7 +476,7 @@ class _Simulation:
             waits = [self.env.timeout(end - start)] if end > start else []
             yield from self._compute_fine(rt, r, q, waits)
             return
-        self.stats.stall(name, ADC, f"{name}.adcs", int(times.adc_fs[q]))
+        self.stats.stall(name, ADC, rt.adcs, int(times.adc_fs[q]))
         yield self.env.timeout(max(end, start + int(times.compute_fs[q])) - now)
 
     def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
@@ -531,9 +536,14 @@ class _Simulation:
             if dep.window.kind == "all":
                 continue
             lo, hi = dep.window.rows(j)
-            pending = rt.pending[index].setdefault(m, rt.readers[index].copy())
-            pending[lo:hi + 1] -= 1
-            stale = int((pending[lo:hi + 1] == 0).sum())
+            pending = rt.pending[index].get(m)
+            if pending is None:  # readers left of each input row of image m
+                pending = rt.pending[index][m] = rt.readers[index].tolist()
+            stale = 0
+            for i in range(lo, hi + 1):
+                pending[i] -= 1
+                if not pending[i]:
+                    stale += 1
             if stale:
                 rt.buffers[index].release(stale)
                 row_bytes = self.stages[dep.producer].row_bytes
@@ -552,7 +562,7 @@ class _Simulation:
                 continue
             if window.kind != "all":
                 asked = self.env.now
-                rt.state[r] = f"waits for buffer space at {consumer.stage.name!r}"
+                rt.state[r] = ("waits for buffer space at {!r}", consumer.stage.name)
                 slot = consumer.buffers[index].request(m, j)
                 if slot is not None:
                     yield slot
@@ -597,7 +607,8 @@ class _Simulation:
                 break
         wall = time.perf_counter() - wall
         if reason is None and len(self.done) < self.images:
-            blocked = [f"{name} (replica {r}) {state}" for name, rt in self.runtimes.items()
+            blocked = [f"{name} (replica {r}) {_said(state)}"
+                       for name, rt in self.runtimes.items()
                        for r, state in enumerate(rt.state) if state not in ("idle", "done")]
             raise SimulationError(
                 f"deadlock at simulated time {self.env.now / FS:.6g} s: "
@@ -683,6 +694,11 @@ def scheme_uses_buffer(scheme: str) -> bool:
 
 _UNIT_OF = {"maxpool": "maxpool", "avgpool": "maxpool", "add": "shift_add", "lrn": "sigmoid",
             "softmax": "sigmoid", "mul": "shift_add", "affine": "shift_add"}
+
+
+def _said(state: Any) -> str:
+    """A replica's state as text (kept as a format and its arguments while running)."""
+    return state if isinstance(state, str) else state[0].format(*state[1:])
 
 
 def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
