@@ -784,13 +784,19 @@ class Estimate:
     bottleneck_s: float
     throughput_ips: float
     latency_s: float
+    #: some crossbar stage has more than one replica: then ``throughput_ips`` is an
+    #: estimate, not a bound (docs/simulation.md, "The closed-form bounds")
+    replicated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        kind = ("latency_s <= simulated latency (a bound); throughput_ips: an estimate, not a "
+                "bound, with replicated stages" if self.replicated else
+                "bounds: throughput_ips >= simulated steady state, latency_s <= simulated "
+                "latency (coarse granularity)")
         return {"bottleneck_stage": self.bottleneck_stage,
                 "bottleneck_cause": self.bottleneck_cause, "bottleneck_s": self.bottleneck_s,
                 "throughput_ips": self.throughput_ips, "latency_s": self.latency_s,
-                "kind": "bounds: throughput_ips >= simulated steady state, latency_s <= "
-                        "simulated latency (coarse granularity)"}
+                "throughput_is_bound": not self.replicated, "kind": kind}
 
 
 def estimate(study: Study, scheme: str) -> Estimate:
@@ -838,5 +844,6 @@ def estimate(study: Study, scheme: str) -> Estimate:
     bottleneck = max(per_image, key=lambda n: per_image[n])
     latency = max(int(done.max()) for n, done in finish.items() if n != "input") / FS
     slowest = per_image[bottleneck] / FS
+    replicated = any(lp.replicas > 1 for lp in study.placements[scheme].layers.values())
     return Estimate(scheme, bottleneck, cause[bottleneck], slowest,
-                    1.0 / slowest if slowest else float("inf"), latency)
+                    1.0 / slowest if slowest else float("inf"), latency, replicated)
