@@ -287,21 +287,9 @@ class _SweepProgress:
     """Points done, failed, resumed and cache use, with the time remaining."""
 
     def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TimeRemainingColumn
 
-        console = Console(stderr=True)
-        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                            TimeRemainingColumn(), console=console, transient=True,
-                            disable=not console.is_terminal)
+        self.bar = _progress_bar("{task.fields[detail]}", TimeRemainingColumn())
         self.task = self.bar.add_task("sweep", total=total, detail="")
 
     def __enter__(self) -> _SweepProgress:
@@ -370,23 +358,29 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _progress_bar(field: str, *extra: Any) -> Any:
+    """A rich progress bar on stderr (description, bar, done/total, ``field``, elapsed, then
+    ``extra`` columns); silent when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn(field), TimeElapsedColumn(), *extra, console=console,
+                    transient=True, disable=not console.is_terminal)
+
+
 class _Progress:
     """A rich progress bar on stderr for one phase; silent when stderr is not a terminal."""
 
     def __init__(self, description: str, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        console = Console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
-                            console=console, transient=True, disable=not console.is_terminal)
+        self.bar = _progress_bar("{task.fields[item]}")
         self.task = self.bar.add_task(description, total=total, item="")
 
     def __enter__(self) -> _Progress:

@@ -524,11 +524,21 @@ class TimeTables:
     layers: tuple[tuple[str, np.ndarray, int, int], ...]
 
     def allocate(self, capacity_bytes: int) -> Allocation:
+        return self.allocate_many([capacity_bytes])[0]
+
+    def allocate_many(self, capacities_bytes: Sequence[int]) -> list[Allocation]:
+        """The allocation at each capacity, from one knapsack at the largest: entry ``c`` of
+        the table and of every layer's choices depends only on entries ``<= c``, so reading
+        a smaller capacity's choices from the larger tables gives that capacity's own
+        allocation."""
         names = self.names
-        entries = dict.fromkeys(names, 0)
-        if self.bank_bytes <= 0 or capacity_bytes <= 0:
-            return Allocation("time", int(capacity_bytes), entries, dict.fromkeys(names, 0), 0)
-        capacity = int(capacity_bytes) // self.bank_bytes
+        # banks beyond every layer's useful count change nothing: by induction over the
+        # layers, each layer's choice at any c >= the sum of the useful counts so far equals
+        # its choice at that sum, so the allocation is the one of the clamped capacity
+        useful = sum(max(0, len(gain) - 1) for _, gain, _, _ in self.layers)
+        banks_of = [min(int(c) // self.bank_bytes, useful) if self.bank_bytes > 0 and c > 0
+                    else 0 for c in capacities_bytes]
+        capacity = max(banks_of, default=0)
         table = np.zeros(capacity + 1)
         choices = []
         for name, gain, per_bank, x in self.layers:
@@ -542,14 +552,18 @@ class TimeTables:
                 choice[banks:][better] = banks
             table = new
             choices.append((name, choice, per_bank, x))
-        remaining = capacity
-        value = table[capacity]
-        for name, choice, per_bank, x in reversed(choices):
-            banks = int(choice[remaining])
-            entries[name] = min(x, banks * per_bank)
-            remaining -= banks
-        return Allocation("time", int(capacity_bytes), entries,
-                          {n: k * self.widths[n] for n, k in entries.items()}, int(value))
+        out = []
+        for capacity_bytes, remaining in zip(capacities_bytes, banks_of, strict=True):
+            entries = dict.fromkeys(names, 0)
+            value = table[remaining] if remaining else 0
+            for name, choice, per_bank, x in reversed(choices):
+                banks = int(choice[remaining])
+                entries[name] = min(x, banks * per_bank)
+                remaining -= banks
+            out.append(Allocation("time", int(capacity_bytes), entries,
+                                  {n: k * self.widths[n] for n, k in entries.items()},
+                                  int(value)))
+        return out
 
 
 def _records(gain: np.ndarray) -> np.ndarray:
@@ -657,7 +671,7 @@ def reallocate_many(study: Study, capacities_bytes: Sequence[int], method: str
                              {n: layer.width_bytes for n, layer in layers.items()},
                              {n: layer.buffer.key_bits for n, layer in layers.items()},
                              study.arch)
-        return [tables.allocate(c) for c in capacities_bytes]
+        return tables.allocate_many(capacities_bytes)
     return [_reallocate_by_value(study, c, method) for c in capacities_bytes]
 
 

@@ -99,44 +99,37 @@ def _layer_axis(ax: Any, names: list[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- figures
+def _per_layer(record: Mapping[str, Any], key: str, ylabel: str, what: str) -> Any:
+    """One line per scheme over the crossbar layers of ``layers[i][key][scheme]``."""
+    plt = _pyplot()
+    layers = record["layers"]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    names = [layer["name"] for layer in layers]
+    for scheme in record["schemes"]:
+        ys = [layer[key].get(scheme) for layer in layers]
+        ax.plot(range(len(names)), ys, marker="o", markersize=3, label=scheme,
+                color=COLORS.get(scheme))
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    _layer_axis(ax, names)
+    ax.set_title(_title(record, what))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def layer_time(record: Mapping[str, Any]) -> Any | str:
     layers = record["layers"]
     if not layers or "time_s" not in layers[0]:
         return "per-layer time: the record has no simulated time (engine analytic)"
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    names = [layer["name"] for layer in layers]
-    for scheme in record["schemes"]:
-        ys = [layer["time_s"].get(scheme) for layer in layers]
-        ax.plot(range(len(names)), ys, marker="o", markersize=3, label=scheme,
-                color=COLORS.get(scheme))
-    ax.set_yscale("log")
-    ax.set_ylabel("busy time per image and replica (s)")
-    _layer_axis(ax, names)
-    ax.set_title(_title(record, "time per layer"))
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return fig
+    return _per_layer(record, "time_s", "busy time per image and replica (s)", "time per layer")
 
 
 def layer_energy(record: Mapping[str, Any]) -> Any | str:
     layers = record["layers"]
     if not layers or not isinstance(layers[0].get("energy_j"), Mapping):
         return "per-layer energy: not computed (the record has no layers[].energy_j)"
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    names = [layer["name"] for layer in layers]
-    for scheme in record["schemes"]:
-        ys = [layer["energy_j"].get(scheme) for layer in layers]
-        ax.plot(range(len(names)), ys, marker="o", markersize=3, label=scheme,
-                color=COLORS.get(scheme))
-    ax.set_yscale("log")
-    ax.set_ylabel("energy per inference (J)")
-    _layer_axis(ax, names)
-    ax.set_title(_title(record, "energy per layer"))
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return fig
+    return _per_layer(record, "energy_j", "energy per inference (J)", "energy per layer")
 
 
 def ou_paths(record: Mapping[str, Any]) -> Any:
