@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -506,3 +506,101 @@ def _greedy_entries(layers: Sequence[LayerValues], capacity: int) -> list[int]:
         keep = cost[rest] <= remaining
         owner, cost = owner[rest][keep], cost[rest][keep]
     return [int(k) for k in counts]
+
+
+# --------------------------------------------------------------------------- bank placement
+# Where a layer's pattern-buffer banks sit (docs/simulation.md, "Pattern buffers").  A bank
+# is one buffer site (``count`` buffers of ``capacity`` on one tile, or on one PE): the
+# architecture's ``pattern_buffer.placement`` lists the sites (:attr:`Arch.buffer_sites`).
+# Entries are held once per layer, best first: bank ``i`` holds the layer's entries
+# ``[i x per_bank, (i + 1) x per_bank)``.  A read of an entry whose bank sits on another
+# tile than the reading replica crosses the network.
+
+
+def own_sites(homes: Sequence[int], site_tiles: Sequence[int], concentration: int = 1
+              ) -> tuple[list[int], np.ndarray]:
+    """The sites a layer's replicas reach without a link, in the order the layer claims
+    them, and the share of the layer's replicas to which each is link-free.
+
+    ``homes`` is the home tile of every replica; tile ``t`` attaches to router ``t //
+    concentration``, and tiles on one router exchange results through it without a link.
+    Routers hosting more replicas come first (ties: lower router); on a router, tiles
+    hosting more replicas, then its other tiles (ties: lower tile), each tile's sites in
+    site order.  A site's weight is the fraction of the replicas on its router."""
+    on_tile: dict[int, list[int]] = {}
+    for site, tile in enumerate(site_tiles):
+        on_tile.setdefault(tile, []).append(site)
+    replicas: dict[int, int] = {}
+    routers: dict[int, int] = {}
+    for tile in homes:
+        replicas[tile] = replicas.get(tile, 0) + 1
+        routers[tile // concentration] = routers.get(tile // concentration, 0) + 1
+    sites: list[int] = []
+    weights: list[float] = []
+    total = max(1, len(homes))
+    for router in sorted(routers, key=lambda g: (-routers[g], g)):
+        span = range(router * concentration, (router + 1) * concentration)
+        for tile in sorted(span, key=lambda t: (-replicas.get(t, 0), t)):
+            for site in on_tile.get(tile, ()):
+                sites.append(site)
+                weights.append(routers[router] / total)
+    return sites, np.asarray(weights, dtype=float)
+
+
+def place_banks(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
+                site_tiles: Sequence[int], hops_from: Callable[[int], np.ndarray],
+                concentration: int = 1) -> dict[str, tuple[int, ...]]:
+    """The sites of every layer's banks, in bank order (bank 0 holds the best entries).
+
+    First every layer, in the given order, claims free sites on the tiles of its own
+    replicas (:func:`own_sites`); then every layer, in the same order, takes the free sites
+    whose tiles are nearest to its replicas (the fewest link hops summed over its
+    replicas; ties: lower site).  ``hops_from(tile)`` gives the hops from ``tile`` to every
+    tile.  Raises :class:`AllocationError` when the layers need more banks than there are
+    sites.
+    """
+    need = sum(banks.values())
+    if need > len(site_tiles):
+        raise AllocationError(f"the layers need {need} pattern-buffer banks; the chip has "
+                              f"{len(site_tiles)} sites")
+    taken = np.zeros(len(site_tiles), dtype=bool)
+    out: dict[str, list[int]] = {name: [] for name in banks}
+    for name, count in banks.items():
+        if count <= 0:
+            continue
+        for site in own_sites(homes[name], site_tiles, concentration)[0]:
+            if len(out[name]) == count:
+                break
+            if not taken[site]:
+                taken[site] = True
+                out[name].append(site)
+    tiles = np.asarray(site_tiles, dtype=np.int64)
+    for name, count in banks.items():
+        missing = count - len(out[name])
+        if missing <= 0:
+            continue
+        reader_tiles, replicas = np.unique(np.asarray(homes[name], dtype=np.int64),
+                                           return_counts=True)
+        cost = np.zeros(int(tiles.max()) + 1 if tiles.size else 0)
+        for tile, n in zip(reader_tiles, replicas, strict=True):
+            cost += n * np.asarray(hops_from(int(tile)), dtype=float)[:cost.size]
+        free = np.flatnonzero(~taken)
+        chosen = free[np.lexsort((free, cost[tiles[free]]))[:missing]]
+        taken[chosen] = True
+        out[name].extend(int(s) for s in chosen)
+    return {name: tuple(sites) for name, sites in out.items()}
+
+
+def bank_shares(entry_hits: np.ndarray, entries: int, per_bank: int) -> np.ndarray:
+    """The share of a layer's hits each of its banks serves: ``entry_hits`` are the learned
+    hits of its candidate entries, best first; the layer holds the first ``entries``, bank
+    ``i`` the ``per_bank`` from ``i x per_bank``.  Sums to 1 (uniform when no held entry was
+    ever hit)."""
+    held = np.asarray(entry_hits[:entries], dtype=float)
+    banks = -(-entries // max(1, per_bank)) if entries > 0 else 0
+    if banks == 0:
+        return np.zeros(0)
+    sums = np.add.reduceat(held, np.arange(0, entries, per_bank)) if held.size else \
+        np.zeros(banks)
+    total = sums.sum()
+    return sums / total if total > 0 else np.full(banks, 1.0 / banks)

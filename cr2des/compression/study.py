@@ -30,7 +30,7 @@ from ..data.reference import Execution
 from ..data.weights import QuantWeights
 from ..description.spec import Arch
 from ..workloads.graph import Workload
-from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate
+from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate, own_sites
 from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
 from .mapping import SCHEMES, LayerMap, Placement, place
 from .patterns import (
@@ -228,6 +228,14 @@ def entry_width(lmap: LayerMap, arch: Arch) -> int:
     bits = int(lmap.unique.max(initial=0)) * psum_bits + tag_bits(lmap, arch)
     raw = -(-bits // 8)
     return max(align, -(-raw // align) * align)
+
+
+def result_bytes(lmap: LayerMap, arch: Arch) -> np.ndarray:
+    """Bytes of one hit's result per band: the band's unique columns x partial-sum bits
+    (what a remote entry read sends over the network to the reading replica)."""
+    pb = arch.chip.tile.pattern_buffer
+    psum_bits = pb.psum_bits if pb is not None else 16
+    return -(-lmap.unique.astype(np.int64) * psum_bits // 8)
 
 
 def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = None,
@@ -607,6 +615,9 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
     bank_bytes = int(pb.capacity_bytes * pb.count)
     timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
     replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}).layers
+    sites = arch.buffer_sites
+    per_tile = arch.chip.tile.pes
+    concentration = arch.chip.network.concentration
     layers = []
     for name in names:
         lmap, t = maps[name], timing[name]
@@ -628,8 +639,19 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         looks = t.nonzero * lookup / ports
         if not p.lookahead:
             split = split + looks
-        r = replicas[name].replicas
+        lp = replicas[name]
+        r = lp.replicas
+        # remote entries (docs/model.md): a hit served by a bank off the reader's router
+        # sends its result over links, shared with the rows layers send each other, which
+        # this closed form cannot time; so a layer only gets banks that all its replicas
+        # reach without a link (sites on its replicas' router, best entries first)
+        homes = [(lp.first_pe + i * lp.pes) // per_tile for i in range(r)]
+        local = own_sites(homes, sites, concentration)[1][:top]
+        link_free = np.r_[True, np.cumprod(np.r_[local >= 1.0, np.zeros(top - local.size,
+                                                                          dtype=bool)])
+                          .astype(bool)]
         stage = np.maximum(split / r, np.maximum(reads, looks))
+        stage[~link_free[:top + 1]] = np.inf
         gain = r * (t.wpr_fs / r - stage)
         gain[stage >= t.wpr_fs / r] = -np.inf
         gain[0] = 0.0

@@ -33,6 +33,9 @@ MAX_PES = 1024
 MAX_UNITS = 2**16
 MAX_PORTS = 1024
 
+#: where IPR pattern buffers sit (:attr:`PatternBuffer.placement`)
+PLACEMENTS = ("tile", "pe", "named")
+
 #: folder of the bundled architecture descriptions
 ARCH_DIR = Path(__file__).resolve().parents[2] / "arch"
 
@@ -145,6 +148,12 @@ class PatternBuffer(Memory):
                                              "one hashed set")
     lookahead: bool = param(True, doc="lookups run ahead of the OUs in a pipeline (the lookup "
                                       "rate limits); false: a cycle waits for its lookup")
+    # -- where the buffers sit (docs/simulation.md, "Pattern buffers") -------------------
+    placement: str = param("tile", choices=PLACEMENTS,
+                           doc="tile: one buffer (count x capacity) per tile; pe: one per PE; "
+                               "named: one per tile listed in tiles, none elsewhere")
+    tiles: tuple[int, ...] = param((), ge=0, le=MAX_TILES - 1,
+                                   doc="placement: named: the tiles that hold a buffer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,7 +298,21 @@ class Arch:
     def pattern_buffer_bytes(self) -> float:
         """Total IPR pattern-buffer capacity of the chip (0 if there is none)."""
         pb = self.chip.tile.pattern_buffer
-        return 0.0 if pb is None else pb.capacity_bytes * pb.count * self.chip.tiles
+        return 0.0 if pb is None else pb.capacity_bytes * pb.count * len(self.buffer_sites)
+
+    @property
+    def buffer_sites(self) -> tuple[int, ...]:
+        """The tile of every IPR pattern-buffer site (one bank: ``count`` buffers of
+        ``capacity``), in site order: one per tile (``placement: tile``), one per PE
+        (``pe``: tile ``t``'s PEs are sites ``t x pes ...``) or one per listed tile
+        (``named``); empty without a pattern buffer."""
+        pb = self.chip.tile.pattern_buffer
+        if pb is None:
+            return ()
+        if pb.placement == "named":
+            return pb.tiles
+        per_tile = self.chip.tile.pes if pb.placement == "pe" else 1
+        return tuple(t for t in range(self.chip.tiles) for _ in range(per_tile))
 
 
 def required_adc_bits(ou_rows: int, cell_bits: int, dac_bits: int) -> int:
@@ -335,9 +358,33 @@ def validate(arch: Arch) -> Arch:
     if pb is not None and pb.count < 1:
         raise SpecError("must be >= 1 (remove pattern_buffer to model a chip without IPR)",
                         path="chip.tile.pattern_buffer.count")
+    if pb is not None:
+        _validate_placement(pb, arch.chip.tiles)
     _validate_costs(arch)
     _validate_network(arch.chip)
     return arch
+
+
+def _validate_placement(pb: PatternBuffer, tiles: int) -> None:
+    """``tiles`` names buffer tiles exactly when ``placement`` is ``named``: existing and
+    distinct."""
+    path = "chip.tile.pattern_buffer"
+    if pb.placement != "named":
+        if pb.tiles:
+            raise SpecError(f"tiles is only for placement 'named', not {pb.placement!r}",
+                            path=f"{path}.tiles")
+        return
+    if not pb.tiles:
+        raise SpecError("placement 'named' needs a non-empty list of the tiles that hold a "
+                        "pattern buffer", path=f"{path}.tiles")
+    seen: set[int] = set()
+    for i, tile in enumerate(pb.tiles):
+        if tile >= tiles:
+            raise SpecError(f"tile {tile} does not exist: the chip has {tiles} tiles "
+                            f"(0 to {tiles - 1})", path=f"{path}.tiles[{i}]")
+        if tile in seen:
+            raise SpecError(f"tile {tile} is listed twice", path=f"{path}.tiles[{i}]")
+        seen.add(tile)
 
 
 def _validate_costs(arch: Arch) -> None:

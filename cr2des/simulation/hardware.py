@@ -11,11 +11,14 @@ connections in one place (:meth:`Chip.tile`, :meth:`Chip.link`) and builds units
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
+import numpy as np
 import simpy
 
 from ..compression.timing import FS, Periphery
@@ -177,12 +180,14 @@ class Reservations:
 
 
 class PatternBuffer:
-    """One layer's IPR pattern buffer: its entries fill ``banks`` tiles' buffers (the
-    allocation gives a layer more bytes than one tile holds), whose ``ports x banks`` ports
-    serve every replica of the layer.  Each port has a tag side (lookups) and a data side
-    (entry reads), booked in arrival order (:class:`Reservations`); a row's lookups or
-    reads spread over as many ports as they need.  Contents are fixed after deployment:
-    occupancy is a constant counter."""
+    """One layer's IPR pattern buffer: its entries fill ``banks`` buffer sites (a tile's
+    or a PE's buffers, as ``placement`` says; the allocation gives a layer more bytes than
+    one site holds), whose ``ports x banks`` ports serve every replica of the layer.  Each
+    port has a tag side (lookups) and a data side (entry reads), booked in arrival order
+    (:class:`Reservations`); a row's lookups or reads spread over as many ports as they
+    need.  A read served by a bank on another tile than the reading replica's sends the
+    entry's result over the network (:meth:`send`; :meth:`Chip.connect_banks` says from
+    where).  Contents are fixed after deployment: occupancy is a constant counter."""
 
     def __init__(self, env: simpy.Environment, spec: PatternBufferSpec, *, name: str,
                  stats: Stats, banks: int) -> None:
@@ -191,6 +196,13 @@ class PatternBuffer:
         self.ports = spec.ports * banks
         self.data = Reservations(name, stats, self.ports)
         self.tags = Reservations(f"{name}.tags", stats, self.ports)
+        #: the tile of every bank, in bank order (set by :meth:`Chip.connect_banks`)
+        self.bank_tiles: tuple[int, ...] = ()
+        #: per reading tile: the share of the layer's hits served off that tile, and the
+        #: ``(source tile, share)`` of every source router that needs a link
+        self.remote: dict[int, tuple[float, list[tuple[int, float]]]] = {}
+        #: result bytes of a row's hits, per batch (the testing images' counts)
+        self.row_bytes: Any = None
 
     def load(self, nbytes: int) -> None:
         self.stats.counter(f"{self.name} occupancy (bytes)", self.env.now, nbytes)
@@ -209,6 +221,22 @@ class PatternBuffer:
         start, end = self.data.book(ports, -(-reads // ports) * entry_fs, after, "IPR reads")
         self.stats.stall(stage, PORT, self.name, start - after)
         return end
+
+    def send(self, chip: Chip, nbytes: int, tile: int, *, stage: str, after: int) -> int:
+        """Send the results of a row's hits (``nbytes`` in all) that banks off ``tile`` serve
+        to the replica on ``tile``: one message per source router, each its bytes' share,
+        no earlier than ``after``; returns when the last has arrived (``after`` when none
+        crosses a link).  Counts ``remote_entry_bytes`` (every byte read off the tile) and
+        the messages' flit hops."""
+        off, sources = self.remote.get(tile, (0.0, []))
+        if not off or nbytes <= 0:
+            return after
+        self.stats.count(stage, "remote_entry_bytes", math.ceil(nbytes * off))
+        arrival = after
+        for src, share in sources:
+            arrival = max(arrival, chip.book_multicast(math.ceil(nbytes * share), src, [tile],
+                                                       stage=stage, after=after))
+        return arrival
 
 
 class Edram:
@@ -277,6 +305,7 @@ class Chip:
         self._paths: dict[tuple[int, tuple[int, ...]], tuple[list[Link], int]] = {}
         self.bandwidth = topology.link_bandwidth_bytes_per_s
         self.router_fs = round(topology.router_latency_s * FS)
+        self._hops: dict[int, np.ndarray] = {}
 
     def tile(self, index: int) -> TileUnits:
         if not 0 <= index < self.spec.chip.tiles:
@@ -298,8 +327,9 @@ class Chip:
         return round(nbytes / self.bandwidth * FS)
 
     def book_multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *,
-                       stage: str) -> int:
-        """Book a message of ``nbytes`` from one tile to several; returns its arrival time.
+                       stage: str, after: int | None = None) -> int:
+        """Book a message of ``nbytes`` from one tile to several, sent now (or at ``after``);
+        returns its arrival time.
 
         The message holds every link of its routes' union at once, for the longest route's
         router latencies plus one serialization, from when the last of them is free
@@ -313,7 +343,7 @@ class Chip:
             path = self._paths[key] = ([self.link(hop) for hop in hops],
                                        max((len(route) for route in routes), default=0))
         links, longest = path
-        now = self.env.now
+        now = self.env.now if after is None else after
         if not links:
             return now
         stats = self.stats
@@ -340,6 +370,40 @@ class Chip:
             else:
                 link.book(1, duration, start, stage)
         return end
+
+    def hops_from(self, tile: int) -> np.ndarray:
+        """Links crossed from ``tile`` to every tile (routes are minimal: the shortest
+        path lengths of the router graph)."""
+        router = self.topology.tile_router(tile)
+        hops = self._hops.get(router)
+        if hops is None:
+            lengths = nx.single_source_shortest_path_length(self.topology.graph, router)
+            per_router = np.array([lengths.get(i, 0) for i in range(self.topology.routers)],
+                                  dtype=np.int64)
+            tiles = np.arange(self.spec.chip.tiles)
+            hops = self._hops[router] = per_router[tiles // self.topology.concentration]
+        return hops
+
+    def connect_banks(self, pbuf: PatternBuffer, bank_tiles: tuple[int, ...],
+                      shares: np.ndarray, readers: list[int]) -> None:
+        """Connect a layer's pattern buffer to the tiles of its banks (``shares``: the part
+        of the layer's hits each bank serves) and to its readers' tiles: per reading tile,
+        the share served off the tile and, per source router that needs links, a source
+        tile and its share."""
+        pbuf.bank_tiles = bank_tiles
+        tiles = np.asarray(bank_tiles, dtype=np.int64)
+        shares = np.asarray(shares, dtype=float)
+        for tile in dict.fromkeys(readers):
+            off = tiles != tile
+            sources: dict[int, tuple[int, float]] = {}
+            here = self.topology.tile_router(tile)
+            for src, share in zip(tiles[off].tolist(), shares[off].tolist(), strict=True):
+                router = self.topology.tile_router(src)
+                if router == here or share <= 0:
+                    continue  # through the router's crossbar: no link
+                first, total = sources.get(router, (src, 0.0))
+                sources[router] = (first, total + share)
+            pbuf.remote[tile] = (float(shares[off].sum()), sorted(sources.values()))
 
     def multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *, stage: str
                   ) -> Process:

@@ -35,7 +35,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
+from ..compression.allocation import bank_shares, place_banks
 from ..compression.mapping import Placement
+from ..compression.patterns import best_entries
+from ..compression.study import result_bytes
 from ..compression.timing import (
     DIGITAL,
     FS,
@@ -307,6 +310,7 @@ class _Simulation:
             self.runtimes[name] = rt
             for index, dep in enumerate(stage.deps):
                 self.runtimes[dep.producer].consumers.append((rt, index))
+        self._place_banks()
         edram_per_pe = self.arch.chip.tile.edram.capacity_bytes / per_tile
         for rt in self.runtimes.values():
             stage = rt.stage
@@ -342,6 +346,34 @@ class _Simulation:
             rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
                            for _ in range(rt.replicas)]
             rt.state = ["idle"] * rt.replicas
+
+    def _place_banks(self) -> None:
+        """Put every buffered layer's banks on the architecture's buffer sites
+        (:func:`cr2des.compression.allocation.place_banks`) and connect them to the tiles of
+        the layer's replicas, with the share of the hits each bank serves (the learned
+        hits of its entries) and the result bytes of each row's hits."""
+        buffered = {name: rt for name, rt in self.runtimes.items()
+                    if rt.pattern_buffer is not None}
+        if not buffered:
+            return
+        sites = self.arch.buffer_sites
+        placed = place_banks({name: rt.pattern_buffer.banks for name, rt in buffered.items()
+                              if rt.pattern_buffer is not None},
+                             {name: rt.homes for name, rt in buffered.items()}, sites,
+                             self.chip.hops_from, self.arch.chip.network.concentration)
+        spec = self.arch.chip.tile.pattern_buffer
+        assert spec is not None
+        per_site = int(spec.capacity_bytes * spec.count)
+        for name, rt in buffered.items():
+            pbuf, layer = rt.pattern_buffer, self.study.layers[name]
+            assert pbuf is not None
+            order, _ = best_entries(layer.learned, layer.map.ous("wpr"))
+            shares = bank_shares(layer.learned.count[order], layer.entries,
+                                 max(1, per_site // layer.width_bytes))
+            self.chip.connect_banks(pbuf, tuple(sites[s] for s in placed[name]), shares,
+                                    rt.homes)
+            pbuf.row_bytes = (layer.counts.batch_hits.astype(np.int64)
+                              * result_bytes(layer.map, self.arch)).sum(axis=1)
 
     def _pes_of(self, rt: _Runtime) -> float:
         """PEs whose tiles hold a stage's inputs: its own, or for a digital stage, those of
@@ -470,6 +502,9 @@ class _Simulation:
             for _ in range(reads if fine else 1):  # fine: one booking per buffer read
                 end = max(end, pbuf.read(1 if fine else reads, timing.entry_fs, stage=name,
                                          after=start))
+            # results of entries on other tiles stream to this replica from the first read
+            end = max(end, pbuf.send(self.chip, int(pbuf.row_bytes[q]), rt.homes[r],
+                                     stage=name, after=start + timing.entry_fs))
         if fine:
             if start > now:
                 yield self.env.timeout(start - now)
