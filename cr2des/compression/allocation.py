@@ -556,13 +556,12 @@ def place_banks(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
     replicas (:func:`own_sites`); then every layer, in the same order, takes the free sites
     whose tiles are nearest to its replicas (the fewest link hops summed over its
     replicas; ties: lower site).  ``hops_from(tile)`` gives the hops from ``tile`` to every
-    tile.  Raises :class:`AllocationError` when the layers need more banks than there are
-    sites.
+    tile.  Allocations by bytes (``exact`` and the baselines) can leave banks partly
+    filled and need more banks than there are sites: the banks left over then share the
+    nearest sites with the banks already there.
     """
-    need = sum(banks.values())
-    if need > len(site_tiles):
-        raise AllocationError(f"the layers need {need} pattern-buffer banks; the chip has "
-                              f"{len(site_tiles)} sites")
+    if not site_tiles:
+        raise AllocationError("the chip has no pattern-buffer sites")
     taken = np.zeros(len(site_tiles), dtype=bool)
     out: dict[str, list[int]] = {name: [] for name in banks}
     for name, count in banks.items():
@@ -586,6 +585,10 @@ def place_banks(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
             cost += n * np.asarray(hops_from(int(tile)), dtype=float)[:cost.size]
         free = np.flatnonzero(~taken)
         chosen = free[np.lexsort((free, cost[tiles[free]]))[:missing]]
+        if chosen.size < missing:  # shared with other layers' banks, nearest first
+            every = np.arange(len(site_tiles))
+            nearest = every[np.lexsort((every, cost[tiles]))]
+            chosen = np.r_[chosen, np.resize(nearest, missing - chosen.size)]
         taken[chosen] = True
         out[name].extend(int(s) for s in chosen)
     return {name: tuple(sites) for name, sites in out.items()}

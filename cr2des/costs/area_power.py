@@ -180,6 +180,15 @@ def _cost(level: str, name: str, comp: Component, arch: Arch, share: float = 1.0
     )
 
 
+def _share(name: str, arch: Arch) -> float:
+    """Units of a tile component per tile: the pattern buffer sits once per tile, once
+    per PE (``placement: pe``) or on the named tiles only (their mean per tile)."""
+    pb = arch.chip.tile.pattern_buffer
+    if name != "pattern_buffer" or pb is None:
+        return 1.0
+    return len(arch.buffer_sites) / arch.chip.tiles
+
+
 def _total(costs: list[ComponentCost], scale: float = 1.0) -> LevelTotal:
     return LevelTotal(
         area_mm2=scale * sum(c.area_mm2 for c in costs),
@@ -199,7 +208,7 @@ def area_power(arch: Arch) -> AreaPower:
     pe_total = _total(pe_costs)
 
     tile_costs = [
-        _cost("tile", f.name, getattr(tile, f.name), arch)
+        _cost("tile", f.name, getattr(tile, f.name), arch, _share(f.name, arch))
         for f in dataclasses.fields(tile)
         if isinstance(getattr(tile, f.name), Component)
     ]

@@ -257,6 +257,11 @@ def evaluate_energy(study: Study, scheme: str, *, seconds_per_image: float,
     chip_area = 0.0
     for name, (comp, level) in comps.items():
         fig = figures[name]
+        if name == "pattern_buffer":  # where the buffers sit (pattern_buffer.placement)
+            static_by_component[name], area_by_component[name], chip_n = _buffer_cost(
+                arch, fig, used_tiles)
+            chip_area += fig.area_mm2 * chip_n
+            continue
         if level == "pe":
             per_tile = comp.count * tile_spec.pes
         elif name == "router":
@@ -345,6 +350,22 @@ def _notes(by_component: Mapping[str, float], energy: float,
                      f"{static.get('io', 0.0):.3g} W of static power drawn for the whole "
                      f"inference")
     return tuple(notes)
+
+
+def _buffer_cost(arch: Arch, fig: Any, used_tiles: int) -> tuple[float, float, float]:
+    """Leakage and area of the pattern buffers a run uses, and the chip's buffer count:
+    ``count`` per site, sites per tile (``tile``: one, ``pe``: one per PE) on the used
+    tiles, or every ``named`` tile's (they serve layers on any tile)."""
+    pb = arch.chip.tile.pattern_buffer
+    if pb is None:
+        return 0.0, 0.0, 0.0
+    sites = len(arch.buffer_sites)
+    if pb.placement == "named":
+        used = sites
+    else:
+        used = used_tiles * (arch.chip.tile.pes if pb.placement == "pe" else 1)
+    return (fig.leakage_w * pb.count * used, fig.area_mm2 * pb.count * used,
+            float(pb.count * sites))
 
 
 def _home_layer(name: str, stages: Mapping[str, Any], study: Study) -> str:

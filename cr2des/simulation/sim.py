@@ -142,6 +142,8 @@ class SimResult:
             "steady": self.steady, "bottleneck": self.bottleneck,
             "events": self.events, "wall_s": self.wall_s, "partial": self.partial,
             "reason": self.reason, "stalls": self.stalls,
+            "remote_entry_bytes": sum(n for (_, action), n in self.stats.actions.items()
+                                      if action == "remote_entry_bytes"),
             "top_stalls": [{"stage": s, "cause": c, "resource": r, "seconds": t}
                            for s, c, r, t in self.stalls_by_stage[:10]],
             "busiest": [{"resource": name, "busy_s": busy / FS}
