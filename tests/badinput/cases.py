@@ -478,6 +478,29 @@ for _id, _dotted, _value, _msg in [
         continue
     arch_case("numbers", _id, _dotted, _value, _msg)
 
+def _buffer_placement(changes: dict[str, Any]) -> Make:
+    def make(tmp: Path) -> list[str]:
+        data = tiny_arch()
+        for key, value in changes.items():
+            set_path(data, f"chip.tile.pattern_buffer.{key}", value)
+        return ["area-power", str(write_yaml(tmp, "arch.yaml", data))]
+    return make
+
+
+for _id, _changes, _where, _msg in [
+    ("buffer-placement-unknown", {"placement": "router"}, "placement", "one of tile, pe, named"),
+    ("buffer-named-without-tiles", {"placement": "named"}, "tiles", "non-empty"),
+    ("buffer-named-tile-missing", {"placement": "named", "tiles": [2, 16]}, "tiles[1]",
+     "does not exist"),
+    ("buffer-named-tile-twice", {"placement": "named", "tiles": [2, 2]}, "tiles[1]", "twice"),
+    ("buffer-named-tile-huge", {"placement": "named", "tiles": [2**40]}, "tiles[0]", "<="),
+    ("buffer-named-tile-string", {"placement": "named", "tiles": ["3"]}, "tiles[0]",
+     "integer"),
+    ("buffer-tiles-not-named", {"tiles": [3]}, "tiles", "only for placement 'named'"),
+]:
+    case("numbers", _id, _buffer_placement(_changes), "{tmp}/arch.yaml",
+         f"chip.tile.pattern_buffer.{_where}", _msg)
+
 text_case("numbers", "duplicate-key-top", "area-power",
           (ROOT / "arch" / "tiny.yaml").read_text() + "name: again\n",
           "duplicate key 'name' at lines 5 and")
