@@ -166,6 +166,8 @@ def test_remote_results_delay_the_rows_that_wait_for_them(far_study):
     wpr_waits = {stage: t for (stage, cause, _), t in wpr_slow.stats.stalls.items()
                  if cause == "link busy" and stage in buffered}
     assert sum(link_waits.values()) > sum(wpr_waits.values())
+    assert any(cause == "link busy" and resource.endswith(".pbuf remote results")
+               for (_, cause, resource) in slow_run.stats.stalls)
 
 
 def test_time_allocation_gives_only_link_free_banks():

@@ -227,7 +227,8 @@ class PatternBuffer:
         to the replica on ``tile``: one message per source router, each its bytes' share,
         no earlier than ``after``; returns when the last has arrived (``after`` when none
         crosses a link).  Counts ``remote_entry_bytes`` (every byte read off the tile) and
-        the messages' flit hops."""
+        the messages' flit hops; the caller charges the wait for them, as far as it delays
+        the row."""
         off, sources = self.remote.get(tile, (0.0, []))
         if not off or nbytes <= 0:
             return after
@@ -235,7 +236,7 @@ class PatternBuffer:
         arrival = after
         for src, share in sources:
             arrival = max(arrival, chip.book_multicast(math.ceil(nbytes * share), src, [tile],
-                                                       stage=stage, after=after))
+                                                       stage=stage, after=after, stall=False))
         return arrival
 
 
@@ -327,14 +328,15 @@ class Chip:
         return round(nbytes / self.bandwidth * FS)
 
     def book_multicast(self, nbytes: int, src_tile: int, dst_tiles: list[int], *,
-                       stage: str, after: int | None = None) -> int:
+                       stage: str, after: int | None = None, stall: bool = True) -> int:
         """Book a message of ``nbytes`` from one tile to several, sent now (or at ``after``);
         returns its arrival time.
 
         The message holds every link of its routes' union at once, for the longest route's
         router latencies plus one serialization, from when the last of them is free
         (links are booked in the order messages are sent, so holding links cannot
-        deadlock); waiting for busy links is a stall of ``stage``."""
+        deadlock); waiting for busy links is a stall of ``stage`` (unless ``stall`` is
+        false: the caller charges what the message delays)."""
         key = (src_tile, tuple(dst_tiles))
         path = self._paths.get(key)
         if path is None:  # the links of the routes' union and the longest route, once
@@ -352,7 +354,7 @@ class Chip:
         duration = longest * self.router_fs + self.serialization_fs(nbytes)
         free = [min(link.free_at) for link in links]
         start = max(now, *free)
-        if start > now:
+        if start > now and stall:
             blocked = links[free.index(start)].name
             stats.stall(stage, LINK, blocked, start - now)
         end = start + duration

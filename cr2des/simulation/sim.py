@@ -51,7 +51,7 @@ from ..compression.timing import (
     stage_graph,
 )
 from ..errors import Cr2desError
-from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
+from .hardware import ADC, CAUSES, FULL, INPUT, LINK, UNIT, Chip, PatternBuffer, Process, Stats
 from .network import build_topology
 
 if TYPE_CHECKING:
@@ -504,9 +504,13 @@ class _Simulation:
             for _ in range(reads if fine else 1):  # fine: one booking per buffer read
                 end = max(end, pbuf.read(1 if fine else reads, timing.entry_fs, stage=name,
                                          after=start))
-            # results of entries on other tiles stream to this replica from the first read
-            end = max(end, pbuf.send(self.chip, int(pbuf.row_bytes[q]), rt.homes[r],
-                                     stage=name, after=start + timing.entry_fs))
+            # results of entries on other tiles stream to this replica from the first read;
+            # the row waits for them (link busy) past its own work
+            arrival = pbuf.send(self.chip, int(pbuf.row_bytes[q]), rt.homes[r], stage=name,
+                                after=start + timing.entry_fs)
+            work = max(end, start + int(times.compute_fs[q]))
+            self.stats.stall(name, LINK, f"{pbuf.name} remote results", arrival - work)
+            end = max(end, arrival)
         if fine:
             if start > now:
                 yield self.env.timeout(start - now)
