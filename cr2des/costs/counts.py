@@ -41,9 +41,10 @@ its rows:
 
 A digital layer counts ``pool_ops``, ``add_ops``, ``lrn_ops`` or ``softmax_ops`` (vector
 operations, as :func:`cr2des.compression.timing.digital_row_fs` times them) and its eDRAM traffic.
-``flit_hops`` (flits x links of each multicast) come from the event simulation per stage;
-a new traffic class (remote buffer entries, say) is one more count name here and one
-more line in :data:`cr2des.costs.energy.COMPONENT_OF`.
+``flit_hops`` (flits x links of each multicast, and of each message carrying remote
+pattern-buffer entries' results to the replica that read them) come from the event
+simulation per stage; a new traffic class is one more count name here and one more line
+in :data:`cr2des.costs.energy.COMPONENT_OF`.
 """
 
 from __future__ import annotations
