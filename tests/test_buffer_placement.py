@@ -182,3 +182,21 @@ def test_time_allocation_gives_only_link_free_banks():
         assert all(not sources for _, sources in rt.pattern_buffer.remote.values())
     result = sim.run()
     assert result.to_dict()["remote_entry_bytes"] == 0
+
+
+def test_the_placement_example_in_the_docs_loads():
+    import re
+
+    import yaml
+
+    from cr2des.description.spec import arch_from_dict
+
+    from .conftest import ROOT
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+                 if "placement: named" in b)
+    data = yaml.safe_load((ROOT / "arch" / "tiny.yaml").read_text())
+    data["chip"]["tile"]["pattern_buffer"].update(yaml.safe_load(block)["pattern_buffer"])
+    arch = arch_from_dict(data)
+    assert arch.buffer_sites == (5, 6, 9, 10)
