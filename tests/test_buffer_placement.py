@@ -10,15 +10,16 @@ import pytest
 
 from cr2des.compression.allocation import bank_shares, own_sites, place_banks
 from cr2des.compression.study import StudyOptions, result_bytes, run_study
-from cr2des.costs.area_power import area_power
+from cr2des.costs.area_power import area_power, unit_figures
 from cr2des.costs.energy import evaluate_energy
 from cr2des.description.spec import load_arch
 from cr2des.errors import SpecError
 from cr2des.simulation.network import build_topology
 from cr2des.simulation.sim import SimOptions, _Simulation, estimate
+from cr2des.workloads.graph import workload_from_dict
 from cr2des.workloads.load import load_workload
 
-from .test_sim import tiny_arch
+from .test_sim import ONE_CONV, tiny_arch
 
 
 # ----------------------------------------------------------------------------- description
@@ -28,6 +29,9 @@ def test_default_placement_is_one_buffer_per_tile():
     assert arch.chip.tile.pattern_buffer.placement == "tile"
     assert arch.buffer_sites == tuple(range(1024))
     assert arch.pattern_buffer_bytes == 2**20
+    tiny = tiny_arch()  # no placement key: the default
+    assert tiny.chip.tile.pattern_buffer.placement == "tile"
+    assert tiny.buffer_sites == tuple(range(16))
 
 
 def test_pe_placement_puts_a_buffer_on_every_pe():
@@ -83,6 +87,19 @@ def test_banks_sit_on_the_replicas_router_first_then_nearest():
     assert placed["a"] == (5, 6, *rest[:2])
     free = [t for t in range(16) if t not in placed["a"]]
     assert placed["b"] == (min(free, key=lambda t: (topology.hops(t, 5), t)),)
+
+
+def test_own_tiles_come_before_nearer_free_tiles():
+    """Replicas on tile 15 (three) and tile 0 (one): the second bank goes to tile 0, where
+    a replica reads it without a link, although tile 14 is fewer hops from the replicas
+    in sum."""
+    topology = build_topology(tiny_arch().chip)
+
+    def hops_from(tile):
+        return np.array([topology.hops(tile, t) for t in range(16)])
+
+    assert place_banks({"a": 2}, {"a": [15, 15, 15, 0]}, tuple(range(16)),
+                       hops_from) == {"a": (15, 0)}
 
 
 def test_sites_on_the_replicas_router_are_link_free():
@@ -144,6 +161,11 @@ def test_a_remote_entry_sends_its_result_over_the_links(far_study):
     assert energy.counts["flit_hops"] == sum(flit_hops.values())
     # the closed form leaves the network out: still a lower bound on the latency
     assert estimate(far_study, "cr2").latency_s <= cr2_result.latency_s
+    # the buffer sits on tile 15 only: its area and leakage are one tile's buffer
+    pb = far_study.arch.chip.tile.pattern_buffer
+    figure = unit_figures("pattern_buffer", pb, far_study.arch)
+    assert energy.area_by_component_mm2["pattern_buffer"] == pytest.approx(
+        figure.area_mm2 * pb.count)
 
 
 def test_remote_results_delay_the_rows_that_wait_for_them(far_study):
@@ -200,3 +222,61 @@ def test_the_placement_example_in_the_docs_loads():
     data["chip"]["tile"]["pattern_buffer"].update(yaml.safe_load(block)["pattern_buffer"])
     arch = arch_from_dict(data)
     assert arch.buffer_sites == (5, 6, 9, 10)
+
+
+def test_a_row_waits_for_its_remote_results_exact_time():
+    """One 3->4 conv on 8x8 inputs (tiny chip, one replica of two PEs on tile 0), its
+    buffer on tile 15 (6 hops away), links 1,000x slower (1 MHz, 32 bits: 4 us per byte).
+    Rows run back to back; row ``j`` lasts until its work (OUs, entry reads, lookups) and
+    its results are done: they leave after the first entry read and take the 6 routers'
+    latencies plus one serialization of the row's result bytes.  The part past the work is
+    the ``link busy`` stall on ``conv.pbuf remote results``."""
+    arch = tiny_arch(chip__tile__pattern_buffer__placement="named",
+                     chip__tile__pattern_buffer__tiles=[15], chip__network__clock="1MHz",
+                     mapping__replicate=False)
+    study = run_study(workload_from_dict(ONE_CONV), arch,
+                      StudyOptions(n_learn=1, n_test=1, alloc="exact"))
+    sim = _Simulation(study, "cr2", SimOptions(stream=False))
+    rt = sim.runtimes["conv"]
+    pbuf, timing = rt.pattern_buffer, rt.timing
+    assert rt.homes == [0] and pbuf.bank_tiles == (15,) * pbuf.banks
+    result = sim.run()
+    topology = build_topology(arch.chip)
+    router_fs = round(arch.chip.network.router_latency_s * 10**15)
+    t = waited = 0
+    for q in range(rt.stage.rows):
+        reads, lookups = int(timing.times.buffer_reads[q]), int(timing.times.lookups[q])
+        work = t + int(timing.times.compute_fs[q])
+        if lookups:
+            work = max(work, t + -(-lookups // min(lookups, pbuf.ports)) * timing.lookup_fs)
+        if reads:
+            work = max(work, t + -(-reads // min(reads, pbuf.ports)) * timing.entry_fs)
+        end = work
+        if reads and pbuf.row_bytes[q]:
+            arrival = (t + timing.entry_fs + topology.hops(15, 0) * router_fs
+                       + sim.chip.serialization_fs(int(pbuf.row_bytes[q])))
+            waited += max(0, arrival - work)
+            end = max(end, arrival)
+        t = end
+    assert waited > 0
+    assert result.latency_s == t / 10**15
+    assert result.stats.stalls[("conv", "link busy", "conv.pbuf remote results")] == waited
+
+
+def test_pe_placement_costs_a_buffer_per_pe_of_the_used_tiles():
+    arch = tiny_arch(chip__tile__pattern_buffer__placement="pe")
+    study = run_study(load_workload("tiny"), arch, StudyOptions(n_learn=1, n_test=1))
+    energy = evaluate_energy(study, "cr2", seconds_per_image=1e-3, latency_s=1e-3)
+    pb = arch.chip.tile.pattern_buffer
+    figure = unit_figures("pattern_buffer", pb, arch)
+    per_tile = pb.count * arch.chip.tile.pes
+    assert energy.area_by_component_mm2["pattern_buffer"] == pytest.approx(
+        figure.area_mm2 * per_tile * energy.used_tiles)
+    # the chip carries a buffer on every PE of every tile: (pes - 1) per tile more than
+    # with one per tile
+    by_tile = run_study(load_workload("tiny"), tiny_arch(), StudyOptions(n_learn=1, n_test=1))
+    tile_energy = evaluate_energy(by_tile, "cr2", seconds_per_image=1e-3, latency_s=1e-3)
+    extra = figure.area_mm2 * pb.count * (arch.chip.tile.pes - 1) * arch.chip.tiles
+    assert energy.chip_area_mm2 - tile_energy.chip_area_mm2 == pytest.approx(extra)
+    assert (area_power(arch).chip.area_mm2 - area_power(tiny_arch()).chip.area_mm2
+            == pytest.approx(extra))
