@@ -280,3 +280,37 @@ def test_pe_placement_costs_a_buffer_per_pe_of_the_used_tiles():
     assert energy.chip_area_mm2 - tile_energy.chip_area_mm2 == pytest.approx(extra)
     assert (area_power(arch).chip.area_mm2 - area_power(tiny_arch()).chip.area_mm2
             == pytest.approx(extra))
+
+
+def test_a_hit_sends_its_own_bands_results(far_study):
+    """A hit's result is the unique columns of its band x ``psum_bits`` (rounded up to
+    bytes), not the widest band's: bands with fewer unique columns send less."""
+    psum_bits = far_study.arch.chip.tile.pattern_buffer.psum_bits
+    varied = 0
+    for layer in far_study.layers.values():
+        sizes = result_bytes(layer.map, far_study.arch)
+        assert sizes.tolist() == [-(-int(u) * psum_bits // 8) for u in layer.map.unique]
+        varied += len(set(sizes.tolist())) > 1
+    assert varied
+
+
+def test_sending_remote_results_charges_no_stall_itself():
+    """:meth:`PatternBuffer.send` books the messages; a message that waits for a busy link
+    while the row's OUs still run is not a stall: the caller charges only what the results
+    delay the row (exact-time test above)."""
+    import simpy
+
+    from cr2des.simulation.hardware import Chip, PatternBuffer, Stats
+
+    arch = tiny_arch()
+    env, stats = simpy.Environment(), Stats()
+    chip = Chip(env, arch, name="chip", stats=stats, topology=build_topology(arch.chip))
+    pbuf = PatternBuffer(env, arch.chip.tile.pattern_buffer, name="l.pbuf", stats=stats,
+                         banks=1)
+    chip.connect_banks(pbuf, (15,), np.array([1.0]), [0])
+    busy_until = chip.book_multicast(4000, 15, [0], stage="other")  # the same route
+    arrival = pbuf.send(chip, 400, 0, stage="l", after=0)
+    assert arrival == busy_until + 6 * chip.router_fs + chip.serialization_fs(400)
+    assert not any(stage == "l" for stage, _, _ in stats.stalls)
+    assert stats.actions[("l", "remote_entry_bytes")] == 400
+    assert stats.actions[("l", "flit_hops")] == 100 * 6
