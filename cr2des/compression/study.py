@@ -647,11 +647,9 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         # reach without a link (sites on its replicas' router, best entries first)
         homes = [(lp.first_pe + i * lp.pes) // per_tile for i in range(r)]
         local = own_sites(homes, sites, concentration)[1][:top]
-        link_free = np.r_[True, np.cumprod(np.r_[local >= 1.0, np.zeros(top - local.size,
-                                                                          dtype=bool)])
-                          .astype(bool)]
+        link_free = int(np.cumprod(local >= 1.0).sum())  # leading banks all replicas reach
         stage = np.maximum(split / r, np.maximum(reads, looks))
-        stage[~link_free[:top + 1]] = np.inf
+        stage[link_free + 1:] = np.inf
         gain = r * (t.wpr_fs / r - stage)
         gain[stage >= t.wpr_fs / r] = -np.inf
         gain[0] = 0.0
