@@ -230,6 +230,17 @@ class _OrderedBuffer:
 
 
 @dataclass
+class _Plan:
+    """Where one output row goes (for one replica and image phase): the consumers' buffers
+    to take a slot in, then the trackers on this tile and on remote tiles."""
+
+    slots: list[tuple[_OrderedBuffer, str, Any]]  # (buffer, consumer, its eDRAM)
+    local: list[dict[int, _Tracker]]  # trackers (by image) on tiles without hops
+    remote: list[int]  # tiles the multicast goes to
+    far: list[dict[int, _Tracker]]  # trackers on those tiles, in order
+
+
+@dataclass
 class _Runtime:
     stage: Stage
     replicas: int
@@ -246,6 +257,14 @@ class _Runtime:
     pes: int = 1
     pattern_buffer: PatternBuffer | None = None
     adcs: str = ""  # the resource its ADC waits are charged to
+    # precomputed for the per-row loop: each dependency's window (first, last producer row
+    # per output row), the home tile's eDRAM, and per replica the delivery plans of its rows
+    windows: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    edram: Any = None
+    plans: list[dict[tuple[int, int], _Plan]] = field(default_factory=list)
+    coarse: tuple[list[int], list[int], bool] = ([], [], False)  # row and ADC-wait times
+    period: int = 1  # images after which the consumers' replica assignment repeats
+    outs: list[tuple[Any, ...]] = field(default_factory=list)  # per consumer, see _build
 
 
 class _Simulation:
@@ -276,6 +295,7 @@ class _Simulation:
         self.runtimes: dict[str, _Runtime] = {}
         self._build(study.placements[scheme])
         self.started: dict[int, int] = {}
+        self._hops: dict[tuple[int, int], bool] = {}  # (tile, tile) -> on different routers
         self.done: dict[int, int] = {}
         sinks = [name for name, rt in self.runtimes.items()
                  if not rt.consumers and rt.stage.kind != "input"]
@@ -295,6 +315,11 @@ class _Simulation:
                               adcs=f"{name}.adcs")
                 rt.timing = self.study.stage(name, self.scheme,
                                              keep_crossbars=self.options.granularity == "fine")
+                times = rt.timing.times
+                rt.coarse = (times.compute_fs.astype(np.int64).tolist(),
+                             times.adc_fs.astype(np.int64).tolist(),
+                             bool(times.buffer_reads.any()) or (
+                                 times.lookups is not None and bool(times.lookups.any())))
                 spec = self.arch.chip.tile.pattern_buffer
                 if rt.timing.banks and spec is not None:
                     rt.pattern_buffer = PatternBuffer(self.env, spec, name=f"{name}.pbuf",
@@ -342,6 +367,28 @@ class _Simulation:
             rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
                            for _ in range(rt.replicas)]
             rt.state = ["idle"] * rt.replicas
+            rt.windows = []
+            for dep in stage.deps:
+                bounds = [dep.window.rows(j) for j in range(stage.rows)]
+                rt.windows.append(([lo for lo, _ in bounds], [hi for _, hi in bounds]))
+            rt.edram = self.chip.tile(rt.homes[0]).edram
+            rt.plans = [{} for _ in range(rt.replicas)]
+        for rt in self.runtimes.values():
+            period = 1
+            for consumer, _ in rt.consumers:  # (m * rows) mod replicas repeats with this
+                period = math.lcm(period, consumer.replicas
+                                  // math.gcd(consumer.stage.rows, consumer.replicas))
+            rt.period = period
+            # per consumer: the first and last of its rows that read each row of this stage
+            rt.outs = []
+            for consumer, index in rt.consumers:
+                window = consumer.stage.deps[index].window
+                firsts, lasts = [], []
+                for i in range(rt.stage.rows):
+                    first, last = _readers_of(consumer.stage.rows, window, i)
+                    firsts.append(first)
+                    lasts.append(last)
+                rt.outs.append((consumer, index, firsts, lasts, window.kind == "all"))
 
     def _pes_of(self, rt: _Runtime) -> float:
         """PEs whose tiles hold a stage's inputs: its own, or for a digital stage, those of
@@ -377,49 +424,60 @@ class _Simulation:
         rows = stage.rows
         q = r - rt.replicas
         track = f"{stage.name}.r{r}"
-        trace = self.stats.trace
+        stats, env = self.stats, self.env
+        trace, busy = stats.trace, stats.busy
+        deps = list(zip(stage.deps, rt.windows, rt.trackers[r], strict=True))
+        crossbar = stage.kind == "crossbar"
+        unit = None if crossbar else self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
+        sink = self.sinks.get(stage.name)
         while True:
             q += rt.replicas
             m, j = divmod(q, rows)
             if m >= self.images:
                 break
-            ready, last = self.env.now, None
-            for index, dep in enumerate(stage.deps):
-                lo, hi = dep.window.rows(j)
-                tracker = rt.trackers[r][index][m]
+            ready, last = env.now, None
+            for dep, (los, his), trackers in deps:
+                lo, hi = los[j], his[j]
+                tracker = trackers[m]
                 arrived = tracker.arrived
-                missing = {i for i in range(lo, hi + 1) if i not in arrived}
-                if missing:
-                    asked = self.env.now
-                    rt.state[r] = (f"waits for rows {min(missing)}-{max(missing)} of image {m} "
-                                   f"from {dep.producer!r}")
-                    tracker.missing, tracker.event = missing, self.env.event()
+                if len(arrived) <= hi - lo or any(i not in arrived for i in range(lo, hi + 1)):
+                    missing = {i for i in range(lo, hi + 1) if i not in arrived}
+                    asked = env.now
+                    rt.state[r] = ("waits for rows {}-{} of image {} from {!r}", min(missing),
+                                   max(missing), m, dep.producer)
+                    tracker.missing, tracker.event = missing, env.event()
                     yield tracker.event
-                    self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
+                    stats.stall(stage.name, INPUT, dep.producer, env.now - asked)
                 # rows sent but still on the network: one wait for the last of them
-                at = max([arrived[i] for i in range(lo, hi + 1)])
+                at = max([arrived[i] for i in range(lo, hi + 1)]) if hi > lo else arrived[lo]
                 if at > ready:
                     ready, last = at, dep.producer
-            if last is not None and ready > self.env.now:
-                asked = self.env.now
-                yield self.env.timeout(ready - asked)
-                self.stats.stall(stage.name, INPUT, last, self.env.now - asked)
+            if last is not None and ready > env.now:
+                asked = env.now
+                yield env.timeout(ready - asked)
+                stats.stall(stage.name, INPUT, last, env.now - asked)
             rt.state[r] = ("computes row {} of image {}", j, m)  # formatted if deadlocked
-            start = self.env.now
-            if stage.kind == "crossbar":
-                yield from self._compute(rt, r, q)
+            start = env.now
+            if crossbar:
+                if self.options.granularity == "fine":
+                    yield from self._compute(rt, r, q)
+                else:
+                    yield env.timeout(self._compute_coarse(rt, q))
             else:
-                unit = self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
+                assert unit is not None
                 yield from unit.use(rt.digital_fs, stage=stage.name, cause=UNIT,
                                     label=f"img{m} row{j}")
-            self.stats.interval(track, start, self.env.now, f"img{m} row{j}" if trace else "")
+            end = env.now
+            busy[track] += end - start  # Stats.interval, inlined
+            if trace and end > start:
+                stats.intervals.append((track, start, end, f"img{m} row{j}"))
             self._free(rt, m, j)
             yield from self._deliver(rt, r, m, j, send=True)
-            if stage.name in self.sinks:
-                self.sinks[stage.name][m] += 1
+            if sink is not None:
+                sink[m] += 1
                 if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
-                    self.done[m] = self.env.now
-                    self.completions.append(self.env.now)
+                    self.done[m] = env.now
+                    self.completions.append(env.now)
                     self._check_steady()
                     if self._completed is not None and not self._completed.triggered:
                         self._completed.succeed()
@@ -448,7 +506,10 @@ class _Simulation:
             self.images = last + 1
             self.steady["converged"] = True
 
-    def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
+    def _buffer(self, rt: _Runtime, q: int, fine: bool) -> tuple[int, int]:
+        """Book the pattern-buffer work of row ``q`` from now: ``(start, end)``, when the
+        row's OUs may start (after its lookups unless they run ahead) and when its lookups
+        and entry reads are done."""
         timing = rt.timing
         assert timing is not None
         times = timing.times
@@ -464,20 +525,34 @@ class _Simulation:
             end = looked
             if not self.periphery.lookahead:  # a cycle waits for its lookup before its OUs
                 start = looked
-        fine = self.options.granularity == "fine"
         if reads:
             assert pbuf is not None
             for _ in range(reads if fine else 1):  # fine: one booking per buffer read
                 end = max(end, pbuf.read(1 if fine else reads, timing.entry_fs, stage=name,
                                          after=start))
-        if fine:
-            if start > now:
-                yield self.env.timeout(start - now)
-            waits = [self.env.timeout(end - start)] if end > start else []
-            yield from self._compute_fine(rt, r, q, waits)
-            return
-        self.stats.stall(name, ADC, rt.adcs, int(times.adc_fs[q]))
-        yield self.env.timeout(max(end, start + int(times.compute_fs[q])) - now)
+        return start, end
+
+    def _compute_coarse(self, rt: _Runtime, q: int) -> int:
+        """Row ``q`` at coarse granularity: its duration from now (the closed-form row time,
+        or longer while its buffer work runs); its ADC waits are charged as *ADC busy*."""
+        assert rt.timing is not None
+        compute_fs, adc_fs, has_buffer = rt.coarse
+        q %= len(compute_fs)
+        now = self.env.now
+        start = end = now
+        if has_buffer:
+            start, end = self._buffer(rt, q, fine=False)
+        self.stats.stall(rt.stage.name, ADC, rt.adcs, adc_fs[q])
+        return max(end, start + compute_fs[q]) - now
+
+    def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
+        """Row ``q`` at fine granularity: one event per OU activation."""
+        now = self.env.now
+        start, end = self._buffer(rt, q, fine=True)
+        if start > now:
+            yield self.env.timeout(start - now)
+        waits = [self.env.timeout(end - start)] if end > start else []
+        yield from self._compute_fine(rt, r, q % len(rt.timing.times.compute_fs), waits)
 
     def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
         assert rt.timing is not None
@@ -535,57 +610,92 @@ class _Simulation:
         for index, dep in enumerate(rt.stage.deps):
             if dep.window.kind == "all":
                 continue
-            lo, hi = dep.window.rows(j)
+            los, his = rt.windows[index]
             pending = rt.pending[index].get(m)
             if pending is None:  # readers left of each input row of image m
                 pending = rt.pending[index][m] = rt.readers[index].tolist()
             stale = 0
-            for i in range(lo, hi + 1):
+            for i in range(los[j], his[j] + 1):
                 pending[i] -= 1
                 if not pending[i]:
                     stale += 1
             if stale:
                 rt.buffers[index].release(stale)
-                row_bytes = self.stages[dep.producer].row_bytes
-                self.chip.tile(rt.homes[0]).edram.change(-row_bytes * stale)
+                rt.edram.change(-self.stages[dep.producer].row_bytes * stale)
+
+    def _plan(self, rt: _Runtime, r: int, m: int, j: int, send: bool) -> _Plan:
+        """Where row ``j`` of image ``m`` from replica ``r`` goes: the consumer replicas
+        whose rows of image ``m`` read it (rows are dealt round-robin over a consumer's
+        replicas), grouped by their tiles."""
+        slots = []
+        by_tile: dict[int, list[dict[int, _Tracker]]] = {}
+        for consumer, index, firsts, lasts, absorbs in rt.outs:
+            first, last = firsts[j], lasts[j]
+            if first > last:
+                continue
+            replicas = consumer.replicas
+            if not absorbs:  # absorbing consumers (fc, global pools) take rows without a slot
+                slots.append((consumer.buffers[index], consumer.stage.name, consumer.edram))
+            ds: Any
+            if last - first + 1 >= replicas:
+                ds = range(replicas)
+            else:  # consecutive rows go to consecutive replicas, in sorted order
+                begin = (m * consumer.stage.rows + first) % replicas
+                end = begin + last - first + 1
+                ds = (range(begin, end) if end <= replicas else
+                      [*range(end - replicas), *range(begin, replicas)])
+            homes = consumer.homes
+            for d in ds:
+                group = by_tile.get(homes[d])
+                if group is None:
+                    group = by_tile[homes[d]] = []
+                group.append(consumer.trackers[d][index])
+        remote = []
+        if send:
+            src, hops = rt.homes[r], self._hops
+            for tile in by_tile:
+                far = hops.get((src, tile))
+                if far is None:
+                    far = hops[(src, tile)] = self.chip.topology.hops(src, tile) > 0
+                if far:
+                    remote.append(tile)
+        if not remote:
+            return _Plan(slots, [t for ts in by_tile.values() for t in ts], remote, [])
+        return _Plan(slots, [t for tile, ts in by_tile.items() if tile not in remote for t in ts],
+                     remote, [t for tile in remote for t in by_tile[tile]])
 
     def _deliver(self, rt: _Runtime, r: int, m: int, j: int, *, send: bool) -> Process:
         """Send row ``j`` of image ``m`` to every consumer replica that needs it: a slot in
         each consumer's buffer first (absorbing consumers take rows without one), then one
         multicast to their tiles (replicas on a tile share its eDRAM)."""
         row_bytes = rt.stage.row_bytes
-        by_tile: dict[int, list[_Tracker]] = defaultdict(list)
-        for consumer, index in rt.consumers:
-            window = consumer.stage.deps[index].window
-            targets = _destinations(consumer, window, m, j)
-            if not targets:
-                continue
-            if window.kind != "all":
-                asked = self.env.now
-                rt.state[r] = ("waits for buffer space at {!r}", consumer.stage.name)
-                slot = consumer.buffers[index].request(m, j)
-                if slot is not None:
-                    yield slot
-                if send:  # the source waiting for room is the outside world, not the chip
-                    self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
-                                     self.env.now - asked)
-                self.chip.tile(consumer.homes[0]).edram.change(row_bytes)
-            for d in targets:
-                by_tile[consumer.homes[d]].append(consumer.trackers[d][index][m])
-        remote = [tile for tile in by_tile
-                  if send and self.chip.topology.hops(rt.homes[r], tile)]
-        for tile, trackers in by_tile.items():
-            if tile not in remote:
-                for tracker in trackers:
-                    tracker.arrive(j, self.env.now)
-        if remote:
+        if rt.period > PLANNED:
+            plan = self._plan(rt, r, m, j, send)
+        else:
+            key = (j, m % rt.period)
+            plan = rt.plans[r].get(key)
+            if plan is None:
+                plan = rt.plans[r][key] = self._plan(rt, r, m, j, send)
+        env = self.env
+        for buffer, consumer, edram in plan.slots:
+            asked = env.now
+            rt.state[r] = ("waits for buffer space at {!r}", consumer)
+            slot = buffer.request(m, j)
+            if slot is not None:
+                yield slot
+            if send:  # the source waiting for room is the outside world, not the chip
+                self.stats.stall(rt.stage.name, FULL, consumer, env.now - asked)
+            edram.change(row_bytes)
+        now = env.now
+        for trackers in plan.local:
+            trackers[m].arrive(j, now)
+        if plan.remote:
             # the arrival time is known when the message is booked: consumers wait for it
             # themselves (no event per message)
-            arrival = self.chip.book_multicast(row_bytes, rt.homes[r], remote,
+            arrival = self.chip.book_multicast(row_bytes, rt.homes[r], plan.remote,
                                                stage=rt.stage.name)
-            for tile in remote:
-                for tracker in by_tile[tile]:
-                    tracker.arrive(j, arrival)
+            for trackers in plan.far:
+                trackers[m].arrive(j, arrival)
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -687,6 +797,10 @@ class _Simulation:
 #: a stage busier than this fraction of the steady interval is saturated
 BUSY = 0.8
 
+#: delivery plans are kept for reuse when the consumers' replica assignment repeats within
+#: this many images (otherwise a plan is rarely met again)
+PLANNED = 8
+
 
 def scheme_uses_buffer(scheme: str) -> bool:
     return scheme == "cr2"
@@ -701,23 +815,17 @@ def _said(state: Any) -> str:
     return state if isinstance(state, str) else state[0].format(*state[1:])
 
 
-def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
-    """Replicas of ``consumer`` whose rows of image ``m`` need producer row ``i``."""
-    rows = consumer.stage.rows
+def _readers_of(rows: int, window: Any, i: int) -> tuple[int, int]:
+    """The first and last of a consumer's ``rows`` output rows that read producer row ``i``
+    (first > last: none)."""
     if window.kind == "all":
-        first, last = 0, rows - 1
-    elif window.kind == "same":
-        first = last = i
-    else:
-        span = (window.kernel - 1) * window.dilation
-        first = max(0, -(-(i + window.pad - span) // window.stride))
-        last = min(rows - 1, (i + window.pad) // window.stride)
-    if first > last:
-        return []
-    base = m * rows
-    if last - first + 1 >= consumer.replicas:
-        return list(range(consumer.replicas))
-    return sorted({(base + j) % consumer.replicas for j in range(first, last + 1)})
+        return 0, rows - 1
+    if window.kind == "same":
+        return i, i
+    span = (window.kernel - 1) * window.dilation
+    first = max(0, -(-(i + window.pad - span) // window.stride))
+    last = min(rows - 1, (i + window.pad) // window.stride)
+    return first, last
 
 
 def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> SimResult:
