@@ -221,7 +221,8 @@ class Edram:
 
     def change(self, nbytes: int) -> None:
         self.held += nbytes
-        self.stats.counter(f"{self.name} rows held (bytes)", self.env.now, self.held)
+        if self.stats.trace:
+            self.stats.counter(f"{self.name} rows held (bytes)", self.env.now, self.held)
 
 
 class Link(Reservations):
@@ -274,7 +275,7 @@ class Chip:
         self._tiles: dict[int, TileUnits] = {}
         self._links: dict[tuple[int, int], Link] = {}
         self._channels = topology.links()
-        self._paths: dict[tuple[int, tuple[int, ...]], tuple[list[Link], int]] = {}
+        self._paths: dict[tuple[int, tuple[int, ...], int], tuple[list[Link], int, int]] = {}
         self.bandwidth = topology.link_bandwidth_bytes_per_s
         self.router_fs = round(topology.router_latency_s * FS)
 
@@ -305,26 +306,30 @@ class Chip:
         router latencies plus one serialization, from when the last of them is free
         (links are booked in the order messages are sent, so holding links cannot
         deadlock); waiting for busy links is a stall of ``stage``."""
-        key = (src_tile, tuple(dst_tiles))
+        key = (src_tile, tuple(dst_tiles), nbytes)
         path = self._paths.get(key)
-        if path is None:  # the links of the routes' union and the longest route, once
+        if path is None:  # the links of the routes' union, the duration and flit hops, once
             routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
             hops = list(dict.fromkeys(hop for route in routes for hop in route))
-            path = self._paths[key] = ([self.link(hop) for hop in hops],
-                                       max((len(route) for route in routes), default=0))
-        links, longest = path
+            longest = max((len(route) for route in routes), default=0)
+            flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
+            path = self._paths[key] = (
+                [self.link(hop) for hop in hops],
+                longest * self.router_fs + self.serialization_fs(nbytes), flits * len(hops))
+        links, duration, flit_hops = path
         now = self.env.now
         if not links:
             return now
         stats = self.stats
-        flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
-        stats.count(stage, "flit_hops", flits * len(links))
-        duration = longest * self.router_fs + self.serialization_fs(nbytes)
-        free = [min(link.free_at) for link in links]
-        start = max(now, *free)
-        if start > now:
-            blocked = links[free.index(start)].name
-            stats.stall(stage, LINK, blocked, start - now)
+        stats.actions[(stage, "flit_hops")] += flit_hops
+        start = now
+        blocked = None
+        for link in links:
+            free = min(link.free_at)
+            if free > start:
+                start, blocked = free, link
+        if blocked is not None:
+            stats.stall(stage, LINK, blocked.name, start - now)
         end = start + duration
         if stats.trace:
             for link in links:
