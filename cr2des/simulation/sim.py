@@ -51,6 +51,7 @@ from ..compression.timing import (
 from ..errors import Cr2desError
 from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
 from .network import build_topology
+from .steady import BATCHES, REPEATS, measure
 
 if TYPE_CHECKING:
     from ..compression.study import Study
@@ -70,11 +71,11 @@ class SimOptions:
     ----------
     stream
         Measure the steady state: keep streaming images (the testing images' counts in a
-        cycle) until the completion interval over a window of ``max(n_test, 4)`` images
-        repeats within ``tolerance``, or ``stream_events`` events have run, or
-        ``max_images`` have been fed; the throughput is the mean completion interval over
-        the second half of the completions.  ``False`` simulates the testing images only
-        (throughput = images / makespan, pipeline fill included).
+        cycle) until the mean completion interval is known to ``tolerance`` (the 95 %
+        confidence half-width relative to the mean, :mod:`.steady`), or ``stream_events``
+        events have run, or ``max_images`` have been fed; the throughput is one over that
+        mean.  ``False`` simulates the testing images only (throughput = images /
+        makespan, pipeline fill included).
     """
 
     granularity: str = "coarse"
@@ -84,7 +85,7 @@ class SimOptions:
     stream: bool = True
     max_images: int = 1000
     stream_events: int = 150_000
-    tolerance: float = 0.01
+    tolerance: float = 0.02
 
 
 @dataclass
@@ -485,27 +486,28 @@ class _Simulation:
         rt.state[r] = "done"
 
     def _check_steady(self) -> None:
-        """After a completion: stop feeding images once the completion interval over the
-        last window of ``w = max(n_test, 4)`` images (whole cycles of the testing images'
-        counts) equals the window before within the tolerance, or once ``stream_events``
-        events have run and at least two windows have completed (then the steady state is
-        reported as not converged).  The
-        throughput is measured over the second half of the completions either way."""
-        last = len(self.done) - 1
+        """After a completion: stop feeding images once the steady state is measured to
+        the tolerance (:mod:`.steady`: MSER warm-up, batch means in whole cycles of the
+        testing images; checked once per cycle after one turnover of the images in
+        flight), or once ``stream_events`` events have run and two windows have
+        completed (then it is reported as not converged)."""
         if not self.options.stream or self.images < self.cap:
             return
-        if self.events >= self.options.stream_events and last >= 2 * self.window:
-            self.images = last + 1  # the budget is spent and a measurement is possible
+        done = len(self.completions)
+        if self.events >= self.options.stream_events and done > 2 * self.window:
+            self.images = done  # the budget is spent and a measurement is possible
             return
-        w = self.window
-        if last < self.warmup + 2 * w:
+        cycle = self.batch
+        if done % cycle or done < BATCHES * cycle + 1:
             return
-        times = self.completions
-        now = times[last] - times[last - w]
-        before = times[last - w] - times[last - 2 * w]
-        if abs(now - before) <= self.options.tolerance * now:
-            self.images = last + 1
-            self.steady["converged"] = True
+        measured = measure(self.completions, cycle)
+        if measured is None or not measured.converged(self.options.tolerance):
+            return
+        # an exact period ends the stream at once; batch means only once the stream had
+        # room for REPEATS turnovers of the images in flight (a period that long would
+        # have shown), as their confidence interval is blind to a longer pattern
+        if measured.precision == 0 or done > REPEATS * self.warmup:
+            self.images = done
 
     def _buffer(self, rt: _Runtime, q: int, fine: bool) -> tuple[int, int]:
         """Book the pattern-buffer work of row ``q`` from now: ``(start, end)``, when the
@@ -752,19 +754,15 @@ class _Simulation:
             rows.append((stage, cause, resource, t / FS))
         rows.sort(key=lambda row: -row[3])
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
-        if self.options.stream and len(self.done) > 2:
-            last = len(self.done) - 1
-            # every completion after the warm-up (or the second half, if the budget ended
-            # before), in whole cycles of the testing images' counts
-            start = min(self.warmup, last // 2)
-            span = max(self.batch, (last - start) // self.batch * self.batch)
-            warm = max(0, last - span)
-            times = self.completions
-            interval = (times[last] - times[warm]) / (last - warm) / FS
-            steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
-            throughput = 1.0 / interval if interval > 0 else 0.0
+        measured = measure(self.completions, self.batch) if self.options.stream else None
+        if measured is not None:
+            steady.update(converged=measured.converged(self.options.tolerance),
+                          precision=measured.precision, warmup=measured.warmup,
+                          window=measured.measured, batch=measured.batch,
+                          interval_s=measured.interval_fs / FS)
+            throughput = FS / measured.interval_fs if measured.interval_fs > 0 else 0.0
         else:
-            steady.update(window=None, interval_s=None)
+            steady.update(window=None, interval_s=None, precision=None)
             throughput = len(batch) / makespan if makespan > 0 else 0.0
         return SimResult(
             scheme=self.scheme, granularity=self.options.granularity, images=len(self.done),
@@ -909,19 +907,13 @@ class Estimate:
     bottleneck_s: float
     throughput_ips: float
     latency_s: float
-    #: some crossbar stage has more than one replica: then ``throughput_ips`` is an
-    #: estimate, not a bound (docs/simulation.md, "The closed-form bounds")
-    replicated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        kind = ("latency_s <= simulated latency (a bound); throughput_ips: an estimate, not a "
-                "bound, with replicated stages" if self.replicated else
-                "bounds: throughput_ips >= simulated steady state, latency_s <= simulated "
-                "latency (coarse granularity)")
         return {"bottleneck_stage": self.bottleneck_stage,
                 "bottleneck_cause": self.bottleneck_cause, "bottleneck_s": self.bottleneck_s,
                 "throughput_ips": self.throughput_ips, "latency_s": self.latency_s,
-                "throughput_is_bound": not self.replicated, "kind": kind}
+                "kind": "bounds: throughput_ips >= simulated steady state, latency_s <= "
+                        "simulated latency (coarse granularity)"}
 
 
 def estimate(study: Study, scheme: str) -> Estimate:
@@ -969,6 +961,5 @@ def estimate(study: Study, scheme: str) -> Estimate:
     bottleneck = max(per_image, key=lambda n: per_image[n])
     latency = max(int(done.max()) for n, done in finish.items() if n != "input") / FS
     slowest = per_image[bottleneck] / FS
-    replicated = any(lp.replicas > 1 for lp in study.placements[scheme].layers.values())
     return Estimate(scheme, bottleneck, cause[bottleneck], slowest,
-                    1.0 / slowest if slowest else float("inf"), latency, replicated)
+                    1.0 / slowest if slowest else float("inf"), latency)
