@@ -102,12 +102,13 @@ class SimResult:
     makespan_s
         Time until the last of the testing images finished (the batch).
     throughput_ips
-        Steady-state images per second: one over the mean completion interval over the
-        second half of the streamed images (see ``steady``); without streaming, the batch's
-        ``images / makespan`` (pipeline fill included).
+        Steady-state images per second: one over the mean completion interval of the
+        streamed images (:mod:`.steady`); without streaming, the batch's ``images /
+        makespan`` (pipeline fill included).
     steady
-        How the steady state was measured: images streamed, warm-up images, window,
-        whether the interval converged.
+        How the steady state was measured: images streamed, warm-up (completions
+        discarded), window (completions measured), batch, precision, whether it
+        converged.
     bottleneck
         The busiest stage (largest busy time per replica) and the resource class that
         limits its rows.

@@ -16,7 +16,7 @@ instead (Law, *Simulation Modeling and Analysis*, 5th ed., sections 9.4-9.5):
   exactly (precision 0).  Small networks settle this way.
 - **Warm-up by MSER** (White, Cobb and Spratt, 2000): the intervals are grouped in
   batches of one cycle of the testing images; the warm-up is the number of leading
-  batches, at most half of them, whose removal minimizes the squared standard error of
+  batches, at most half of them and leaving at least two, whose removal minimizes the squared standard error of
   the mean of the rest, ``sum((Z_i - mean)^2) / (n - d)^2``.
 - **Batch means**: the intervals after the warm-up are cut into :data:`BATCHES` batches of
   equal size, a whole number of cycles each (the latest intervals are kept); the mean
@@ -80,7 +80,7 @@ def mser_warmup(intervals: np.ndarray, batch: int) -> int:
         return 0
     means = intervals[:groups * batch].reshape(groups, batch).mean(axis=1)
     best, cut = np.inf, 0
-    for d in range(groups // 2 + 1):
+    for d in range(min(groups // 2, groups - 2) + 1):  # at least two groups stay
         rest = means[d:]
         score = float(((rest - rest.mean()) ** 2).sum()) / len(rest) ** 2
         if score < best:
