@@ -433,6 +433,7 @@ class _Simulation:
         crossbar = stage.kind == "crossbar"
         unit = None if crossbar else self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
         sink = self.sinks.get(stage.name)
+        row_bytes = stage.row_bytes
         while True:
             q += rt.replicas
             m, j = divmod(q, rows)
@@ -466,16 +467,25 @@ class _Simulation:
                     yield from self._compute(rt, r, q)
                 else:
                     yield env.timeout(self._compute_coarse(rt, q))
-            else:
+            else:  # Slots.use, inlined
                 assert unit is not None
-                yield from unit.use(rt.digital_fs, stage=stage.name, cause=UNIT,
-                                    label=f"img{m} row{j}")
+                req = unit.resource.request()
+                yield req
+                stats.stall(stage.name, UNIT, unit.name, env.now - start)
+                slot, held = unit.claim(), env.now
+                yield env.timeout(rt.digital_fs)
+                unit.done(slot, held, f"img{m} row{j}" if trace else "")
+                unit.resource.release(req)
             end = env.now
             busy[track] += end - start  # Stats.interval, inlined
             if trace and end > start:
                 stats.intervals.append((track, start, end, f"img{m} row{j}"))
             self._free(rt, m, j)
-            yield from self._deliver(rt, r, m, j, send=True)
+            plan = self._plan_of(rt, r, m, j, True)
+            waiting = self._take_slots(plan, m, j, row_bytes, 0)
+            if waiting is not None:
+                yield from self._wait_slots(rt, r, m, j, plan, waiting, send=True)
+            self._send(rt, r, m, j, plan)
             if sink is not None:
                 sink[m] += 1
                 if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
@@ -668,35 +678,67 @@ class _Simulation:
         return _Plan(slots, [t for tile, ts in by_tile.items() if tile not in remote for t in ts],
                      remote, [t for tile in remote for t in by_tile[tile]])
 
+    def _plan_of(self, rt: _Runtime, r: int, m: int, j: int, send: bool) -> _Plan:
+        """The delivery plan of row ``j`` of image ``m`` from replica ``r`` (kept for reuse
+        when the consumers' replica assignment repeats within :data:`PLANNED` images)."""
+        if rt.period > PLANNED:
+            return self._plan(rt, r, m, j, send)
+        key = (j, m % rt.period)
+        plan = rt.plans[r].get(key)
+        if plan is None:
+            plan = rt.plans[r][key] = self._plan(rt, r, m, j, send)
+        return plan
+
     def _deliver(self, rt: _Runtime, r: int, m: int, j: int, *, send: bool) -> Process:
         """Send row ``j`` of image ``m`` to every consumer replica that needs it: a slot in
         each consumer's buffer first (absorbing consumers take rows without one), then one
-        multicast to their tiles (replicas on a tile share its eDRAM)."""
-        row_bytes = rt.stage.row_bytes
-        if rt.period > PLANNED:
-            plan = self._plan(rt, r, m, j, send)
-        else:
-            key = (j, m % rt.period)
-            plan = rt.plans[r].get(key)
-            if plan is None:
-                plan = rt.plans[r][key] = self._plan(rt, r, m, j, send)
-        env = self.env
-        for buffer, consumer, edram in plan.slots:
+        multicast to their tiles (replicas on a tile share its eDRAM).  (A replica does the
+        same steps inline.)"""
+        plan = self._plan_of(rt, r, m, j, send)
+        waiting = self._take_slots(plan, m, j, rt.stage.row_bytes, 0)
+        if waiting is not None:
+            yield from self._wait_slots(rt, r, m, j, plan, waiting, send=send)
+        self._send(rt, r, m, j, plan)
+
+    @staticmethod
+    def _take_slots(plan: _Plan, m: int, j: int, row_bytes: int, first: int
+                    ) -> tuple[int, simpy.Event] | None:
+        """Take the plan's buffer slots from the ``first`` on while they are free: ``None``
+        when all are taken, else the slot that must be waited for and its event."""
+        slots = plan.slots
+        for k in range(first, len(slots)):
+            buffer, _, edram = slots[k]
             slot = buffer.request(m, j)
             if slot is not None:
-                asked = env.now
-                rt.state[r] = ("waits for buffer space at {!r}", consumer)
-                yield slot
-                if send:  # the source waiting for room is the outside world, not the chip
-                    self.stats.stall(rt.stage.name, FULL, consumer, env.now - asked)
+                return k, slot
             edram.change(row_bytes)
-        now = env.now
+        return None
+
+    def _wait_slots(self, rt: _Runtime, r: int, m: int, j: int, plan: _Plan,
+                    waiting: tuple[int, simpy.Event] | None, *, send: bool) -> Process:
+        """Wait for the slots :meth:`_take_slots` could not take at once (*output buffer
+        full*, unless the source waits: the outside world, not the chip)."""
+        row_bytes = rt.stage.row_bytes
+        while waiting is not None:
+            k, slot = waiting
+            buffer, consumer, edram = plan.slots[k]
+            asked = self.env.now
+            rt.state[r] = ("waits for buffer space at {!r}", consumer)
+            yield slot
+            if send:
+                self.stats.stall(rt.stage.name, FULL, consumer, self.env.now - asked)
+            edram.change(row_bytes)
+            waiting = self._take_slots(plan, m, j, row_bytes, k + 1)
+
+    def _send(self, rt: _Runtime, r: int, m: int, j: int, plan: _Plan) -> None:
+        """The row arrives at once on its own router's tiles, and after one multicast on
+        the others (the arrival time is known when the message is booked: consumers wait
+        for it themselves, no event per message)."""
+        now = self.env.now
         for trackers in plan.local:
             trackers[m].arrive(j, now)
         if plan.remote:
-            # the arrival time is known when the message is booked: consumers wait for it
-            # themselves (no event per message)
-            arrival = self.chip.book_multicast(row_bytes, rt.homes[r], plan.remote,
+            arrival = self.chip.book_multicast(rt.stage.row_bytes, rt.homes[r], plan.remote,
                                                stage=rt.stage.name)
             for trackers in plan.far:
                 trackers[m].arrive(j, arrival)
