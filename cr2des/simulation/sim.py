@@ -51,7 +51,7 @@ from ..compression.timing import (
 from ..errors import Cr2desError
 from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
 from .network import build_topology
-from .steady import BATCHES, REPEATS, measure
+from .steady import BATCHES, REPEATS, Steady, measure
 
 if TYPE_CHECKING:
     from ..compression.study import Study
@@ -268,6 +268,7 @@ class _Runtime:
     coarse: tuple[list[int], list[int], bool] = ([], [], False)  # row and ADC-wait times
     period: int = 1  # images after which the consumers' replica assignment repeats
     outs: list[tuple[Any, ...]] = field(default_factory=list)  # per consumer, see _build
+    computed: int = 0  # rows computed, over all replicas and images
 
 
 class _Simulation:
@@ -292,6 +293,7 @@ class _Simulation:
         self.completions: list[int] = []  # completion times in order
         self._completed: simpy.Event | None = None
         self.images = self.cap  # images fed: lowered once the steady state is measured
+        self.measured: Steady | None = None  # the measurement that stopped the stream
         self.window = max(self.batch, 4)
         self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
         self.stages = stage_graph(study.workload)
@@ -477,6 +479,7 @@ class _Simulation:
                 unit.done(slot, held, f"img{m} row{j}" if trace else "")
                 unit.resource.release(req)
             end = env.now
+            rt.computed += 1
             busy[track] += end - start  # Stats.interval, inlined
             if trace and end > start:
                 stats.intervals.append((track, start, end, f"img{m} row{j}"))
@@ -506,7 +509,8 @@ class _Simulation:
             return
         done = len(self.completions)
         if self.events >= self.options.stream_events and done > 2 * self.window:
-            self.images = done  # the budget is spent and a measurement is possible
+            # the budget is spent and a measurement is possible
+            self.images, self.measured = done, measure(self.completions, self.batch)
             return
         cycle = self.batch
         if done % cycle or done < BATCHES * cycle + 1:
@@ -516,9 +520,10 @@ class _Simulation:
             return
         # an exact period ends the stream at once; batch means only once the stream had
         # room for REPEATS turnovers of the images in flight (a period that long would
-        # have shown), as their confidence interval is blind to a longer pattern
+        # have shown), as their confidence interval is blind to a longer pattern.  Images
+        # still in flight finish (they complete out of order) but are not measured.
         if measured.precision == 0 or done > REPEATS * self.warmup:
-            self.images = done
+            self.images, self.measured = done, measured
 
     def _buffer(self, rt: _Runtime, q: int, fine: bool) -> tuple[int, int]:
         """Book the pattern-buffer work of row ``q`` from now: ``(start, end)``, when the
@@ -797,7 +802,9 @@ class _Simulation:
             rows.append((stage, cause, resource, t / FS))
         rows.sort(key=lambda row: -row[3])
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
-        measured = measure(self.completions, self.batch) if self.options.stream else None
+        measured = self.measured
+        if measured is None and self.options.stream:
+            measured = measure(self.completions, self.batch)
         if measured is not None:
             steady.update(converged=measured.converged(self.options.tolerance),
                           precision=measured.precision, warmup=measured.warmup,
@@ -819,7 +826,9 @@ class _Simulation:
 
     def _bottleneck(self, interval_s: float,
                     stalls: list[tuple[str, str, str, float]]) -> dict[str, Any]:
-        """The stage whose replicas were busiest (mean busy time per image), the resource
+        """The stage whose replicas were busiest (mean busy time per image it computed: a
+        stream stopped at its budget leaves images half done, more of them in the early
+        stages), the resource
         class that limits its rows and its utilization in the steady state.  Below
         :data:`BUSY` utilization no stage is saturated: the pipeline is limited by its
         waits, and ``cause`` names the largest wait other than for inputs (usually
@@ -829,14 +838,16 @@ class _Simulation:
         for name, rt in self.runtimes.items():
             if rt.stage.kind == "input":
                 continue
+            if not rt.computed:
+                continue
             mean = sum(self.stats.busy.get(f"{name}.r{r}", 0) for r in range(rt.replicas)
-                       ) / rt.replicas
+                       ) / rt.replicas / (rt.computed / rt.stage.rows)
             if mean > busy:
                 best, busy = name, mean
         if best is None:
             return {"stage": None, "cause": None}
         rt = self.runtimes[best]
-        per_image = busy / max(1, len(self.done)) / FS
+        per_image = busy / FS
         utilization = per_image / interval_s if interval_s > 0 else 0.0
         out = {"stage": best, "cause": rt.timing.cause if rt.timing is not None else DIGITAL,
                "replicas": rt.replicas, "busy_per_image_s": per_image,
