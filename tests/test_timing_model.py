@@ -296,3 +296,22 @@ def test_inter_layer_buffers_hold_a_window_when_the_tile_has_room():
     assert result.images == 1 and not result.partial
     with pytest.raises(SimulationError, match="deadlock: layer 'c2' needs 3 rows"):
         simulate(study, "wpr", SimOptions(stream=False, edge_buffer_bytes=32))
+
+
+def test_images_come_in_over_the_off_chip_links():
+    """Each input row is striped over the chip's ``io`` links: with one slow link the
+    stream is limited by it.  two_convs(2, 3, 6, 1) has a 3 x 6 x 6 image, 6 rows of 18
+    bytes; one 8-bit link at 1 MHz moves 1 MB/s, so a row takes 18 us and an image 108 us:
+    at most 9,259 images/s, and the first image's latency includes its rows' arrival."""
+    workload = workload_from_dict(two_convs(2, 3, 6, 1))
+    slow = tiny_arch(chip__io__count=1, chip__io__width=8, chip__io__transfer_rate="1MHz")
+    study = run_study(workload, slow, StudyOptions(n_learn=1, n_test=2))
+    bound, result = estimate(study, "dense"), simulate(study, "dense")
+    assert bound.bottleneck_stage == "input" and bound.bottleneck_cause == "off-chip links"
+    assert bound.throughput_ips == pytest.approx(1 / 108e-6)
+    assert result.steady["converged"]
+    assert result.throughput_ips == pytest.approx(bound.throughput_ips, rel=1e-6)
+    assert result.latency_s >= 108e-6 > bound.latency_s - 18e-6
+    # without links, images appear on chip: far faster
+    free = run_study(workload, tiny_arch(chip__io__count=0), StudyOptions(n_learn=1, n_test=2))
+    assert simulate(free, "dense").throughput_ips > 3 * result.throughput_ips

@@ -49,7 +49,18 @@ from ..compression.timing import (
     stage_graph,
 )
 from ..errors import Cr2desError
-from .hardware import ADC, CAUSES, FULL, INPUT, UNIT, Chip, PatternBuffer, Process, Stats
+from .hardware import (
+    ADC,
+    CAUSES,
+    FULL,
+    INPUT,
+    UNIT,
+    Chip,
+    PatternBuffer,
+    Process,
+    Reservations,
+    Stats,
+)
 from .network import build_topology
 from .steady import BATCHES, REPEATS, Steady, measure
 
@@ -301,6 +312,10 @@ class _Simulation:
         self._build(study.placements[scheme])
         self.started: dict[int, int] = {}
         self._hops: dict[tuple[int, int], bool] = {}  # (tile, tile) -> on different routers
+        # images come in over the chip's off-chip links, each row striped over all of them
+        io = self.arch.chip.io
+        self.io = Reservations("chip.io", self.stats, io.count) if io.count else None
+        self.io_row_fs = io_row_fs(self.arch, self.stages["input"].row_bytes)
         self.done: dict[int, int] = {}
         sinks = [name for name, rt in self.runtimes.items()
                  if not rt.consumers and rt.stage.kind != "input"]
@@ -420,8 +435,16 @@ class _Simulation:
                 self._completed = self.env.event()
                 yield self._completed
             for i in range(rows):
-                yield from self._deliver(rt, 0, m, i, send=False)
-                self.started.setdefault(m, self.env.now)
+                plan = self._plan_of(rt, 0, m, i, False)
+                waiting = self._take_slots(plan, m, i, rt.stage.row_bytes, 0)
+                if waiting is not None:  # waiting for room is the outside world's wait
+                    yield from self._wait_slots(rt, 0, m, i, plan, waiting, send=False)
+                start = end = self.env.now
+                if self.io is not None:  # the row comes in over the off-chip links
+                    start, end = self.io.book(len(self.io.free_at), self.io_row_fs, start,
+                                              f"img{m} row{i}")
+                self.started.setdefault(m, start)
+                self._send(rt, 0, m, i, plan, at=end)
             m += 1
 
     def _replica(self, rt: _Runtime, r: int) -> Process:
@@ -694,17 +717,6 @@ class _Simulation:
             plan = rt.plans[r][key] = self._plan(rt, r, m, j, send)
         return plan
 
-    def _deliver(self, rt: _Runtime, r: int, m: int, j: int, *, send: bool) -> Process:
-        """Send row ``j`` of image ``m`` to every consumer replica that needs it: a slot in
-        each consumer's buffer first (absorbing consumers take rows without one), then one
-        multicast to their tiles (replicas on a tile share its eDRAM).  (A replica does the
-        same steps inline.)"""
-        plan = self._plan_of(rt, r, m, j, send)
-        waiting = self._take_slots(plan, m, j, rt.stage.row_bytes, 0)
-        if waiting is not None:
-            yield from self._wait_slots(rt, r, m, j, plan, waiting, send=send)
-        self._send(rt, r, m, j, plan)
-
     @staticmethod
     def _take_slots(plan: _Plan, m: int, j: int, row_bytes: int, first: int
                     ) -> tuple[int, simpy.Event] | None:
@@ -735,11 +747,13 @@ class _Simulation:
             edram.change(row_bytes)
             waiting = self._take_slots(plan, m, j, row_bytes, k + 1)
 
-    def _send(self, rt: _Runtime, r: int, m: int, j: int, plan: _Plan) -> None:
-        """The row arrives at once on its own router's tiles, and after one multicast on
-        the others (the arrival time is known when the message is booked: consumers wait
-        for it themselves, no event per message)."""
-        now = self.env.now
+    def _send(self, rt: _Runtime, r: int, m: int, j: int, plan: _Plan,
+              at: int | None = None) -> None:
+        """Send row ``j`` of image ``m`` (its buffer slots taken) to every consumer replica
+        that reads it: it arrives at once (or ``at``) on its own router's tiles, and after
+        one multicast on the others (the arrival time is known when the message is booked:
+        consumers wait for it themselves, no event per message)."""
+        now = self.env.now if at is None else at
         for trackers in plan.local:
             trackers[m].arrive(j, now)
         if plan.remote:
@@ -871,6 +885,19 @@ GC_EVERY = 1 << 18
 PLANNED = 8
 
 
+#: the cause of an input limited by the chip's off-chip links
+OFF_CHIP = "off-chip links"
+
+
+def io_row_fs(arch: Any, row_bytes: int) -> int:
+    """Time for one input row to come in over the chip's ``io`` links (striped over all of
+    them); 0 for a chip without links (images appear on chip)."""
+    io = arch.chip.io
+    if not io.count:
+        return 0
+    return -(-row_bytes * FS // round(io.count * io.bandwidth_bytes_per_s))
+
+
 def scheme_uses_buffer(scheme: str) -> bool:
     return scheme == "cr2"
 
@@ -979,8 +1006,11 @@ def estimate(study: Study, scheme: str) -> Estimate:
     cause: dict[str, str] = {}
     finish: dict[str, np.ndarray] = {}
     for name, stage in stages.items():
-        if stage.kind == "input":
-            finish[name] = np.zeros(stage.rows, dtype=np.int64)
+        if stage.kind == "input":  # rows come in over the off-chip links, back to back
+            row = io_row_fs(study.arch, stage.row_bytes)
+            finish[name] = row * np.arange(1, stage.rows + 1, dtype=np.int64)
+            if row:
+                per_image[name], cause[name] = float(row * stage.rows), OFF_CHIP
             continue
         if stage.kind == "crossbar":
             timing = study.stage(name, scheme)
