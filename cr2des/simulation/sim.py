@@ -738,7 +738,7 @@ class _Simulation:
         row_bytes = rt.stage.row_bytes
         while waiting is not None:
             k, slot = waiting
-            buffer, consumer, edram = plan.slots[k]
+            _, consumer, edram = plan.slots[k]
             asked = self.env.now
             rt.state[r] = ("waits for buffer space at {!r}", consumer)
             yield slot

@@ -16,8 +16,8 @@ instead (Law, *Simulation Modeling and Analysis*, 5th ed., sections 9.4-9.5):
   exactly (precision 0).  Small networks settle this way.
 - **Warm-up by MSER** (White, Cobb and Spratt, 2000): the intervals are grouped in
   batches of one cycle of the testing images; the warm-up is the number of leading
-  batches, at most half of them and leaving at least two, whose removal minimizes the squared standard error of
-  the mean of the rest, ``sum((Z_i - mean)^2) / (n - d)^2``.
+  batches, at most half of them and leaving at least two, whose removal minimizes the
+  squared standard error of the mean of the rest, ``sum((Z_i - mean)^2) / (n - d)^2``.
 - **Batch means**: the intervals after the warm-up are cut into :data:`BATCHES` batches of
   equal size, a whole number of cycles each (the latest intervals are kept); the mean
   interval is their mean, and its 95 % confidence half-width is
