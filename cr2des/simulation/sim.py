@@ -423,8 +423,8 @@ class _Simulation:
     def start(self) -> None:
         self.env.process(self._source(self.runtimes["input"]))
         for rt in self.runtimes.values():
-            if rt.stage.kind != "input":
-                for r in range(rt.replicas):
+            if rt.stage.kind != "input":  # replicas that will get a row (of a short batch)
+                for r in range(min(rt.replicas, self.images * rt.stage.rows)):
                     self.env.process(self._replica(rt, r))
 
     def _source(self, rt: _Runtime) -> Process:
