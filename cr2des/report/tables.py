@@ -268,8 +268,12 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
         table.add_row(*row)
     console.print(table)
     if any(not r.steady.get("converged") and r.steady.get("streamed") for r in sims.values()):
-        console.print("* the completion interval had not settled within the streamed images: "
-                      "mean over the second half")
+        console.print("* the steady state was not measured to its tolerance within the event "
+                      "budget: " + ", ".join(
+                          f"{scheme} ±{r.steady['precision']:.1%}" if r.steady.get("precision")
+                          is not None else f"{scheme} (too few completions for a precision)"
+                          for scheme, r in sims.items()
+                          if not r.steady.get("converged") and r.steady.get("streamed")))
     console.print(f"allocation: {data['alloc']['method']}; closed-form bounds assume no "
                   "contention, no network and unbounded inter-layer buffers")
     for scheme, r in sims.items():

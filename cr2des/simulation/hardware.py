@@ -250,7 +250,8 @@ class Edram:
 
     def change(self, nbytes: int) -> None:
         self.held += nbytes
-        self.stats.counter(f"{self.name} rows held (bytes)", self.env.now, self.held)
+        if self.stats.trace:
+            self.stats.counter(f"{self.name} rows held (bytes)", self.env.now, self.held)
 
 
 class Link(Reservations):
@@ -350,13 +351,16 @@ class Chip:
             return now
         stats = self.stats
         flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
-        stats.count(stage, "flit_hops", flits * len(links))
+        stats.actions[(stage, "flit_hops")] += flits * len(links)
         duration = longest * self.router_fs + self.serialization_fs(nbytes)
-        free = [min(link.free_at) for link in links]
-        start = max(now, *free)
-        if start > now and stall:
-            blocked = links[free.index(start)].name
-            stats.stall(stage, LINK, blocked, start - now)
+        start = now
+        blocked = None
+        for link in links:
+            free = min(link.free_at)
+            if free > start:
+                start, blocked = free, link
+        if blocked is not None and stall:
+            stats.stall(stage, LINK, blocked.name, start - now)
         end = start + duration
         if stats.trace:
             for link in links:

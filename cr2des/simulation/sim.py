@@ -26,6 +26,7 @@ the stages involved.  ``max_events`` stops a run early; its result is marked par
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import time
 from collections import defaultdict
@@ -51,8 +52,21 @@ from ..compression.timing import (
     stage_graph,
 )
 from ..errors import Cr2desError
-from .hardware import ADC, CAUSES, FULL, INPUT, LINK, UNIT, Chip, PatternBuffer, Process, Stats
+from .hardware import (
+    ADC,
+    CAUSES,
+    FULL,
+    INPUT,
+    LINK,
+    UNIT,
+    Chip,
+    PatternBuffer,
+    Process,
+    Reservations,
+    Stats,
+)
 from .network import build_topology
+from .steady import BATCHES, REPEATS, Steady, measure
 
 if TYPE_CHECKING:
     from ..compression.study import Study
@@ -72,11 +86,11 @@ class SimOptions:
     ----------
     stream
         Measure the steady state: keep streaming images (the testing images' counts in a
-        cycle) until the completion interval over a window of ``max(n_test, 4)`` images
-        repeats within ``tolerance``, or ``stream_events`` events have run, or
-        ``max_images`` have been fed; the throughput is the mean completion interval over
-        the second half of the completions.  ``False`` simulates the testing images only
-        (throughput = images / makespan, pipeline fill included).
+        cycle) until the mean completion interval is known to ``tolerance`` (the 95 %
+        confidence half-width relative to the mean, :mod:`.steady`), or ``stream_events``
+        events have run, or ``max_images`` have been fed; the throughput is one over that
+        mean.  ``False`` simulates the testing images only (throughput = images /
+        makespan, pipeline fill included).
     """
 
     granularity: str = "coarse"
@@ -86,7 +100,7 @@ class SimOptions:
     stream: bool = True
     max_images: int = 1000
     stream_events: int = 150_000
-    tolerance: float = 0.01
+    tolerance: float = 0.02
 
 
 @dataclass
@@ -103,12 +117,13 @@ class SimResult:
     makespan_s
         Time until the last of the testing images finished (the batch).
     throughput_ips
-        Steady-state images per second: one over the mean completion interval over the
-        second half of the streamed images (see ``steady``); without streaming, the batch's
-        ``images / makespan`` (pipeline fill included).
+        Steady-state images per second: one over the mean completion interval of the
+        streamed images (:mod:`.steady`); without streaming, the batch's ``images /
+        makespan`` (pipeline fill included).
     steady
-        How the steady state was measured: images streamed, warm-up images, window,
-        whether the interval converged.
+        How the steady state was measured: images streamed, warm-up (completions
+        discarded), window (completions measured), batch, precision, whether it
+        converged.
     bottleneck
         The busiest stage (largest busy time per replica) and the resource class that
         limits its rows.
@@ -235,6 +250,17 @@ class _OrderedBuffer:
 
 
 @dataclass
+class _Plan:
+    """Where one output row goes (for one replica and image phase): the consumers' buffers
+    to take a slot in, then the trackers on this tile and on remote tiles."""
+
+    slots: list[tuple[_OrderedBuffer, str, Any]]  # (buffer, consumer, its eDRAM)
+    local: list[dict[int, _Tracker]]  # trackers (by image) on tiles without hops
+    remote: list[int]  # tiles the multicast goes to
+    far: list[dict[int, _Tracker]]  # trackers on those tiles, in order
+
+
+@dataclass
 class _Runtime:
     stage: Stage
     replicas: int
@@ -251,6 +277,15 @@ class _Runtime:
     pes: int = 1
     pattern_buffer: PatternBuffer | None = None
     adcs: str = ""  # the resource its ADC waits are charged to
+    # precomputed for the per-row loop: each dependency's window (first, last producer row
+    # per output row), the home tile's eDRAM, and per replica the delivery plans of its rows
+    windows: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    edram: Any = None
+    plans: list[dict[tuple[int, int], _Plan]] = field(default_factory=list)
+    coarse: tuple[list[int], list[int], bool] = ([], [], False)  # row and ADC-wait times
+    period: int = 1  # images after which the consumers' replica assignment repeats
+    outs: list[tuple[Any, ...]] = field(default_factory=list)  # per consumer, see _build
+    computed: int = 0  # rows computed, over all replicas and images
 
 
 class _Simulation:
@@ -275,12 +310,18 @@ class _Simulation:
         self.completions: list[int] = []  # completion times in order
         self._completed: simpy.Event | None = None
         self.images = self.cap  # images fed: lowered once the steady state is measured
+        self.measured: Steady | None = None  # the measurement that stopped the stream
         self.window = max(self.batch, 4)
         self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
         self.stages = stage_graph(study.workload)
         self.runtimes: dict[str, _Runtime] = {}
         self._build(study.placements[scheme])
         self.started: dict[int, int] = {}
+        self._hops: dict[tuple[int, int], bool] = {}  # (tile, tile) -> on different routers
+        # images come in over the chip's off-chip links, each row striped over all of them
+        io = self.arch.chip.io
+        self.io = Reservations("chip.io", self.stats, io.count) if io.count else None
+        self.io_row_fs = io_row_fs(self.arch, self.stages["input"].row_bytes)
         self.done: dict[int, int] = {}
         sinks = [name for name, rt in self.runtimes.items()
                  if not rt.consumers and rt.stage.kind != "input"]
@@ -300,6 +341,11 @@ class _Simulation:
                               adcs=f"{name}.adcs")
                 rt.timing = self.study.stage(name, self.scheme,
                                              keep_crossbars=self.options.granularity == "fine")
+                times = rt.timing.times
+                rt.coarse = (times.compute_fs.astype(np.int64).tolist(),
+                             times.adc_fs.astype(np.int64).tolist(),
+                             bool(times.buffer_reads.any()) or (
+                                 times.lookups is not None and bool(times.lookups.any())))
                 spec = self.arch.chip.tile.pattern_buffer
                 if rt.timing.banks and spec is not None:
                     rt.pattern_buffer = PatternBuffer(self.env, spec, name=f"{name}.pbuf",
@@ -348,6 +394,28 @@ class _Simulation:
             rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
                            for _ in range(rt.replicas)]
             rt.state = ["idle"] * rt.replicas
+            rt.windows = []
+            for dep in stage.deps:
+                bounds = [dep.window.rows(j) for j in range(stage.rows)]
+                rt.windows.append(([lo for lo, _ in bounds], [hi for _, hi in bounds]))
+            rt.edram = self.chip.tile(rt.homes[0]).edram
+            rt.plans = [{} for _ in range(rt.replicas)]
+        for rt in self.runtimes.values():
+            period = 1
+            for consumer, _ in rt.consumers:  # (m * rows) mod replicas repeats with this
+                period = math.lcm(period, consumer.replicas
+                                  // math.gcd(consumer.stage.rows, consumer.replicas))
+            rt.period = period
+            # per consumer: the first and last of its rows that read each row of this stage
+            rt.outs = []
+            for consumer, index in rt.consumers:
+                window = consumer.stage.deps[index].window
+                firsts, lasts = [], []
+                for i in range(rt.stage.rows):
+                    first, last = _readers_of(consumer.stage.rows, window, i)
+                    firsts.append(first)
+                    lasts.append(last)
+                rt.outs.append((consumer, index, firsts, lasts, window.kind == "all"))
 
     def _place_banks(self) -> None:
         """Put every buffered layer's banks on the architecture's buffer sites
@@ -390,8 +458,8 @@ class _Simulation:
     def start(self) -> None:
         self.env.process(self._source(self.runtimes["input"]))
         for rt in self.runtimes.values():
-            if rt.stage.kind != "input":
-                for r in range(rt.replicas):
+            if rt.stage.kind != "input":  # replicas that will get a row (of a short batch)
+                for r in range(min(rt.replicas, self.images * rt.stage.rows)):
                     self.env.process(self._replica(rt, r))
 
     def _source(self, rt: _Runtime) -> Process:
@@ -402,8 +470,16 @@ class _Simulation:
                 self._completed = self.env.event()
                 yield self._completed
             for i in range(rows):
-                yield from self._deliver(rt, 0, m, i, send=False)
-                self.started.setdefault(m, self.env.now)
+                plan = self._plan_of(rt, 0, m, i, False)
+                waiting = self._take_slots(plan, m, i, rt.stage.row_bytes, 0)
+                if waiting is not None:  # waiting for room is the outside world's wait
+                    yield from self._wait_slots(rt, 0, m, i, plan, waiting, send=False)
+                start = end = self.env.now
+                if self.io is not None:  # the row comes in over the off-chip links
+                    start, end = self.io.book(len(self.io.free_at), self.io_row_fs, start,
+                                              f"img{m} row{i}")
+                self.started.setdefault(m, start)
+                self._send(rt, 0, m, i, plan, at=end)
             m += 1
 
     def _replica(self, rt: _Runtime, r: int) -> Process:
@@ -411,78 +487,106 @@ class _Simulation:
         rows = stage.rows
         q = r - rt.replicas
         track = f"{stage.name}.r{r}"
-        trace = self.stats.trace
+        stats, env = self.stats, self.env
+        trace, busy = stats.trace, stats.busy
+        deps = list(zip(stage.deps, rt.windows, rt.trackers[r], strict=True))
+        crossbar = stage.kind == "crossbar"
+        unit = None if crossbar else self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
+        sink = self.sinks.get(stage.name)
+        row_bytes = stage.row_bytes
         while True:
             q += rt.replicas
             m, j = divmod(q, rows)
             if m >= self.images:
                 break
-            ready, last = self.env.now, None
-            for index, dep in enumerate(stage.deps):
-                lo, hi = dep.window.rows(j)
-                tracker = rt.trackers[r][index][m]
+            ready, last = env.now, None
+            for dep, (los, his), trackers in deps:
+                lo, hi = los[j], his[j]
+                tracker = trackers[m]
                 arrived = tracker.arrived
-                missing = {i for i in range(lo, hi + 1) if i not in arrived}
-                if missing:
-                    asked = self.env.now
-                    rt.state[r] = (f"waits for rows {min(missing)}-{max(missing)} of image {m} "
-                                   f"from {dep.producer!r}")
-                    tracker.missing, tracker.event = missing, self.env.event()
+                if len(arrived) <= hi - lo or any(i not in arrived for i in range(lo, hi + 1)):
+                    missing = {i for i in range(lo, hi + 1) if i not in arrived}
+                    asked = env.now
+                    rt.state[r] = ("waits for rows {}-{} of image {} from {!r}", min(missing),
+                                   max(missing), m, dep.producer)
+                    tracker.missing, tracker.event = missing, env.event()
                     yield tracker.event
-                    self.stats.stall(stage.name, INPUT, dep.producer, self.env.now - asked)
+                    stats.stall(stage.name, INPUT, dep.producer, env.now - asked)
                 # rows sent but still on the network: one wait for the last of them
-                at = max([arrived[i] for i in range(lo, hi + 1)])
+                at = max([arrived[i] for i in range(lo, hi + 1)]) if hi > lo else arrived[lo]
                 if at > ready:
                     ready, last = at, dep.producer
-            if last is not None and ready > self.env.now:
-                asked = self.env.now
-                yield self.env.timeout(ready - asked)
-                self.stats.stall(stage.name, INPUT, last, self.env.now - asked)
+            if last is not None and ready > env.now:
+                asked = env.now
+                yield env.timeout(ready - asked)
+                stats.stall(stage.name, INPUT, last, env.now - asked)
             rt.state[r] = ("computes row {} of image {}", j, m)  # formatted if deadlocked
-            start = self.env.now
-            if stage.kind == "crossbar":
-                yield from self._compute(rt, r, q)
-            else:
-                unit = self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
-                yield from unit.use(rt.digital_fs, stage=stage.name, cause=UNIT,
-                                    label=f"img{m} row{j}")
-            self.stats.interval(track, start, self.env.now, f"img{m} row{j}" if trace else "")
+            start = env.now
+            if crossbar:
+                if self.options.granularity == "fine":
+                    yield from self._compute(rt, r, q)
+                else:
+                    yield env.timeout(self._compute_coarse(rt, r, q))
+            else:  # Slots.use, inlined
+                assert unit is not None
+                req = unit.resource.request()
+                yield req
+                stats.stall(stage.name, UNIT, unit.name, env.now - start)
+                slot, held = unit.claim(), env.now
+                yield env.timeout(rt.digital_fs)
+                unit.done(slot, held, f"img{m} row{j}" if trace else "")
+                unit.resource.release(req)
+            end = env.now
+            rt.computed += 1
+            busy[track] += end - start  # Stats.interval, inlined
+            if trace and end > start:
+                stats.intervals.append((track, start, end, f"img{m} row{j}"))
             self._free(rt, m, j)
-            yield from self._deliver(rt, r, m, j, send=True)
-            if stage.name in self.sinks:
-                self.sinks[stage.name][m] += 1
+            plan = self._plan_of(rt, r, m, j, True)
+            waiting = self._take_slots(plan, m, j, row_bytes, 0)
+            if waiting is not None:
+                yield from self._wait_slots(rt, r, m, j, plan, waiting, send=True)
+            self._send(rt, r, m, j, plan)
+            if sink is not None:
+                sink[m] += 1
                 if all(done[m] == self.runtimes[s].stage.rows for s, done in self.sinks.items()):
-                    self.done[m] = self.env.now
-                    self.completions.append(self.env.now)
+                    self.done[m] = env.now
+                    self.completions.append(env.now)
                     self._check_steady()
                     if self._completed is not None and not self._completed.triggered:
                         self._completed.succeed()
         rt.state[r] = "done"
 
     def _check_steady(self) -> None:
-        """After a completion: stop feeding images once the completion interval over the
-        last window of ``w = max(n_test, 4)`` images (whole cycles of the testing images'
-        counts) equals the window before within the tolerance, or once ``stream_events``
-        events have run and at least two windows have completed (then the steady state is
-        reported as not converged).  The
-        throughput is measured over the second half of the completions either way."""
-        last = len(self.done) - 1
+        """After a completion: stop feeding images once the steady state is measured to
+        the tolerance (:mod:`.steady`: MSER warm-up, batch means in whole cycles of the
+        testing images; checked once per cycle after one turnover of the images in
+        flight), or once ``stream_events`` events have run and two windows have
+        completed (then it is reported as not converged)."""
         if not self.options.stream or self.images < self.cap:
             return
-        if self.events >= self.options.stream_events and last >= 2 * self.window:
-            self.images = last + 1  # the budget is spent and a measurement is possible
+        done = len(self.completions)
+        if self.events >= self.options.stream_events and done > 2 * self.window:
+            # the budget is spent and a measurement is possible
+            self.images, self.measured = done, measure(self.completions, self.batch)
             return
-        w = self.window
-        if last < self.warmup + 2 * w:
+        cycle = self.batch
+        if done % cycle or done < BATCHES * cycle + 1:
             return
-        times = self.completions
-        now = times[last] - times[last - w]
-        before = times[last - w] - times[last - 2 * w]
-        if abs(now - before) <= self.options.tolerance * now:
-            self.images = last + 1
-            self.steady["converged"] = True
+        measured = measure(self.completions, cycle)
+        if measured is None or not measured.converged(self.options.tolerance):
+            return
+        # an exact period ends the stream at once; batch means only once the stream had
+        # room for REPEATS turnovers of the images in flight (a period that long would
+        # have shown), as their confidence interval is blind to a longer pattern.  Images
+        # still in flight finish (they complete out of order) but are not measured.
+        if measured.precision == 0 or done > REPEATS * self.warmup:
+            self.images, self.measured = done, measured
 
-    def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
+    def _buffer(self, rt: _Runtime, r: int, q: int, fine: bool) -> tuple[int, int]:
+        """Book the pattern-buffer work of row ``q`` from now: ``(start, end)``, when the
+        row's OUs may start (after its lookups unless they run ahead) and when its lookups,
+        entry reads and the results of entries off replica ``r``'s tile are done."""
         timing = rt.timing
         assert timing is not None
         times = timing.times
@@ -498,7 +602,6 @@ class _Simulation:
             end = looked
             if not self.periphery.lookahead:  # a cycle waits for its lookup before its OUs
                 start = looked
-        fine = self.options.granularity == "fine"
         if reads:
             assert pbuf is not None
             for _ in range(reads if fine else 1):  # fine: one booking per buffer read
@@ -511,14 +614,29 @@ class _Simulation:
             work = max(end, start + int(times.compute_fs[q]))
             self.stats.stall(name, LINK, f"{pbuf.name} remote results", arrival - work)
             end = max(end, arrival)
-        if fine:
-            if start > now:
-                yield self.env.timeout(start - now)
-            waits = [self.env.timeout(end - start)] if end > start else []
-            yield from self._compute_fine(rt, r, q, waits)
-            return
-        self.stats.stall(name, ADC, rt.adcs, int(times.adc_fs[q]))
-        yield self.env.timeout(max(end, start + int(times.compute_fs[q])) - now)
+        return start, end
+
+    def _compute_coarse(self, rt: _Runtime, r: int, q: int) -> int:
+        """Row ``q`` at coarse granularity: its duration from now (the closed-form row time,
+        or longer while its buffer work runs); its ADC waits are charged as *ADC busy*."""
+        assert rt.timing is not None
+        compute_fs, adc_fs, has_buffer = rt.coarse
+        q %= len(compute_fs)
+        now = self.env.now
+        start = end = now
+        if has_buffer:
+            start, end = self._buffer(rt, r, q, fine=False)
+        self.stats.stall(rt.stage.name, ADC, rt.adcs, adc_fs[q])
+        return max(end, start + compute_fs[q]) - now
+
+    def _compute(self, rt: _Runtime, r: int, q: int) -> Process:
+        """Row ``q`` at fine granularity: one event per OU activation."""
+        now = self.env.now
+        start, end = self._buffer(rt, r, q, fine=True)
+        if start > now:
+            yield self.env.timeout(start - now)
+        waits = [self.env.timeout(end - start)] if end > start else []
+        yield from self._compute_fine(rt, r, q % len(rt.timing.times.compute_fs), waits)
 
     def _compute_fine(self, rt: _Runtime, r: int, q: int, waits: list[simpy.Event]) -> Process:
         assert rt.timing is not None
@@ -576,57 +694,115 @@ class _Simulation:
         for index, dep in enumerate(rt.stage.deps):
             if dep.window.kind == "all":
                 continue
-            lo, hi = dep.window.rows(j)
+            los, his = rt.windows[index]
             pending = rt.pending[index].get(m)
             if pending is None:  # readers left of each input row of image m
                 pending = rt.pending[index][m] = rt.readers[index].tolist()
             stale = 0
-            for i in range(lo, hi + 1):
+            for i in range(los[j], his[j] + 1):
                 pending[i] -= 1
                 if not pending[i]:
                     stale += 1
             if stale:
                 rt.buffers[index].release(stale)
-                row_bytes = self.stages[dep.producer].row_bytes
-                self.chip.tile(rt.homes[0]).edram.change(-row_bytes * stale)
+                rt.edram.change(-self.stages[dep.producer].row_bytes * stale)
 
-    def _deliver(self, rt: _Runtime, r: int, m: int, j: int, *, send: bool) -> Process:
-        """Send row ``j`` of image ``m`` to every consumer replica that needs it: a slot in
-        each consumer's buffer first (absorbing consumers take rows without one), then one
-        multicast to their tiles (replicas on a tile share its eDRAM)."""
-        row_bytes = rt.stage.row_bytes
-        by_tile: dict[int, list[_Tracker]] = defaultdict(list)
-        for consumer, index in rt.consumers:
-            window = consumer.stage.deps[index].window
-            targets = _destinations(consumer, window, m, j)
-            if not targets:
+    def _plan(self, rt: _Runtime, r: int, m: int, j: int, send: bool) -> _Plan:
+        """Where row ``j`` of image ``m`` from replica ``r`` goes: the consumer replicas
+        whose rows of image ``m`` read it (rows are dealt round-robin over a consumer's
+        replicas), grouped by their tiles."""
+        slots = []
+        by_tile: dict[int, list[dict[int, _Tracker]]] = {}
+        for consumer, index, firsts, lasts, absorbs in rt.outs:
+            first, last = firsts[j], lasts[j]
+            if first > last:
                 continue
-            if window.kind != "all":
-                asked = self.env.now
-                rt.state[r] = ("waits for buffer space at {!r}", consumer.stage.name)
-                slot = consumer.buffers[index].request(m, j)
-                if slot is not None:
-                    yield slot
-                if send:  # the source waiting for room is the outside world, not the chip
-                    self.stats.stall(rt.stage.name, FULL, consumer.stage.name,
-                                     self.env.now - asked)
-                self.chip.tile(consumer.homes[0]).edram.change(row_bytes)
-            for d in targets:
-                by_tile[consumer.homes[d]].append(consumer.trackers[d][index][m])
-        remote = [tile for tile in by_tile
-                  if send and self.chip.topology.hops(rt.homes[r], tile)]
-        for tile, trackers in by_tile.items():
-            if tile not in remote:
-                for tracker in trackers:
-                    tracker.arrive(j, self.env.now)
-        if remote:
-            # the arrival time is known when the message is booked: consumers wait for it
-            # themselves (no event per message)
-            arrival = self.chip.book_multicast(row_bytes, rt.homes[r], remote,
+            replicas = consumer.replicas
+            if not absorbs:  # absorbing consumers (fc, global pools) take rows without a slot
+                slots.append((consumer.buffers[index], consumer.stage.name, consumer.edram))
+            ds: Any
+            if last - first + 1 >= replicas:
+                ds = range(replicas)
+            else:  # consecutive rows go to consecutive replicas, in sorted order
+                begin = (m * consumer.stage.rows + first) % replicas
+                end = begin + last - first + 1
+                ds = (range(begin, end) if end <= replicas else
+                      [*range(end - replicas), *range(begin, replicas)])
+            homes = consumer.homes
+            for d in ds:
+                group = by_tile.get(homes[d])
+                if group is None:
+                    group = by_tile[homes[d]] = []
+                group.append(consumer.trackers[d][index])
+        remote = []
+        if send:
+            src, hops = rt.homes[r], self._hops
+            for tile in by_tile:
+                far = hops.get((src, tile))
+                if far is None:
+                    far = hops[(src, tile)] = self.chip.topology.hops(src, tile) > 0
+                if far:
+                    remote.append(tile)
+        if not remote:
+            return _Plan(slots, [t for ts in by_tile.values() for t in ts], remote, [])
+        return _Plan(slots, [t for tile, ts in by_tile.items() if tile not in remote for t in ts],
+                     remote, [t for tile in remote for t in by_tile[tile]])
+
+    def _plan_of(self, rt: _Runtime, r: int, m: int, j: int, send: bool) -> _Plan:
+        """The delivery plan of row ``j`` of image ``m`` from replica ``r`` (kept for reuse
+        when the consumers' replica assignment repeats within :data:`PLANNED` images)."""
+        if rt.period > PLANNED:
+            return self._plan(rt, r, m, j, send)
+        key = (j, m % rt.period)
+        plan = rt.plans[r].get(key)
+        if plan is None:
+            plan = rt.plans[r][key] = self._plan(rt, r, m, j, send)
+        return plan
+
+    @staticmethod
+    def _take_slots(plan: _Plan, m: int, j: int, row_bytes: int, first: int
+                    ) -> tuple[int, simpy.Event] | None:
+        """Take the plan's buffer slots from the ``first`` on while they are free: ``None``
+        when all are taken, else the slot that must be waited for and its event."""
+        slots = plan.slots
+        for k in range(first, len(slots)):
+            buffer, _, edram = slots[k]
+            slot = buffer.request(m, j)
+            if slot is not None:
+                return k, slot
+            edram.change(row_bytes)
+        return None
+
+    def _wait_slots(self, rt: _Runtime, r: int, m: int, j: int, plan: _Plan,
+                    waiting: tuple[int, simpy.Event] | None, *, send: bool) -> Process:
+        """Wait for the slots :meth:`_take_slots` could not take at once (*output buffer
+        full*, unless the source waits: the outside world, not the chip)."""
+        row_bytes = rt.stage.row_bytes
+        while waiting is not None:
+            k, slot = waiting
+            _, consumer, edram = plan.slots[k]
+            asked = self.env.now
+            rt.state[r] = ("waits for buffer space at {!r}", consumer)
+            yield slot
+            if send:
+                self.stats.stall(rt.stage.name, FULL, consumer, self.env.now - asked)
+            edram.change(row_bytes)
+            waiting = self._take_slots(plan, m, j, row_bytes, k + 1)
+
+    def _send(self, rt: _Runtime, r: int, m: int, j: int, plan: _Plan,
+              at: int | None = None) -> None:
+        """Send row ``j`` of image ``m`` (its buffer slots taken) to every consumer replica
+        that reads it: it arrives at once (or ``at``) on its own router's tiles, and after
+        one multicast on the others (the arrival time is known when the message is booked:
+        consumers wait for it themselves, no event per message)."""
+        now = self.env.now if at is None else at
+        for trackers in plan.local:
+            trackers[m].arrive(j, now)
+        if plan.remote:
+            arrival = self.chip.book_multicast(rt.stage.row_bytes, rt.homes[r], plan.remote,
                                                stage=rt.stage.name)
-            for tile in remote:
-                for tracker in by_tile[tile]:
-                    tracker.arrive(j, arrival)
+            for trackers in plan.far:
+                trackers[m].arrive(j, arrival)
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -634,18 +810,31 @@ class _Simulation:
         wall = time.perf_counter()
         events, reason = 0, None
         limit = self.options.max_events
-        while True:
-            try:
-                self.env.step()
-            except simpy.core.EmptySchedule:
-                break
-            events += 1
-            self.events = events
-            if events >= limit:
-                reason = (f"stopped after --max-events {limit:,} events at simulated time "
-                          f"{self.env.now / FS:.6g} s with {len(self.done)} of {self.images} "
-                          f"images finished")
-                break
+        step = self.env.step
+        # The run makes and drops millions of small objects (events, generators) that
+        # reference counting frees; the cyclic collector would scan them again and again
+        # (a third of the run).  It is paused during the run, with a young-generation pass
+        # every GC_EVERY events for the few cycles.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            while True:
+                try:
+                    step()
+                except simpy.core.EmptySchedule:
+                    break
+                events += 1
+                self.events = events
+                if not events % GC_EVERY:
+                    gc.collect(0)
+                if events >= limit:
+                    reason = (f"stopped after --max-events {limit:,} events at simulated time "
+                              f"{self.env.now / FS:.6g} s with {len(self.done)} of "
+                              f"{self.images} images finished")
+                    break
+        finally:
+            if collecting:
+                gc.enable()
         wall = time.perf_counter() - wall
         if reason is None and len(self.done) < self.images:
             blocked = [f"{name} (replica {r}) {_said(state)}"
@@ -669,19 +858,17 @@ class _Simulation:
             rows.append((stage, cause, resource, t / FS))
         rows.sort(key=lambda row: -row[3])
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
-        if self.options.stream and len(self.done) > 2:
-            last = len(self.done) - 1
-            # every completion after the warm-up (or the second half, if the budget ended
-            # before), in whole cycles of the testing images' counts
-            start = min(self.warmup, last // 2)
-            span = max(self.batch, (last - start) // self.batch * self.batch)
-            warm = max(0, last - span)
-            times = self.completions
-            interval = (times[last] - times[warm]) / (last - warm) / FS
-            steady.update(window=last - warm, warmup=warm + 1, interval_s=interval)
-            throughput = 1.0 / interval if interval > 0 else 0.0
+        measured = self.measured
+        if measured is None and self.options.stream:
+            measured = measure(self.completions, self.batch)
+        if measured is not None:
+            steady.update(converged=measured.converged(self.options.tolerance),
+                          precision=measured.precision, warmup=measured.warmup,
+                          window=measured.measured, batch=measured.batch,
+                          interval_s=measured.interval_fs / FS)
+            throughput = FS / measured.interval_fs if measured.interval_fs > 0 else 0.0
         else:
-            steady.update(window=None, interval_s=None)
+            steady.update(window=None, interval_s=None, precision=None)
             throughput = len(batch) / makespan if makespan > 0 else 0.0
         return SimResult(
             scheme=self.scheme, granularity=self.options.granularity, images=len(self.done),
@@ -695,7 +882,9 @@ class _Simulation:
 
     def _bottleneck(self, interval_s: float,
                     stalls: list[tuple[str, str, str, float]]) -> dict[str, Any]:
-        """The stage whose replicas were busiest (mean busy time per image), the resource
+        """The stage whose replicas were busiest (mean busy time per image it computed: a
+        stream stopped at its budget leaves images half done, more of them in the early
+        stages), the resource
         class that limits its rows and its utilization in the steady state.  Below
         :data:`BUSY` utilization no stage is saturated: the pipeline is limited by its
         waits, and ``cause`` names the largest wait other than for inputs (usually
@@ -705,14 +894,16 @@ class _Simulation:
         for name, rt in self.runtimes.items():
             if rt.stage.kind == "input":
                 continue
+            if not rt.computed:
+                continue
             mean = sum(self.stats.busy.get(f"{name}.r{r}", 0) for r in range(rt.replicas)
-                       ) / rt.replicas
+                       ) / rt.replicas / (rt.computed / rt.stage.rows)
             if mean > busy:
                 best, busy = name, mean
         if best is None:
             return {"stage": None, "cause": None}
         rt = self.runtimes[best]
-        per_image = busy / max(1, len(self.done)) / FS
+        per_image = busy / FS
         utilization = per_image / interval_s if interval_s > 0 else 0.0
         out = {"stage": best, "cause": rt.timing.cause if rt.timing is not None else DIGITAL,
                "replicas": rt.replicas, "busy_per_image_s": per_image,
@@ -728,6 +919,26 @@ class _Simulation:
 #: a stage busier than this fraction of the steady interval is saturated
 BUSY = 0.8
 
+#: events between passes of the cyclic garbage collector over young objects during a run
+GC_EVERY = 1 << 18
+
+#: delivery plans are kept for reuse when the consumers' replica assignment repeats within
+#: this many images (otherwise a plan is rarely met again)
+PLANNED = 8
+
+
+#: the cause of an input limited by the chip's off-chip links
+OFF_CHIP = "off-chip links"
+
+
+def io_row_fs(arch: Any, row_bytes: int) -> int:
+    """Time for one input row to come in over the chip's ``io`` links (striped over all of
+    them); 0 for a chip without links (images appear on chip)."""
+    io = arch.chip.io
+    if not io.count:
+        return 0
+    return -(-row_bytes * FS // round(io.count * io.bandwidth_bytes_per_s))
+
 
 def scheme_uses_buffer(scheme: str) -> bool:
     return scheme == "cr2"
@@ -742,23 +953,17 @@ def _said(state: Any) -> str:
     return state if isinstance(state, str) else state[0].format(*state[1:])
 
 
-def _destinations(consumer: _Runtime, window: Any, m: int, i: int) -> list[int]:
-    """Replicas of ``consumer`` whose rows of image ``m`` need producer row ``i``."""
-    rows = consumer.stage.rows
+def _readers_of(rows: int, window: Any, i: int) -> tuple[int, int]:
+    """The first and last of a consumer's ``rows`` output rows that read producer row ``i``
+    (first > last: none)."""
     if window.kind == "all":
-        first, last = 0, rows - 1
-    elif window.kind == "same":
-        first = last = i
-    else:
-        span = (window.kernel - 1) * window.dilation
-        first = max(0, -(-(i + window.pad - span) // window.stride))
-        last = min(rows - 1, (i + window.pad) // window.stride)
-    if first > last:
-        return []
-    base = m * rows
-    if last - first + 1 >= consumer.replicas:
-        return list(range(consumer.replicas))
-    return sorted({(base + j) % consumer.replicas for j in range(first, last + 1)})
+        return 0, rows - 1
+    if window.kind == "same":
+        return i, i
+    span = (window.kernel - 1) * window.dilation
+    first = max(0, -(-(i + window.pad - span) // window.stride))
+    last = min(rows - 1, (i + window.pad) // window.stride)
+    return first, last
 
 
 def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> SimResult:
@@ -825,19 +1030,13 @@ class Estimate:
     bottleneck_s: float
     throughput_ips: float
     latency_s: float
-    #: some crossbar stage has more than one replica: then ``throughput_ips`` is an
-    #: estimate, not a bound (docs/simulation.md, "The closed-form bounds")
-    replicated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        kind = ("latency_s <= simulated latency (a bound); throughput_ips: an estimate, not a "
-                "bound, with replicated stages" if self.replicated else
-                "bounds: throughput_ips >= simulated steady state, latency_s <= simulated "
-                "latency (coarse granularity)")
         return {"bottleneck_stage": self.bottleneck_stage,
                 "bottleneck_cause": self.bottleneck_cause, "bottleneck_s": self.bottleneck_s,
                 "throughput_ips": self.throughput_ips, "latency_s": self.latency_s,
-                "throughput_is_bound": not self.replicated, "kind": kind}
+                "kind": "bounds: throughput_ips >= simulated steady state, latency_s <= "
+                        "simulated latency (coarse granularity)"}
 
 
 def estimate(study: Study, scheme: str) -> Estimate:
@@ -849,8 +1048,11 @@ def estimate(study: Study, scheme: str) -> Estimate:
     cause: dict[str, str] = {}
     finish: dict[str, np.ndarray] = {}
     for name, stage in stages.items():
-        if stage.kind == "input":
-            finish[name] = np.zeros(stage.rows, dtype=np.int64)
+        if stage.kind == "input":  # rows come in over the off-chip links, back to back
+            row = io_row_fs(study.arch, stage.row_bytes)
+            finish[name] = row * np.arange(1, stage.rows + 1, dtype=np.int64)
+            if row:
+                per_image[name], cause[name] = float(row * stage.rows), OFF_CHIP
             continue
         if stage.kind == "crossbar":
             timing = study.stage(name, scheme)
@@ -885,6 +1087,5 @@ def estimate(study: Study, scheme: str) -> Estimate:
     bottleneck = max(per_image, key=lambda n: per_image[n])
     latency = max(int(done.max()) for n, done in finish.items() if n != "input") / FS
     slowest = per_image[bottleneck] / FS
-    replicated = any(lp.replicas > 1 for lp in study.placements[scheme].layers.values())
     return Estimate(scheme, bottleneck, cause[bottleneck], slowest,
-                    1.0 / slowest if slowest else float("inf"), latency, replicated)
+                    1.0 / slowest if slowest else float("inf"), latency)
