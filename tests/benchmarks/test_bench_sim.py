@@ -72,9 +72,11 @@ def test_event_rate_and_event_budget():
     print(f"\nresnet50, 4 testing images, coarse: events per scheme {events} (total {total:,}, "
           f"target <= 1,000,000); cr2des median {np.median(ours):,.0f} events/s, bare SimPy "
           f"median {np.median(bare):,.0f} events/s (ratio {np.median(ours) / np.median(bare):.2f});"
-          f" target >= 100,000 events/s")
+          f" target >= 100,000 events/s and ratio >= 0.5")
     assert total <= 1_000_000
     assert np.median(ours) >= 100_000
+    # the speed issue's target: at least half a bare SimPy loop's rate on the same machine
+    assert np.median(ours) / np.median(bare) >= 0.5
 
 
 def test_resnet50_run_within_5x_plain_forward():
