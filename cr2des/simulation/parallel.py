@@ -61,10 +61,12 @@ def simulate_all(jobs: Sequence[Job], workers: int,
     try:
         with ProcessPoolExecutor(max_workers=workers,
                                  mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_run, i) for i in range(len(jobs))]
+            # the longest first, so that the last one to start is a short one
+            order = sorted(range(len(jobs)), key=lambda i: -_weight(jobs[i]))
+            futures = {i: pool.submit(_run, i) for i in order}
             results = []
-            for i, future in enumerate(futures):
-                results.append(future.result())
+            for i in range(len(jobs)):
+                results.append(futures[i].result())
                 tick(i)
             return results
     finally:
@@ -74,3 +76,12 @@ def simulate_all(jobs: Sequence[Job], workers: int,
 def _run(index: int) -> SimResult:
     study, scheme, options = _JOBS[index]
     return simulate(study, scheme, options)
+
+
+def _weight(job: Job) -> int:
+    """A simulation's expected length: its stage replicas (processes, and destinations of
+    every row), doubled for a scheme that books pattern-buffer work on every row."""
+    study, scheme, _ = job
+    replicas = sum(lp.replicas for lp in study.placements[scheme].layers.values())
+    banks = sum(study.allocation.bytes_per_layer.values()) if scheme == "cr2" else 0
+    return replicas * (2 if banks else 1)
