@@ -216,7 +216,9 @@ class Allocation:
             "value": self.value,
             "entries": dict(self.entries),
             "bytes_per_layer": dict(self.bytes_per_layer),
-            "copies": {name: self.copies_of(name) for name in self.entries},
+            # with copies per router only: entries held once keep the JSON they always had
+            **({"copies": {name: self.copies_of(name) for name in self.entries}}
+               if self.copies else {}),
         }
 
 
