@@ -26,7 +26,7 @@ from cr2des.costs.counts import count_actions
 from cr2des.description.spec import load_arch
 from cr2des.errors import SpecError
 from cr2des.simulation.hardware import LINK
-from cr2des.simulation.sim import SimOptions, _Simulation, estimate
+from cr2des.simulation.sim import SimOptions, _Simulation, estimate, simulate
 from cr2des.workloads.load import load_workload
 
 from .test_sim import tiny_arch
@@ -246,3 +246,50 @@ def test_entries_are_written_into_every_copy(copies_study):
         lines = math.ceil(layer.width_bytes * 8 / pb.width_bits) if layer.entries else 0
         assert counts[name]["buffer_fill_lines"] == (layer.entries * lines
                                                      * copies_study.copies(name))
+
+
+# ----------------------------------------------------------------------------- time and bounds
+def _slow_buffer_study(latency, images=1):
+    """One 3->4 conv replicated over the tiny chip's 16 tiles (16 routers), its buffer 20-200
+    times slower than the tiny chip's, allocated by bytes so that it has entries."""
+    from cr2des.workloads.graph import workload_from_dict
+
+    from .test_sim import ONE_CONV
+
+    arch = tiny_arch(chip__tile__pattern_buffer__latency=latency)
+    return run_study(workload_from_dict(ONE_CONV), arch,
+                     StudyOptions(n_learn=1, n_test=images, alloc="exact"))
+
+
+def test_time_gain_is_limited_by_the_busiest_copy():
+    """The time allocation times a layer's buffer by its busiest copy: 16 replicas, 15 on
+    one router and 1 on another, gain no more than 8 and 8 (the same two copies), and
+    strictly less where the buffer is what limits the layer."""
+    from cr2des.compression.study import time_tables
+
+    study = _slow_buffer_study("20ns")
+    layers = study.layers
+    args = ({n: layer.map for n, layer in layers.items()},
+            {n: layer.learned for n, layer in layers.items()},
+            {n: layer.width_bytes for n, layer in layers.items()},
+            {n: layer.buffer.key_bits for n, layer in layers.items()}, study.arch)
+    skewed = time_tables(*args, {"conv": (0,) * 15 + (1,)})
+    even = time_tables(*args, {"conv": (0,) * 8 + (1,) * 8})
+    assert skewed.routers == even.routers == {"conv": (0, 1)}
+    g1, g2 = skewed.layers[0][1], even.layers[0][1]
+    assert np.all(g1 <= g2)
+    assert np.any(g1 < g2)
+
+
+def test_copies_multiply_the_buffer_bandwidth_the_bound_counts():
+    """With a buffer slow enough to limit the layer, its 16 copies serve rows side by side:
+    the simulated steady state beats what one copy's ports could read, and the closed-form
+    bound, which divides the reads over the copies, still bounds it."""
+    study = _slow_buffer_study("200ns", images=2)
+    stage = study.stage("conv", "cr2")
+    assert stage.copies == study.copies("conv") == 16
+    one_copy_ips = len(study.test) / (stage.resource_fs["pattern-buffer reads"] / 1e15)
+    result = simulate(study, "cr2")
+    bound = estimate(study, "cr2")
+    assert bound.bottleneck_cause == "pattern-buffer reads"
+    assert one_copy_ips < result.throughput_ips <= bound.throughput_ips * 1.01
