@@ -853,3 +853,35 @@ def _reallocate_by_value(study: Study, capacity_bytes: int, method: str,
             routers={n: layer_routers(homes[n], concentration) for n in layers},
             site_tiles=study.arch.buffer_sites, concentration=concentration, work=work)
     return allocate(candidates, capacity_bytes, method, work=work)
+
+
+def capacity_for_all_entries(study: Study, method: str | None = None) -> int:
+    """With copies per router: the smallest capacity with which ``method``'s allocation can
+    hold every learned entry of value of every layer, i.e. whose even spread over the sites
+    gives every router room for the copies of all its layers (whole banks for the ``time``
+    allocation, bytes for the others); a router without sites is left out (its layers never
+    hold entries)."""
+    arch = study.arch
+    method = method or study.allocation.method
+    pb = arch.chip.tile.pattern_buffer
+    if pb is None:
+        return 0
+    bank = int(pb.capacity_bytes * pb.count)
+    concentration = arch.chip.network.concentration
+    sites: dict[int, int] = {}
+    for tile in arch.buffer_sites:
+        sites[tile // concentration] = sites.get(tile // concentration, 0) + 1
+    homes = replica_homes(study.placements["cr2"], arch)
+    need: dict[int, int] = {}
+    for name, layer in study.layers.items():
+        x = int(np.count_nonzero(best_entries(layer.learned, layer.map.ous("wpr"))[1]))
+        if not x:
+            continue
+        per_bank = bank // layer.width_bytes
+        nbytes = (-(-x // per_bank) * bank if method == "time" and per_bank
+                  else x * layer.width_bytes)
+        for g in layer_routers(homes[name], concentration):
+            need[g] = need.get(g, 0) + nbytes
+    total = len(arch.buffer_sites)
+    return max((-(-n * total // sites[g]) for g, n in need.items() if sites.get(g)),
+               default=0)
