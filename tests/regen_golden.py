@@ -28,6 +28,9 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 #: golden file -> cr2des command line whose JSON it records
 COMMANDS: dict[str, list[str]] = {
     "run_tiny.json": ["run", "tiny", "--json"],
+    # entries held once (copies: none) must stay what they were before copies per router
+    "run_tiny_copies_none.json": ["run", "tiny", "--json", "--arch",
+                                  str(GOLDEN / "cr2_copies_none.yaml")],
     "profile_alexnet.json": ["profile", "alexnet", "--n", "2", "--json"],
 }
 

@@ -118,10 +118,12 @@ def test_bank_shares_follow_the_learned_hits():
 # ----------------------------------------------------------------------------- simulation
 @pytest.fixture(scope="module")
 def far_study():
-    """The tiny network with its buffer on tile 15 only, allocated by bytes (the time
-    allocation would give no bank whose results cross a link)."""
+    """The tiny network with its buffer on tile 15 only, held once (``copies: none``),
+    allocated by bytes (the time allocation would give no bank whose results cross a
+    link)."""
     arch = tiny_arch(chip__tile__pattern_buffer__placement="named",
-                     chip__tile__pattern_buffer__tiles=[15])
+                     chip__tile__pattern_buffer__tiles=[15],
+                     chip__tile__pattern_buffer__copies="none")
     return run_study(load_workload("tiny"), arch, StudyOptions(n_learn=2, n_test=2,
                                                                alloc="exact"))
 
@@ -233,7 +235,7 @@ def test_a_row_waits_for_its_remote_results_exact_time():
     the ``link busy`` stall on ``conv.pbuf remote results``."""
     arch = tiny_arch(chip__tile__pattern_buffer__placement="named",
                      chip__tile__pattern_buffer__tiles=[15], chip__network__clock="1MHz",
-                     mapping__replicate=False)
+                     chip__tile__pattern_buffer__copies="none", mapping__replicate=False)
     study = run_study(workload_from_dict(ONE_CONV), arch,
                       StudyOptions(n_learn=1, n_test=1, alloc="exact"))
     sim = _Simulation(study, "cr2", SimOptions(stream=False))

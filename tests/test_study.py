@@ -47,7 +47,9 @@ def test_allocation_respects_capacity(tiny_study):
     assert alloc.used_bytes <= alloc.capacity_bytes == 16 * 64
     for name, layer in tiny_study.layers.items():
         assert layer.entries == alloc.entries[name]
-        assert alloc.bytes_per_layer[name] == layer.entries * layer.width_bytes
+        # every copy is charged (one per router hosting the layer's replicas)
+        assert alloc.bytes_per_layer[name] == (layer.entries * layer.width_bytes
+                                               * tiny_study.copies(name))
 
 
 def test_no_buffer_means_cr2_is_wpr():

@@ -184,6 +184,10 @@ class Allocation:
         ``B_j x W_j`` by layer name (bytes).
     value
         ``sum_j P_j[B_j]``, in the unit of the entry values.
+    copies
+        Copies of each layer's entries the chip holds (``pattern_buffer.copies: router``:
+        one per router hosting its replicas); a layer missing here has one.
+        ``bytes_per_layer`` counts every copy.
     """
 
     method: str
@@ -191,11 +195,17 @@ class Allocation:
     entries: dict[str, int]
     bytes_per_layer: dict[str, int]
     value: int
+    copies: dict[str, int] = field(default_factory=dict)
 
     @property
     def used_bytes(self) -> int:
-        """Bytes taken by the chosen entries of all layers (<= ``capacity_bytes``)."""
+        """Bytes taken by the chosen entries of all layers, every copy counted (<=
+        ``capacity_bytes``)."""
         return sum(self.bytes_per_layer.values())
+
+    def copies_of(self, name: str) -> int:
+        """Copies of layer ``name``'s entries (1 when entries are held once)."""
+        return self.copies.get(name, 1)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -206,6 +216,9 @@ class Allocation:
             "value": self.value,
             "entries": dict(self.entries),
             "bytes_per_layer": dict(self.bytes_per_layer),
+            # with copies per router only: entries held once keep the JSON they always had
+            **({"copies": {name: self.copies_of(name) for name in self.entries}}
+               if self.copies else {}),
         }
 
 
@@ -607,3 +620,209 @@ def bank_shares(entry_hits: np.ndarray, entries: int, per_bank: int) -> np.ndarr
         np.zeros(banks)
     total = sums.sum()
     return sums / total if total > 0 else np.full(banks, 1.0 / banks)
+
+
+# --------------------------------------------------------------------------- copies per router
+# ``pattern_buffer.copies: router`` (docs/model.md, "Copies per router"): every router that
+# hosts replicas of a layer holds one copy of the layer's entries on its own sites, so every
+# read is served on the reader's router.  A layer's ``k`` entries then take ``k x W_j``
+# bytes on each of its routers, and a router's sites hold the copies of every layer it
+# hosts.  Layers are placed on consecutive PEs in network order, so the routers of
+# consecutive layers meet at most in one router: the problem is a chain, solved exactly by
+# :func:`chain_allocate`.
+
+
+def layer_routers(homes: Sequence[int], concentration: int = 1) -> tuple[int, ...]:
+    """The routers hosting a layer's replicas (``homes``: the tile of every replica; tile
+    ``t`` attaches to router ``t // concentration``), ascending."""
+    return tuple(sorted({int(tile) // concentration for tile in homes}))
+
+
+def router_capacities(site_tiles: Sequence[int], capacity_bytes: int, concentration: int = 1
+                      ) -> dict[int, int]:
+    """Bytes of pattern buffer on every router that has sites, when ``capacity_bytes`` is
+    spread evenly over the sites (the chip's own capacity gives every site its
+    ``count x capacity``)."""
+    sites: dict[int, int] = {}
+    for tile in site_tiles:
+        router = int(tile) // concentration
+        sites[router] = sites.get(router, 0) + 1
+    total = max(1, len(site_tiles))
+    return {router: n * int(capacity_bytes) // total for router, n in sites.items()}
+
+
+def chain_allocate(values: Sequence[np.ndarray], costs: Sequence[int],
+                   routers: Sequence[Sequence[int]], capacity: Mapping[int, int]) -> list[int]:
+    """The exact optimum of ``max sum_j values[j][n_j]`` subject to, for every router ``g``,
+    ``sum_{j : g in routers[j]} n_j x costs[j] <= capacity[g]`` (a router missing from
+    ``capacity`` holds nothing).
+
+    ``values[j][n]`` is layer ``j``'s value with ``n`` items (``values[j][0] == 0``; a
+    ``-inf`` marks a count that is not allowed; int64 values are added exactly), each
+    costing ``costs[j] > 0`` units on every router in ``routers[j]``.  Layers come in
+    placement order: the routers of a layer start at or after the last router of the one
+    before (they meet at most there).  A dynamic programme over the layers whose state is
+    the units used on the last router seen (the only one later layers can share): ``O(L x
+    U x N)`` for ``U`` units per router and ``N`` items per layer.  Ties go to the fewest
+    units on the last router, then to fewer items of the later layer.
+    """
+    layers = len(values)
+    top = max([int(capacity.get(g, 0)) for rs in routers for g in rs] + [0])
+    floating = any(np.asarray(v).dtype.kind == "f" for v in values)
+    dtype = np.float64 if floating else np.int64
+    best = np.zeros(top + 1, dtype=dtype)
+    ok = np.zeros(top + 1, dtype=bool)
+    ok[0] = True
+    open_router = -1
+    choices: list[tuple[np.ndarray, np.ndarray]] = []
+    for j in range(layers):
+        rs = [int(g) for g in routers[j]]
+        if not rs:
+            raise AllocationError(f"layer {j} has no routers")
+        if rs != sorted(rs) or rs[0] < open_router:
+            raise AllocationError("the layers' routers must come in placement order (a layer's "
+                                  "routers at or after the last router of the layer before)")
+        width = int(costs[j])
+        if width <= 0:
+            raise AllocationError(f"layer {j}: the cost of an item must be > 0, got {width}")
+        value = np.asarray(values[j], dtype=dtype)
+        first = int(capacity.get(rs[0], 0))
+        rest = min((int(capacity.get(g, 0)) for g in rs[1:]), default=top)
+        shared = rs[0] == open_router
+        new_best = np.zeros(top + 1, dtype=dtype)
+        new_ok = np.zeros(top + 1, dtype=bool)
+        take = np.zeros(top + 1, dtype=np.int64)
+        prev = np.zeros(top + 1, dtype=np.int64)
+        allowed = ~np.isneginf(value) if floating else np.ones(value.size, dtype=bool)
+        if shared and len(rs) == 1:  # a knapsack step on the open router
+            for n in range(value.size):
+                shift = n * width
+                if shift > first:
+                    break
+                if not allowed[n]:
+                    continue
+                src = np.flatnonzero(ok[:first + 1 - shift])
+                cand = best[src] + value[n]
+                dst = src + shift
+                better = ~new_ok[dst] | (cand > new_best[dst])
+                dst, src, cand = dst[better], src[better], cand[better]
+                new_best[dst], new_ok[dst], take[dst], prev[dst] = cand, True, n, src
+        else:
+            room = first if shared else top
+            limit = min(rest, first) if not shared or len(rs) > 1 else first
+            for n in range(value.size):
+                shift = n * width
+                if shift > limit:
+                    break
+                if not allowed[n]:
+                    continue
+                reach = np.flatnonzero(ok[:room + 1 - shift] if shared else ok)
+                if not reach.size:
+                    continue
+                src = int(reach[np.argmax(best[reach])])  # first maximum: fewest units
+                new_best[shift], new_ok[shift] = best[src] + value[n], True
+                take[shift], prev[shift] = n, src
+        best, ok, open_router = new_best, new_ok, rs[-1]
+        choices.append((take, prev))
+    reach = np.flatnonzero(ok)
+    state = int(reach[np.argmax(best[reach])])
+    counts = [0] * layers
+    for j in range(layers - 1, -1, -1):
+        take, prev = choices[j]
+        counts[j] = int(take[state])
+        state = int(prev[state])
+    return counts
+
+
+def allocate_copies(layers: Sequence[LayerValues], capacity_bytes: int, method: str, *,
+                    routers: Mapping[str, Sequence[int]], site_tiles: Sequence[int],
+                    concentration: int = 1, work: Mapping[str, float] | None = None
+                    ) -> Allocation:
+    """:func:`allocate` with one copy of every layer's entries per router hosting its
+    replicas (``routers``, in placement order): ``capacity_bytes`` is spread evenly over the
+    sites (:func:`router_capacities`) and every router's copies must fit its sites' bytes.
+
+    ``exact`` is the optimum of ``max sum_j P_j[B_j]`` subject to ``sum_{j on g} B_j W_j
+    <= C_g`` for every router ``g`` (:func:`chain_allocate`, in units of ``gcd(W_j)``); on
+    a single router it is MODEL.md's knapsack.  The baselines charge ``W_j x copies`` per
+    entry against ``capacity_bytes`` and then give up entries, later layers first, on any
+    router they overfill.  Every copy's bytes count in ``bytes_per_layer``.
+    """
+    if method not in METHODS:
+        raise AllocationError(f"unknown allocation method {method!r}; known: "
+                              f"{', '.join(METHODS)}")
+    capacity = _check_inputs(layers, capacity_bytes)
+    missing = [layer.name for layer in layers if not routers.get(layer.name)]
+    if missing:
+        raise AllocationError(f"no routers for layer(s) {', '.join(map(repr, missing))}")
+    caps = router_capacities(site_tiles, capacity, concentration)
+    own = [tuple(int(g) for g in routers[layer.name]) for layer in layers]
+    copies = [len(rs) for rs in own]
+    if method == "exact":
+        # zero values only tie (ties go to fewer entries): a layer offers its non-zero ones
+        useful = [int(np.count_nonzero(layer.values)) for layer in layers]
+        widths = [layer.width_bytes for layer, x in zip(layers, useful, strict=True) if x]
+        unit = math.gcd(*widths) if widths else 1
+        counts = chain_allocate([layer.prefix()[:x + 1] for layer, x in
+                                 zip(layers, useful, strict=True)],
+                                [max(1, layer.width_bytes // unit) for layer in layers],
+                                own, {g: c // unit for g, c in caps.items()})
+    else:
+        charged = [LayerValues(layer.name, layer.width_bytes * c, layer.values)
+                   for layer, c in zip(layers, copies, strict=True)]
+        counts = list(allocate(charged, capacity, method, work=work).entries.values())
+        counts = _fit_routers(counts, [layer.width_bytes for layer in layers], own, caps)
+    return Allocation(
+        method=method, capacity_bytes=capacity,
+        entries={layer.name: k for layer, k in zip(layers, counts, strict=True)},
+        bytes_per_layer={layer.name: k * layer.width_bytes * c
+                         for layer, k, c in zip(layers, counts, copies, strict=True)},
+        value=sum(layer.value_of(k) for layer, k in zip(layers, counts, strict=True)),
+        copies={layer.name: c for layer, c in zip(layers, copies, strict=True)})
+
+
+def _fit_routers(counts: list[int], widths: Sequence[int], routers: Sequence[Sequence[int]],
+                 capacity: Mapping[int, int]) -> list[int]:
+    """Entries given up, later layers first, until every router's copies fit its bytes."""
+    on: dict[int, list[int]] = {}
+    for j, rs in enumerate(routers):
+        for g in rs:
+            on.setdefault(int(g), []).append(j)
+    for g in sorted(on):
+        over = sum(counts[j] * widths[j] for j in on[g]) - int(capacity.get(g, 0))
+        for j in reversed(on[g]):
+            if over <= 0:
+                break
+            cut = min(counts[j], -(-over // widths[j]))
+            counts[j] -= cut
+            over -= cut * widths[j]
+    return counts
+
+
+def place_copies(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
+                 site_tiles: Sequence[int], concentration: int = 1
+                 ) -> dict[str, dict[int, tuple[int, ...]]]:
+    """The sites of every copy's banks: per layer, per router hosting its replicas, the
+    sites of that router in bank order.  Layers, in the given order, take the router's free
+    sites (tiles with more of the layer's replicas first, :func:`own_sites`); a copy that
+    finds too few (byte allocations leave banks partly filled, and a capacity above the
+    chip's needs more banks than there are sites) shares the router's sites, in the same
+    order, with the banks already there."""
+    taken = np.zeros(len(site_tiles), dtype=bool)
+    out: dict[str, dict[int, tuple[int, ...]]] = {}
+    for name, count in banks.items():
+        out[name] = {}
+        if count <= 0:
+            continue
+        for router in layer_routers(homes[name], concentration):
+            local = [h for h in homes[name] if int(h) // concentration == router]
+            sites = own_sites(local, site_tiles, concentration)[0]
+            if not sites:
+                raise AllocationError(f"layer {name!r} has a copy of its pattern-buffer "
+                                      f"entries on router {router}, which has no buffer site")
+            chosen = [s for s in sites if not taken[s]][:count]
+            taken[chosen] = True
+            chosen += list(np.resize(np.asarray(sites), count - len(chosen)).tolist()) \
+                if len(chosen) < count else []
+            out[name][router] = tuple(int(s) for s in chosen)
+    return out

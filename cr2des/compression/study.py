@@ -30,7 +30,18 @@ from ..data.reference import Execution
 from ..data.weights import QuantWeights
 from ..description.spec import Arch
 from ..workloads.graph import Workload
-from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate, own_sites
+from .allocation import (
+    METHODS,
+    Allocation,
+    AllocationError,
+    LayerValues,
+    allocate,
+    allocate_copies,
+    chain_allocate,
+    layer_routers,
+    own_sites,
+    router_capacities,
+)
 from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
 from .mapping import SCHEMES, LayerMap, Placement, place
 from .patterns import (
@@ -144,7 +155,15 @@ class Study:
         """Row times of crossbar layer ``name`` under ``scheme`` on the testing images."""
         return layer_stage(self.layers[name], scheme, self.arch, Periphery.of(self.arch),
                            self.allocation.bytes_per_layer.get(name, 0),
-                           keep_crossbars=keep_crossbars)
+                           keep_crossbars=keep_crossbars, copies=self.copies(name))
+
+    def copies(self, name: str) -> int:
+        """Copies of layer ``name``'s pattern-buffer entries on the chip: one per router
+        hosting its ``cr2`` replicas (``pattern_buffer.copies: router``), else one."""
+        if not copies_per_router(self.arch):
+            return 1
+        homes = replica_homes(self.placements["cr2"], self.arch)[name]
+        return len(layer_routers(homes, self.arch.chip.network.concentration))
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -268,18 +287,35 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     dac = arch.dac_bits
     capacity = int(options.capacity_bytes if options.capacity_bytes is not None
                    else arch.pattern_buffer_bytes)
+    # Copies per router follow the replicas of cr2's placement (wpr's, which no buffer
+    # changes): the layers are placed on the testing run without buffers, then allocated.
+    copies = copies_per_router(arch)
     learning = learn_buffers(workload, arch, weights, learn_run, capacity, options.alloc,
                              progress=lambda name: tick("learn", name), cache=cache,
-                             reference=learn_key)
+                             reference=learn_key, fill=not copies)
     del learn_run
     lap("mapping, learning and allocation")
 
     tested = {name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands,
                                     dac, lmap.groups) for name, lmap in learning.maps.items()}
-    layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
-    lap("testing")
-    placements = place_schemes(layers, learning.maps, arch, learning.allocation)
-    lap("placement")
+    if copies:
+        unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+        placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation)
+        learning = dataclasses.replace(learning,
+                                       homes=replica_homes(placements["cr2"], arch))
+        allocation, buffers = fill_buffers(learning, capacity, options.alloc)
+        learning = dataclasses.replace(learning, allocation=allocation, buffers=buffers)
+        lap("placement and allocation")
+        # a layer without entries counts as it did without buffers
+        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+                                   known={n: layer for n, layer in unbuffered.items()
+                                          if not allocation.entries[n]})
+        lap("testing")
+    else:
+        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+        lap("testing")
+        placements = place_schemes(layers, learning.maps, arch, learning.allocation)
+        lap("placement")
     alternatives = {}
     for method in dict.fromkeys(options.compare_alloc):
         if method == learning.allocation.method:
@@ -313,15 +349,19 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
 
 def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
                       dac_bits: int, tick: Callable[[str, str], None],
-                      tested: dict[str, PatternCounts | None] | None = None
-                      ) -> dict[str, LayerStudy]:
+                      tested: dict[str, PatternCounts | None] | None = None,
+                      known: dict[str, LayerStudy] | None = None) -> dict[str, LayerStudy]:
     """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
 
     Each layer also keeps the histogram of the testing images' patterns (``tested``, made
     here unless given), from which the hit rate of any buffer follows without a re-run.
+    Layers in ``known`` (classified against the same buffer) are taken as they are.
     """
     layers = {}
     for name, lmap in learning.maps.items():
+        if known is not None and name in known:
+            layers[name] = known[name]
+            continue
         tick("test", name)
         buffer = buffers[name]
         counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
@@ -337,11 +377,26 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
 
 
 def layer_stage(layer: LayerStudy, scheme: str, arch: Arch, p: Periphery, stored_bytes: int,
-                *, keep_crossbars: bool = False) -> CrossbarStage:
+                *, keep_crossbars: bool = False, copies: int = 1) -> CrossbarStage:
     """Row times of one studied layer (:func:`cr2des.compression.timing.crossbar_stage`)."""
     return crossbar_stage(layer.map, layer.counts, scheme, arch, p, stored_bytes=stored_bytes,
                           entries=layer.entries, entry_bytes=layer.width_bytes,
-                          key_bits=layer.buffer.key_bits, keep_crossbars=keep_crossbars)
+                          key_bits=layer.buffer.key_bits, keep_crossbars=keep_crossbars,
+                          copies=copies)
+
+
+def copies_per_router(arch: Arch) -> bool:
+    """Whether every router hosting replicas of a layer holds a copy of its entries
+    (``pattern_buffer.copies: router``)."""
+    pb = arch.chip.tile.pattern_buffer
+    return pb is not None and pb.copies == "router"
+
+
+def replica_homes(placement: Placement, arch: Arch) -> dict[str, tuple[int, ...]]:
+    """The home tile of every replica of every layer of ``placement``."""
+    per_tile = arch.chip.tile.pes
+    return {name: tuple((lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas))
+            for name, lp in placement.layers.items()}
 
 
 def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
@@ -395,6 +450,9 @@ class Learning:
     dac_bits: int = 1
     #: the architecture, which the time-aware allocation times the layers on
     arch: Arch | None = None
+    #: the home tile of every replica of every layer on the chip (``cr2``'s placement),
+    #: which copies per router follow; ``None``: placed by the learning images' times
+    homes: dict[str, tuple[int, ...]] | None = None
 
 
 #: allocation methods of a study: the time-aware default, then the byte-knapsack family
@@ -404,10 +462,12 @@ ALLOCS = ("time", *METHODS)
 def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Execution,
                   capacity_bytes: int, method: str = "time",
                   progress: Callable[[str], None] | None = None, *,
-                  cache: Cache | None = None, reference: str | None = None) -> Learning:
+                  cache: Cache | None = None, reference: str | None = None,
+                  fill: bool = True) -> Learning:
     """Map every layer, learn its patterns on ``run``, allocate ``capacity_bytes`` among the
     layers and fill each buffer with its best learned entries.  With a ``cache`` and the
-    ``reference`` key of ``run``, learned tables are reused.
+    ``reference`` key of ``run``, learned tables are reused.  ``fill=False`` leaves every
+    buffer empty (an allocation to be made later, :func:`fill_buffers`).
 
     ``time`` gives whole tiles' buffers to the layers where they save the most stage time
     and never slow a layer (:func:`time_allocation`); the other methods value an entry by
@@ -431,6 +491,12 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
         work[name] = float(scheme_counts_learned(lmap, counts))
     learning = Learning(maps, learned, widths, allocate([], 0), {}, tuple(candidates), work,
                         dac, arch)
+    if not fill:
+        empty = {name: make_buffer(learned[name], lmap.ous("wpr"), 0,
+                                   8 * key_bytes(lmap.bands, dac))
+                 for name, lmap in maps.items()}
+        return dataclasses.replace(learning, buffers=empty,
+                                   allocation=allocate([], 0, "exact"))
     allocation, buffers = fill_buffers(learning, capacity_bytes, method)
     return dataclasses.replace(learning, allocation=allocation, buffers=buffers)
 
@@ -444,7 +510,16 @@ def fill_buffers(learning: Learning, capacity_bytes: int, method: str
         key_bits = {name: 8 * key_bytes(lmap.bands, learning.dac_bits)
                     for name, lmap in learning.maps.items()}
         allocation = time_allocation(learning.maps, learning.learned, learning.widths,
-                                     key_bits, capacity_bytes, learning.arch)
+                                     key_bits, capacity_bytes, learning.arch,
+                                     homes=learning.homes)
+    elif learning.arch is not None and copies_per_router(learning.arch):
+        arch = learning.arch
+        homes = learning.homes or learned_homes(learning.maps, learning.learned, arch)
+        concentration = arch.chip.network.concentration
+        allocation = allocate_copies(
+            learning.candidates, capacity_bytes, method,
+            routers={n: layer_routers(h, concentration) for n, h in homes.items()},
+            site_tiles=arch.buffer_sites, concentration=concentration, work=learning.work)
     else:
         allocation = allocate(learning.candidates, capacity_bytes, method, work=learning.work)
     buffers = {
@@ -498,9 +573,19 @@ class LearnedTiming:
                    int(counts.batch_nonzero.sum()))
 
 
+def learned_homes(maps: dict[str, LayerMap], learned: dict[str, PatternCounts], arch: Arch
+                  ) -> dict[str, tuple[int, ...]]:
+    """Replica homes of the ``wpr`` placement by the layers' times on the learning images
+    (what an allocation made before the testing run places copies by)."""
+    p = Periphery.of(arch)
+    times = {n: LearnedTiming.of(maps[n], learned[n], p).wpr_fs for n in maps}
+    return replica_homes(place(maps, arch, "wpr", times), arch)
+
+
 def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
                     widths: dict[str, int], key_bits: dict[str, int], capacity_bytes: int,
-                    arch: Arch) -> Allocation:
+                    arch: Arch, homes: dict[str, tuple[int, ...]] | None = None
+                    ) -> Allocation:
     """The time-aware allocation (docs/model.md): whole tiles' buffers ("banks") are given
     to layers so as to maximize the PE time saved on the learning images, and a layer
     never gets a buffer that makes its stage slower than under ``wpr``.
@@ -514,8 +599,13 @@ def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts]
     ``split``).  The gain is ``R`` times the time saved; a ``b`` whose time exceeds the
     ``wpr`` time is not allowed.  The banks are split by an exact grouped knapsack
     (``new[c] = max_b old[c - b] + gain[b]``, ties to fewer banks).
+
+    With copies per router (``pattern_buffer.copies: router``, ``homes`` the replicas'
+    tiles) ``b`` banks per copy sit on every router hosting the layer's replicas, whose
+    replicas read them (``shared`` is the busiest copy's part); the banks of all copies on
+    a router must fit its sites (:func:`~cr2des.compression.allocation.chain_allocate`).
     """
-    tables = time_tables(maps, learned, widths, key_bits, arch)
+    tables = time_tables(maps, learned, widths, key_bits, arch, homes)
     return tables.allocate(capacity_bytes)
 
 
@@ -530,15 +620,42 @@ class TimeTables:
     #: per layer: (gain per number of banks, entries per bank, useful entries); empty
     #: gains for a layer a buffer cannot help
     layers: tuple[tuple[str, np.ndarray, int, int], ...]
+    #: with copies per router: the routers of every layer (placement order), the chip's
+    #: buffer sites and its routers' concentration
+    routers: dict[str, tuple[int, ...]] | None = None
+    sites: tuple[int, ...] = ()
+    concentration: int = 1
 
     def allocate(self, capacity_bytes: int) -> Allocation:
         return self.allocate_many([capacity_bytes])[0]
+
+    def _allocate_copies(self, capacity_bytes: int) -> Allocation:
+        """One copy per router: ``b`` banks per copy on each of a layer's routers, every
+        router's banks within its sites' share of the capacity."""
+        assert self.routers is not None
+        caps = router_capacities(self.sites, int(capacity_bytes), self.concentration)
+        banks = {g: c // self.bank_bytes if self.bank_bytes else 0 for g, c in caps.items()}
+        gains = {name: (gain, per_bank, x) for name, gain, per_bank, x in self.layers}
+        names = self.names
+        values = [gains[n][0] if n in gains and len(gains[n][0]) else np.zeros(1)
+                  for n in names]
+        counts = chain_allocate(values, [1] * len(names), [self.routers[n] for n in names],
+                                banks)
+        entries = {n: min(gains[n][2], b * gains[n][1]) if b else 0
+                   for n, b in zip(names, counts, strict=True)}
+        copies = {n: len(self.routers[n]) for n in names}
+        value = sum(float(v[b]) for v, b in zip(values, counts, strict=True))
+        return Allocation("time", int(capacity_bytes), entries,
+                          {n: k * self.widths[n] * copies[n] for n, k in entries.items()},
+                          int(value), copies)
 
     def allocate_many(self, capacities_bytes: Sequence[int]) -> list[Allocation]:
         """The allocation at each capacity, from one knapsack at the largest: entry ``c`` of
         the table and of every layer's choices depends only on entries ``<= c``, so reading
         a smaller capacity's choices from the larger tables gives that capacity's own
         allocation."""
+        if self.routers is not None:
+            return [self._allocate_copies(c) for c in capacities_bytes]
         names = self.names
         # banks beyond every layer's useful count change nothing: by induction over the
         # layers, each layer's choice at any c >= the sum of the useful counts so far equals
@@ -604,9 +721,11 @@ def _lookup_fs(p: Periphery, entries: np.ndarray, banks: np.ndarray, key_bits: i
 
 
 def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
-                widths: dict[str, int], key_bits: dict[str, int], arch: Arch) -> TimeTables:
-    """Each layer's gain (PE time saved, :func:`time_allocation`) with ``b`` banks, for
-    every ``b`` up to the banks that hold all its useful entries."""
+                widths: dict[str, int], key_bits: dict[str, int], arch: Arch,
+                homes: dict[str, tuple[int, ...]] | None = None) -> TimeTables:
+    """Each layer's gain (PE time saved, :func:`time_allocation`) with ``b`` banks (per
+    copy, with copies per router), for every ``b`` up to the banks that hold all its
+    useful entries."""
     pb = arch.chip.tile.pattern_buffer
     names = tuple(maps)
     if pb is None:
@@ -614,7 +733,11 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
     p = Periphery.of(arch)
     bank_bytes = int(pb.capacity_bytes * pb.count)
     timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
-    replicas = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()}).layers
+    learned_placement = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()})
+    replicas = learned_placement.layers
+    copies = copies_per_router(arch)
+    if copies and homes is None:
+        homes = replica_homes(learned_placement, arch)
     sites = arch.buffer_sites
     per_tile = arch.chip.tile.pes
     concentration = arch.chip.network.concentration
@@ -639,6 +762,19 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         looks = t.nonzero * lookup / ports
         if not p.lookahead:
             split = split + looks
+        if copies:
+            assert homes is not None
+            # every replica reads its router's copy: the busiest copy serves the most
+            # replicas, each doing 1 / R of the layer's rows
+            r = len(homes[name])
+            busiest = max(np.unique(np.asarray(homes[name]) // concentration,
+                                    return_counts=True)[1])
+            stage = np.maximum(split / r, np.maximum(reads, looks) * busiest / r)
+            gain = r * (t.wpr_fs / r - stage)
+            gain[stage >= t.wpr_fs / r] = -np.inf
+            gain[0] = 0.0
+            layers.append((name, gain, per_bank, x))
+            continue
         lp = replicas[name]
         r = lp.replicas
         # remote entries (docs/model.md): a hit served by a bank off the reader's router
@@ -654,6 +790,11 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         gain[stage >= t.wpr_fs / r] = -np.inf
         gain[0] = 0.0
         layers.append((name, gain, per_bank, x))
+    if copies:
+        assert homes is not None
+        return TimeTables(names, dict(widths), bank_bytes, tuple(layers),
+                          {n: layer_routers(homes[n], concentration) for n in names},
+                          tuple(sites), concentration)
     return TimeTables(names, dict(widths), bank_bytes, tuple(layers))
 
 
@@ -685,21 +826,62 @@ def reallocate_many(study: Study, capacities_bytes: Sequence[int], method: str
                     ) -> list[Allocation]:
     """:func:`reallocate` at several capacities; the per-layer tables are computed once."""
     layers = study.layers
+    homes = (replica_homes(study.placements["cr2"], study.arch)
+             if copies_per_router(study.arch) else None)
     if method == "time":
         tables = time_tables({n: layer.map for n, layer in layers.items()},
                              {n: layer.learned for n, layer in layers.items()},
                              {n: layer.width_bytes for n, layer in layers.items()},
                              {n: layer.buffer.key_bits for n, layer in layers.items()},
-                             study.arch)
+                             study.arch, homes)
         return tables.allocate_many(capacities_bytes)
-    return [_reallocate_by_value(study, c, method) for c in capacities_bytes]
+    return [_reallocate_by_value(study, c, method, homes) for c in capacities_bytes]
 
 
-def _reallocate_by_value(study: Study, capacity_bytes: int, method: str) -> Allocation:
+def _reallocate_by_value(study: Study, capacity_bytes: int, method: str,
+                         homes: dict[str, tuple[int, ...]] | None = None) -> Allocation:
     layers = study.layers
     candidates = [LayerValues(n, layer.width_bytes,
                               best_entries(layer.learned, layer.map.ous("wpr"))[1]
                               .astype(np.int64)) for n, layer in layers.items()]
     work = {n: float(scheme_counts_learned(layer.map, layer.learned))
             for n, layer in layers.items()}
+    if homes is not None:
+        concentration = study.arch.chip.network.concentration
+        return allocate_copies(
+            candidates, capacity_bytes, method,
+            routers={n: layer_routers(homes[n], concentration) for n in layers},
+            site_tiles=study.arch.buffer_sites, concentration=concentration, work=work)
     return allocate(candidates, capacity_bytes, method, work=work)
+
+
+def capacity_for_all_entries(study: Study, method: str | None = None) -> int:
+    """With copies per router: the smallest capacity with which ``method``'s allocation can
+    hold every learned entry of value of every layer, i.e. whose even spread over the sites
+    gives every router room for the copies of all its layers (whole banks for the ``time``
+    allocation, bytes for the others); a router without sites is left out (its layers never
+    hold entries)."""
+    arch = study.arch
+    method = method or study.allocation.method
+    pb = arch.chip.tile.pattern_buffer
+    if pb is None:
+        return 0
+    bank = int(pb.capacity_bytes * pb.count)
+    concentration = arch.chip.network.concentration
+    sites: dict[int, int] = {}
+    for tile in arch.buffer_sites:
+        sites[tile // concentration] = sites.get(tile // concentration, 0) + 1
+    homes = replica_homes(study.placements["cr2"], arch)
+    need: dict[int, int] = {}
+    for name, layer in study.layers.items():
+        x = int(np.count_nonzero(best_entries(layer.learned, layer.map.ous("wpr"))[1]))
+        if not x:
+            continue
+        per_bank = bank // layer.width_bytes
+        nbytes = (-(-x // per_bank) * bank if method == "time" and per_bank
+                  else x * layer.width_bytes)
+        for g in layer_routers(homes[name], concentration):
+            need[g] = need.get(g, 0) + nbytes
+    total = len(arch.buffer_sites)
+    return max((-(-n * total // sites[g]) for g, n in need.items() if sites.get(g)),
+               default=0)

@@ -387,7 +387,11 @@ class CrossbarStage:
     row_fs
         ``(batches,)`` row times with the buffer's work, no contention (:func:`row_fs`).
     resource_fs
-        Per resource class, the time it needs summed over batches (the largest limits).
+        Per resource class, the time it needs summed over batches (the largest limits);
+        the pattern buffer's are those of one copy serving every row.
+    copies
+        Copies of the layer's entries, each of ``banks`` banks serving the replicas on its
+        router (``pattern_buffer.copies: router``); 1 when entries are held once.
     """
 
     times: RowTimes
@@ -397,6 +401,7 @@ class CrossbarStage:
     lookup_fs: int
     row_fs: np.ndarray
     resource_fs: dict[str, int]
+    copies: int = 1
 
     @property
     def cause(self) -> str:
@@ -416,9 +421,11 @@ def tile_banks(entries: int, entry_bytes: int, arch: Arch) -> int:
 
 def crossbar_stage(lmap: LayerMap, counts: InputCounts, scheme: str, arch: Arch,
                    p: Periphery, *, stored_bytes: int, entries: int, entry_bytes: int,
-                   key_bits: int, keep_crossbars: bool = False) -> CrossbarStage:
+                   key_bits: int, keep_crossbars: bool = False, copies: int = 1
+                   ) -> CrossbarStage:
     """Row times of a crossbar stage; the layer's ``entries`` IPR entries (``stored_bytes``)
-    fill :func:`tile_banks` tiles' buffers."""
+    fill :func:`tile_banks` tiles' buffers, in each of ``copies`` copies (a row is served
+    by one copy)."""
     pb = arch.chip.tile.pattern_buffer
     buffered = scheme == "cr2" and pb is not None and entries > 0 and stored_bytes > 0
     times = crossbar_row_times(lmap, counts, scheme, p, keep_crossbars=keep_crossbars,
@@ -436,7 +443,8 @@ def crossbar_stage(lmap: LayerMap, counts: InputCounts, scheme: str, arch: Arch,
     resource[PORTS] = int(read.sum())
     resource[LOOKUPS] = int(look.sum())
     return CrossbarStage(times, banks, ports, entry_fs, lookup_fs,
-                         row_fs(times.compute_fs, look, read, p.lookahead), resource)
+                         row_fs(times.compute_fs, look, read, p.lookahead), resource,
+                         max(1, copies))
 
 
 def digital_row_fs(layer: Layer, arch: Arch, p: Periphery) -> int:

@@ -23,7 +23,8 @@ its rows:
 ``buffer_lookups``              non-zero input patterns of a ``cr2`` layer holding entries
 ``buffer_hits``, ``_misses``    lookups that found / did not find their entry
 ``buffer_line_reads``           hits x ``ceil(W_j bits / line bits)``
-``buffer_fill_lines``           entries x the same: writing the learned entries once
+``buffer_fill_lines``           entries x the same: writing the learned entries once into
+                                every copy (one per router with ``copies: router``)
 ``wpr_index_reads``             a band's index (:func:`wpr_band_bits`) in index-width words,
                                 once per (vector, band) with a computed cycle
                                 (``wpr_index.fetch: per_vector``; held in a register over the
@@ -170,9 +171,10 @@ def _consumers(workload: Workload) -> dict[str, list[Layer]]:
     return out
 
 
-def crossbar_counts(layer: LayerStudy, arch: Arch, scheme: str, *, activation: bool
-                    ) -> dict[str, int]:
-    """Counts of one crossbar layer under ``scheme`` (module docstring)."""
+def crossbar_counts(layer: LayerStudy, arch: Arch, scheme: str, *, activation: bool,
+                    copies: int = 1) -> dict[str, int]:
+    """Counts of one crossbar layer under ``scheme`` (module docstring); its entries are
+    written into each of ``copies`` copies."""
     tile = arch.chip.tile
     pe = tile.pe
     lmap, ic = layer.map, layer.counts
@@ -212,7 +214,8 @@ def crossbar_counts(layer: LayerStudy, arch: Arch, scheme: str, *, activation: b
         lookups = int(ic.nonzero.sum())
         hits = int(ic.hits.sum())
         counts.update(buffer_lookups=lookups, buffer_hits=hits, buffer_misses=lookups - hits,
-                      buffer_line_reads=hits * lines, buffer_fill_lines=layer.entries * lines)
+                      buffer_line_reads=hits * lines,
+                      buffer_fill_lines=layer.entries * lines * copies)
     index = tile.wpr_index
     if scheme in ("wpr", "cr2") and index is not None:
         band_bits = wpr_band_bits(lmap)
@@ -268,7 +271,8 @@ def count_actions(study: Study, scheme: str, flit_hops: Mapping[str, int] | None
         if layer.name in study.layers:
             activation = any(c.op in ACTIVATION_OPS for c in consumers.get(layer.name, ()))
             out[layer.name] = crossbar_counts(study.layers[layer.name], study.arch, scheme,
-                                              activation=activation)
+                                              activation=activation,
+                                              copies=study.copies(layer.name))
         elif layer.op in DIGITAL_OPS:
             out[layer.name] = digital_counts(layer, study.arch, images)
     for stage, n in (flit_hops or {}).items():

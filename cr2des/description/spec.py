@@ -36,6 +36,9 @@ MAX_PORTS = 1024
 #: where IPR pattern buffers sit (:attr:`PatternBuffer.placement`)
 PLACEMENTS = ("tile", "pe", "named")
 
+#: how many copies of a layer's entries the chip holds (:attr:`PatternBuffer.copies`)
+COPIES = ("router", "none")
+
 #: folder of the bundled architecture descriptions
 ARCH_DIR = Path(__file__).resolve().parents[2] / "arch"
 
@@ -154,6 +157,10 @@ class PatternBuffer(Memory):
                                "named: one per tile listed in tiles, none elsewhere")
     tiles: tuple[int, ...] = param((), ge=0, le=MAX_TILES - 1,
                                    doc="placement: named: the tiles that hold a buffer")
+    copies: str = param("router", choices=COPIES,
+                        doc="router: every router hosting replicas of a layer holds a copy of "
+                            "its entries on its own sites (reads never cross a link); none: "
+                            "entries are held once per layer (remote reads cross links)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,7 +33,13 @@ import numpy as np
 
 from ..compression.allocation import LayerValues
 from ..compression.patterns import PatternCounts, best_entries
-from ..compression.study import ALLOCS, reallocate, reallocate_many
+from ..compression.study import (
+    ALLOCS,
+    capacity_for_all_entries,
+    copies_per_router,
+    reallocate,
+    reallocate_many,
+)
 from ..errors import Cr2desError
 from ..fileio import atomic_write_text, strict_json
 
@@ -111,6 +117,10 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[st
         _learned_tables(study))
     method = study.allocation.method
     capacities = sorted({round(base * f) for f in factors} | {capacity})
+    held = sum(c.count * c.width_bytes for c in candidates)
+    if copies_per_router(study.arch):  # every router's copies: the curve reaches it
+        held = capacity_for_all_entries(study, method)
+        capacities = sorted(set(capacities) | {held})
     others = [c for c in capacities if c != capacity]
     realloc = dict(zip(others, reallocate_many(study, others, method), strict=True))
     rates, test_rates, used = [], [], []
@@ -126,7 +136,7 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[st
     return {"method": method, "capacity_bytes": capacities, "used_bytes": used,
             "hit_rate_learn": rates, "hit_rate_test": test_rates, "tested": tested,
             "entries_available": sum(c.count for c in candidates),
-            "bytes_for_all_entries": sum(c.count * c.width_bytes for c in candidates)}
+            "bytes_for_all_entries": held}
 
 
 def _learned_tables(study: Study) -> tuple[list[LayerValues], dict[str, np.ndarray],

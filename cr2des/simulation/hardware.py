@@ -180,9 +180,11 @@ class Reservations:
 
 
 class PatternBuffer:
-    """One layer's IPR pattern buffer: its entries fill ``banks`` buffer sites (a tile's
-    or a PE's buffers, as ``placement`` says; the allocation gives a layer more bytes than
-    one site holds), whose ``ports x banks`` ports serve every replica of the layer.  Each
+    """One layer's IPR pattern buffer, or one copy of it (``copies: router``: one per
+    router hosting the layer's replicas, serving the replicas on that router): its entries
+    fill ``banks`` buffer sites (a tile's or a PE's buffers, as ``placement`` says; the
+    allocation gives a layer more bytes than one site holds), whose ``ports x banks`` ports
+    serve its replicas.  Each
     port has a tag side (lookups) and a data side (entry reads), booked in arrival order
     (:class:`Reservations`); a row's lookups or reads spread over as many ports as they
     need.  A read served by a bank on another tile than the reading replica's sends the

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from ..compression.allocation import bank_shares, place_banks
+from ..compression.allocation import bank_shares, layer_routers, place_banks, place_copies
 from ..compression.mapping import Placement
 from ..compression.patterns import best_entries
 from ..compression.study import result_bytes
@@ -276,6 +276,9 @@ class _Runtime:
     first_pe: int = 0
     pes: int = 1
     pattern_buffer: PatternBuffer | None = None
+    #: with copies per router: the copy every replica reads (its router's), by router
+    copies: dict[int, PatternBuffer] = field(default_factory=dict)
+    reads_from: list[PatternBuffer] = field(default_factory=list)
     adcs: str = ""  # the resource its ADC waits are charged to
     # precomputed for the per-row loop: each dependency's window (first, last producer row
     # per output row), the home tile's eDRAM, and per replica the delivery plans of its rows
@@ -347,7 +350,18 @@ class _Simulation:
                              bool(times.buffer_reads.any()) or (
                                  times.lookups is not None and bool(times.lookups.any())))
                 spec = self.arch.chip.tile.pattern_buffer
-                if rt.timing.banks and spec is not None:
+                if rt.timing.banks and spec is not None and spec.copies == "router":
+                    # one copy per router hosting replicas; each replica reads its router's
+                    concentration = self.arch.chip.network.concentration
+                    nbytes = self.study.allocation.bytes_per_layer[name] // rt.timing.copies
+                    for router in layer_routers(homes, concentration):
+                        copy = PatternBuffer(self.env, spec, name=f"{name}.pbuf.router{router}",
+                                             stats=self.stats, banks=rt.timing.banks)
+                        copy.load(nbytes)
+                        rt.copies[router] = copy
+                    rt.reads_from = [rt.copies[tile // concentration] for tile in homes]
+                    rt.pattern_buffer = rt.reads_from[0]
+                elif rt.timing.banks and spec is not None:
                     rt.pattern_buffer = PatternBuffer(self.env, spec, name=f"{name}.pbuf",
                                                       stats=self.stats, banks=rt.timing.banks)
                     rt.pattern_buffer.load(self.study.allocation.bytes_per_layer[name])
@@ -427,6 +441,9 @@ class _Simulation:
         if not buffered:
             return
         sites = self.arch.buffer_sites
+        if any(rt.copies for rt in buffered.values()):
+            self._place_copies(buffered)
+            return
         placed = place_banks({name: rt.pattern_buffer.banks for name, rt in buffered.items()
                               if rt.pattern_buffer is not None},
                              {name: rt.homes for name, rt in buffered.items()}, sites,
@@ -444,6 +461,32 @@ class _Simulation:
                                     rt.homes)
             pbuf.row_bytes = (layer.counts.batch_hits.astype(np.int64)
                               * result_bytes(layer.map, self.arch)).sum(axis=1)
+
+    def _place_copies(self, buffered: dict[str, _Runtime]) -> None:
+        """Copies per router: every copy's banks on its router's sites
+        (:func:`cr2des.compression.allocation.place_copies`), read by the replicas on that
+        router only (no link)."""
+        sites = self.arch.buffer_sites
+        concentration = self.arch.chip.network.concentration
+        placed = place_copies({name: rt.timing.banks for name, rt in buffered.items()
+                               if rt.timing is not None},
+                              {name: rt.homes for name, rt in buffered.items()}, sites,
+                              concentration)
+        spec = self.arch.chip.tile.pattern_buffer
+        assert spec is not None
+        per_site = int(spec.capacity_bytes * spec.count)
+        for name, rt in buffered.items():
+            layer = self.study.layers[name]
+            order, _ = best_entries(layer.learned, layer.map.ous("wpr"))
+            shares = bank_shares(layer.learned.count[order], layer.entries,
+                                 max(1, per_site // layer.width_bytes))
+            row_bytes = (layer.counts.batch_hits.astype(np.int64)
+                         * result_bytes(layer.map, self.arch)).sum(axis=1)
+            for router, copy in rt.copies.items():
+                readers = [tile for tile in rt.homes if tile // concentration == router]
+                self.chip.connect_banks(copy, tuple(sites[s] for s in placed[name][router]),
+                                        shares, readers)
+                copy.row_bytes = row_bytes
 
     def _pes_of(self, rt: _Runtime) -> float:
         """PEs whose tiles hold a stage's inputs: its own, or for a digital stage, those of
@@ -594,7 +637,7 @@ class _Simulation:
         q %= len(times.compute_fs)  # the testing images' counts, in a cycle
         reads = int(times.buffer_reads[q])
         lookups = int(times.lookups[q]) if times.lookups is not None else 0
-        pbuf = rt.pattern_buffer
+        pbuf = rt.reads_from[r] if rt.reads_from else rt.pattern_buffer
         now = self.env.now
         start = end = now
         if lookups and pbuf is not None:
@@ -1059,8 +1102,9 @@ def estimate(study: Study, scheme: str) -> Estimate:
             replicas = study.placements[scheme].layers[name].replicas
             parts = {k: v / replicas for k, v in timing.resource_fs.items()
                      if k not in (PORTS, LOOKUPS)}
-            parts[PORTS] = float(timing.resource_fs.get(PORTS, 0))
-            parts[LOOKUPS] = float(timing.resource_fs.get(LOOKUPS, 0))
+            # the copies' ports work side by side, each serving the rows of its replicas
+            parts[PORTS] = float(timing.resource_fs.get(PORTS, 0)) / timing.copies
+            parts[LOOKUPS] = float(timing.resource_fs.get(LOOKUPS, 0)) / timing.copies
             if not p.lookahead and parts[LOOKUPS]:  # lookups come before each row's OUs
                 parts[LOOKUPS] = max(parts[LOOKUPS], float(
                     (timing.times.compute_fs.sum() + timing.resource_fs.get(LOOKUPS, 0))
