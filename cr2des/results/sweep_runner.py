@@ -8,9 +8,17 @@ re-runs its task elsewhere) never costs a finished point.  ``resume`` skips the 
 whose successful record is already there; a failed point is recorded with its error and the
 others go on (a resumed sweep tries failed points again).
 
-Workers share a content-addressed cache (:mod:`cr2des.compression.cache`): the first point of every
-group of points that share weights, images and mapping runs alone, so that the others find
-its reference runs and learned tables instead of all computing them at once.
+Workers share a content-addressed cache (:mod:`cr2des.compression.cache`).  Points that share
+weights, images and mapping form a group; one *prepare* task per group computes what all of
+them read (weights, reference runs, mappings, learned and testing pattern tables) before any
+of them starts, so that they find it instead of all computing it at once.  Points of a group
+that differ only in what the ``dense``, ``sparse`` and ``wpr`` schemes do not depend on (the
+pattern-buffer capacity and the allocation method) share those schemes' simulations and the
+hit-rate curve: each is one *shared* task, run before the points, so the points of a buffer
+sweep simulate only ``cr2`` (:mod:`cr2des.simulation.cached`).  Every task stands alone: a
+point whose shared parts are missing (their task failed, or its worker died) computes them
+itself, so scheduling changes wall time only, never a result.  Each worker keeps the cache
+entries it has read in memory (:class:`cr2des.compression.cache.Memo`) for its next points.
 """
 
 from __future__ import annotations
@@ -46,40 +54,105 @@ def point_payload(point: Point) -> dict[str, Any]:
             "arch_file": point.arch_file}
 
 
-def execute_point(payload: dict[str, Any], cache_dir: str | None) -> dict[str, Any]:
-    """Run one point and return its record; an error becomes a ``failed`` record."""
-    from ..compression.cache import Cache
+#: a worker's memory of cache entries, per cache folder (kept between points)
+_MEMOS: dict[str, Any] = {}
+
+#: bytes of cache entries a worker keeps in memory
+MEMO_BYTES = 512 * 1024 * 1024
+
+
+def worker_cache(cache_dir: str | None) -> Any:
+    """The cache a point uses on this worker: entries it read for earlier points are kept
+    in memory (:class:`~cr2des.compression.cache.Memo`); fresh statistics per point."""
+    from ..compression.cache import Cache, Memo
+
+    if not cache_dir:
+        return None
+    memo = _MEMOS.get(os.path.abspath(cache_dir))
+    if memo is None:
+        memo = _MEMOS[os.path.abspath(cache_dir)] = Memo(MEMO_BYTES)
+    return Cache(cache_dir, memo=memo)
+
+
+def _inputs(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """Workload, architecture, study options and timing options of a point's payload."""
     from ..compression.study import StudyOptions
     from ..data.datapath import DataOptions
     from ..description.schema import build
     from ..description.spec import arch_from_dict
     from ..workloads.graph import Normalize
     from ..workloads.load import load_workload
-    from .pipeline import TimingOptions, run_record
+    from .pipeline import TimingOptions
+
+    options = build(RunOptions, payload["options"], "run")
+    arch = arch_from_dict(payload["arch"], file=payload["arch_file"])
+    workload = load_workload(options.model)
+    normalize = (Normalize.parse(options.normalize) if options.normalize is not None
+                 else None)
+    study_options = StudyOptions(
+        data=DataOptions(images=options.images, weights=options.weights,
+                         prune=options.prune, prune_scope=options.prune_scope,
+                         seed=options.seed, normalize=normalize),
+        n_learn=options.sl, n_test=options.st,
+        capacity_bytes=(int(options.buffer_bytes) if options.buffer_bytes is not None
+                        else None),
+        alloc=options.alloc, learn_images=options.learn_images,
+        test_images=options.test_images)
+    timing = TimingOptions(engine=options.engine, granularity=options.granularity,
+                           max_events=options.max_events,
+                           edge_buffer_bytes=(int(options.edge_buffer_bytes)
+                                              if options.edge_buffer_bytes else None))
+    return workload, arch, study_options, timing
+
+
+#: what a group's shared tasks compute: the hit-rate curve and the buffer-free schemes
+SHARED = ("curve", "dense", "sparse", "wpr")
+
+
+def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
+                   *after: Any) -> dict[str, Any]:
+    """Compute one part a group shares (``prepare``: the study's cached parts; or one of
+    :data:`SHARED`) into the cache, from the study of the group's point ``payload``.
+
+    Never raises for a bad point: the points record their own errors.  Returns what the
+    task did (for tests and logs)."""
+    from ..compression.study import run_study
+    from ..simulation.cached import simulate_cached
+    from ..simulation.sim import SimOptions
+    from .record import ipr_curve
+
+    start = time.perf_counter()
+    cache = worker_cache(cache_dir)
+    out: dict[str, Any] = {"part": part, "worker": os.getpid(), "error": None}
+    try:
+        workload, arch, study_options, timing = _inputs(payload)
+        study = run_study(workload, arch, study_options, cache=cache)
+        if part == "curve":
+            ipr_curve(study, cache=cache)
+        elif part != "prepare" and timing.engine in ("event", "both"):
+            simulate_cached(study, part, SimOptions(
+                granularity=timing.granularity, max_events=timing.max_events,
+                edge_buffer_bytes=timing.edge_buffer_bytes), cache)
+    except (Cr2desError, MemoryError, RecursionError, ValueError, ArithmeticError,
+            OSError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["cache"] = cache.stats.to_dict() if cache is not None else None
+    out["wall_s"] = time.perf_counter() - start
+    return out
+
+
+def execute_point(payload: dict[str, Any], cache_dir: str | None, *after: Any
+                  ) -> dict[str, Any]:
+    """Run one point and return its record; an error becomes a ``failed`` record.
+    (``after``: results of the tasks the point was scheduled after, unused.)"""
+    from .pipeline import run_record
 
     start = time.perf_counter()
     record: dict[str, Any] = {"id": payload["id"], "index": payload["index"],
                               "values": payload["values"], "worker": os.getpid()}
-    cache = Cache(cache_dir) if cache_dir else None
+    cache = worker_cache(cache_dir)
     try:
-        options = build(RunOptions, payload["options"], "run")
-        arch = arch_from_dict(payload["arch"], file=payload["arch_file"])
-        workload = load_workload(options.model)
-        normalize = (Normalize.parse(options.normalize) if options.normalize is not None
-                     else None)
-        study_options = StudyOptions(
-            data=DataOptions(images=options.images, weights=options.weights,
-                             prune=options.prune, prune_scope=options.prune_scope,
-                             seed=options.seed, normalize=normalize),
-            n_learn=options.sl, n_test=options.st,
-            capacity_bytes=(int(options.buffer_bytes) if options.buffer_bytes is not None
-                            else None),
-            alloc=options.alloc, learn_images=options.learn_images,
-            test_images=options.test_images)
-        timing = TimingOptions(engine=options.engine, granularity=options.granularity,
-                               max_events=options.max_events,
-                               edge_buffer_bytes=(int(options.edge_buffer_bytes)
-                                                  if options.edge_buffer_bytes else None))
+        workload, arch, study_options, timing = _inputs(payload)
         run = run_record(workload, arch, study_options, timing, cache=cache)
         record.update(status="ok", error=None, result=run.record)
     except Cr2desError as exc:
@@ -261,22 +334,63 @@ def _client(workers: int | None, scheduler: str | None) -> Any:
         yield client
 
 
+def _shared_key(point: Point) -> str:
+    """Points with one key share the simulations of the schemes without a pattern buffer
+    and the hit-rate curve: they differ at most in the buffer capacity and the allocation
+    method, which change neither."""
+    options = {k: v for k, v in point.options.to_dict().items() if k not in ("buffer", "alloc")}
+    return json.dumps([options, point.arch_data], sort_keys=True, default=str)
+
+
+def _largest_buffer_first(point: Point) -> float:
+    """Scheduling order inside a group: the larger a point's pattern buffer, the more its
+    ``cr2`` simulation has to do, so it starts first and the sweep ends on short points."""
+    value = point.options.buffer_bytes
+    return -(value if value is not None else float("inf"))
+
+
+def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[Any]:
+    """Every task of ``pending`` (module docstring): per group a prepare task, then its
+    shared tasks, then its points; the tasks a point was scheduled after are its
+    dependencies, and priorities run shared work before points."""
+    groups: dict[str, list[Point]] = {}
+    for point in pending:
+        groups.setdefault(_group_key(point), []).append(point)
+    futures = []
+    for g, group in enumerate(groups.values()):
+        group = sorted(group, key=_largest_buffer_first)
+        prepare = None
+        if cache is not None and len(group) > 1:
+            prepare = client.submit(execute_shared, point_payload(group[0]), "prepare", cache,
+                                    key=f"cr2des-prepare-{group[0].point_id}", pure=False,
+                                    priority=30)
+            futures.append(prepare)
+        after = [prepare] if prepare is not None else []
+        sharing: dict[str, list[Point]] = {}
+        for point in group:
+            sharing.setdefault(_shared_key(point), []).append(point)
+        for members in sharing.values():
+            if prepare is None or len(members) < 2:
+                continue
+            for part in SHARED:
+                futures.append(client.submit(
+                    execute_shared, point_payload(members[0]), part, cache, *after,
+                    key=f"cr2des-{part}-{members[0].point_id}", pure=False, priority=20))
+        for point in group:
+            futures.append(client.submit(execute_point, point_payload(point), cache, *after,
+                                         key=f"cr2des-point-{point.point_id}", pure=False,
+                                         priority=10 - g))
+    return futures
+
+
 def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | None,
             outcome: SweepOutcome, progress: Any) -> None:
     from distributed import as_completed
 
-    groups: dict[str, list[Point]] = {}
-    for point in pending:
-        groups.setdefault(_group_key(point), []).append(point)
-
-    def submit(point: Point) -> Any:
-        return client.submit(execute_point, point_payload(point), cache,
-                             key=f"cr2des-point-{point.point_id}", pure=False)
-
-    # the first point of each group warms the cache; the rest follow once it is done
-    leaders = {submit(group[0]): key for key, group in groups.items()}
-    running = as_completed(list(leaders))
+    running = as_completed(_submit_all(client, pending, cache))
     for future in running:
+        if not str(future.key).startswith("cr2des-point-"):
+            continue  # shared work: its entries are in the cache, its effect in the points
         try:
             record = future.result()
         except Exception as exc:  # a worker died repeatedly, or the task could not run
@@ -296,10 +410,6 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
         outcome.cache_misses += int(stats.get("misses", 0))
         if progress is not None:
             progress(outcome, record)
-        key = leaders.pop(future, None)
-        if key is not None:
-            for point in groups[key][1:]:
-                running.add(submit(point))
 
 
 # ------------------------------------------------------------------ summary table
