@@ -43,7 +43,7 @@ SUMMARY = "summary.csv"
 MANIFEST = "sweep.json"
 
 #: fields of a record that depend on the machine and the moment, not on the model
-VOLATILE = ("wall_s", "worker", "cache", "finished_at")
+VOLATILE = ("wall_s", "worker", "cache", "started_at", "finished_at")
 
 
 # ------------------------------------------------------------------ one point (on a worker)
@@ -149,7 +149,8 @@ def execute_point(payload: dict[str, Any], cache_dir: str | None, *after: Any
 
     start = time.perf_counter()
     record: dict[str, Any] = {"id": payload["id"], "index": payload["index"],
-                              "values": payload["values"], "worker": os.getpid()}
+                              "values": payload["values"], "worker": os.getpid(),
+                              "started_at": time.time()}
     cache = worker_cache(cache_dir)
     try:
         workload, arch, study_options, timing = _inputs(payload)
@@ -351,8 +352,9 @@ def _largest_buffer_first(point: Point) -> float:
 
 def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[Any]:
     """Every task of ``pending`` (module docstring): per group a prepare task, then its
-    shared tasks, then its points; the tasks a point was scheduled after are its
-    dependencies, and priorities run shared work before points."""
+    shared tasks, then its points, each scheduled after the tasks it reads from (a dask
+    dependency: a worker does not start a point while the shared work it needs is still
+    queued elsewhere)."""
     groups: dict[str, list[Point]] = {}
     for point in pending:
         groups.setdefault(_group_key(point), []).append(point)
@@ -365,21 +367,21 @@ def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[An
                                     key=f"cr2des-prepare-{group[0].point_id}", pure=False,
                                     priority=30)
             futures.append(prepare)
-        after = [prepare] if prepare is not None else []
         sharing: dict[str, list[Point]] = {}
         for point in group:
             sharing.setdefault(_shared_key(point), []).append(point)
         for members in sharing.values():
-            if prepare is None or len(members) < 2:
-                continue
-            for part in SHARED:
-                futures.append(client.submit(
-                    execute_shared, point_payload(members[0]), part, cache, *after,
-                    key=f"cr2des-{part}-{members[0].point_id}", pure=False, priority=20))
-        for point in group:
-            futures.append(client.submit(execute_point, point_payload(point), cache, *after,
-                                         key=f"cr2des-point-{point.point_id}", pure=False,
-                                         priority=10 - g))
+            after = [prepare] if prepare is not None else []
+            if prepare is not None and len(members) > 1:
+                shared = [client.submit(execute_shared, point_payload(members[0]), part, cache,
+                                        prepare, key=f"cr2des-{part}-{members[0].point_id}",
+                                        pure=False, priority=20) for part in SHARED]
+                futures.extend(shared)
+                after = shared
+            for point in members:
+                futures.append(client.submit(execute_point, point_payload(point), cache, *after,
+                                             key=f"cr2des-point-{point.point_id}", pure=False,
+                                             priority=10 - g))
     return futures
 
 
