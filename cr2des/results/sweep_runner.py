@@ -39,6 +39,7 @@ from ..fileio import atomic_write_text
 from .sweep import Point, RunOptions, Sweep
 
 RECORDS = "points.jsonl"
+SHARED_LOG = "shared.jsonl"
 SUMMARY = "summary.csv"
 MANIFEST = "sweep.json"
 
@@ -123,7 +124,8 @@ def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
 
     start = time.perf_counter()
     cache = worker_cache(cache_dir)
-    out: dict[str, Any] = {"part": part, "worker": os.getpid(), "error": None}
+    out: dict[str, Any] = {"part": part, "worker": os.getpid(), "error": None,
+                           "started_at": time.time()}
     try:
         workload, arch, study_options, timing = _inputs(payload)
         study = run_study(workload, arch, study_options, cache=cache)
@@ -350,6 +352,10 @@ def _largest_buffer_first(point: Point) -> float:
     return -(value if value is not None else float("inf"))
 
 
+#: priority classes are this far apart (more tasks than this in one class would mix them)
+_CLASS = 1 << 40
+
+
 def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[Any]:
     """Every task of ``pending`` (module docstring): per group a prepare task, then its
     shared tasks, then its points, each scheduled after the tasks it reads from (a dask
@@ -359,13 +365,21 @@ def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[An
     for point in pending:
         groups.setdefault(_group_key(point), []).append(point)
     futures = []
-    for g, group in enumerate(groups.values()):
+    # dask runs the ready task of highest priority first: every prepare task, then every
+    # shared task, then the points, each class in the order submitted
+    rank = {"prepare": 0, "shared": 0, "point": 0}
+
+    def priority(kind: str) -> int:
+        rank[kind] += 1
+        return {"prepare": 3, "shared": 2, "point": 1}[kind] * _CLASS - rank[kind]
+
+    for group in groups.values():
         group = sorted(group, key=_largest_buffer_first)
         prepare = None
         if cache is not None and len(group) > 1:
             prepare = client.submit(execute_shared, point_payload(group[0]), "prepare", cache,
                                     key=f"cr2des-prepare-{group[0].point_id}", pure=False,
-                                    priority=30)
+                                    priority=priority("prepare"))
             futures.append(prepare)
         sharing: dict[str, list[Point]] = {}
         for point in group:
@@ -375,13 +389,14 @@ def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[An
             if prepare is not None and len(members) > 1:
                 shared = [client.submit(execute_shared, point_payload(members[0]), part, cache,
                                         prepare, key=f"cr2des-{part}-{members[0].point_id}",
-                                        pure=False, priority=20) for part in SHARED]
+                                        pure=False, priority=priority("shared"))
+                          for part in SHARED]
                 futures.extend(shared)
                 after = shared
             for point in members:
                 futures.append(client.submit(execute_point, point_payload(point), cache, *after,
                                              key=f"cr2des-point-{point.point_id}", pure=False,
-                                             priority=10 - g))
+                                             priority=priority("point")))
     return futures
 
 
@@ -392,7 +407,14 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
     running = as_completed(_submit_all(client, pending, cache))
     for future in running:
         if not str(future.key).startswith("cr2des-point-"):
-            continue  # shared work: its entries are in the cache, its effect in the points
+            # shared work: its entries are in the cache; what it did goes to a log
+            try:
+                done = future.result()
+            except Exception as exc:  # a worker died repeatedly
+                done = {"part": str(future.key), "error": f"{type(exc).__name__}: {exc}"}
+            append_record(records_path.parent / SHARED_LOG,
+                          {"id": str(future.key), **done, "finished_at": time.time()})
+            continue
         try:
             record = future.result()
         except Exception as exc:  # a worker died repeatedly, or the task could not run
