@@ -48,6 +48,12 @@ class TimingOptions:
     jobs: int = 1
 
 
+def sim_options(timing: TimingOptions) -> SimOptions:
+    """The simulation options of ``timing`` (no trace)."""
+    return SimOptions(granularity=timing.granularity, max_events=timing.max_events,
+                      edge_buffer_bytes=timing.edge_buffer_bytes)
+
+
 @dataclass
 class Run:
     """A finished run: the study, each scheme's simulation, and the record."""
@@ -75,11 +81,10 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
     alt_sims: dict[str, dict[str, SimResult]] = {}
     sim_wall = 0.0
     if timing.engine in ("event", "both"):
-        sim_options = SimOptions(granularity=timing.granularity, max_events=timing.max_events,
-                                 edge_buffer_bytes=timing.edge_buffer_bytes)
+        plain = sim_options(timing)
         jobs: list[Job] = [(study, scheme, dataclasses.replace(
-            sim_options, trace=scheme == timing.trace_scheme)) for scheme in SCHEMES]
-        jobs += [(alternative, "cr2", sim_options)
+            plain, trace=scheme == timing.trace_scheme)) for scheme in SCHEMES]
+        jobs += [(alternative, "cr2", plain)
                  for alternative in study.alternatives.values()]
         names = [*SCHEMES, *(f"cr2 ({method})" for method in study.alternatives)]
         start = time.perf_counter()

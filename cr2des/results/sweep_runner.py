@@ -119,7 +119,7 @@ def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
     task did (for tests and logs)."""
     from ..compression.study import run_study
     from ..simulation.cached import simulate_cached
-    from ..simulation.sim import SimOptions
+    from .pipeline import sim_options
     from .record import ipr_curve
 
     start = time.perf_counter()
@@ -132,9 +132,7 @@ def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
         if part == "curve":
             ipr_curve(study, cache=cache)
         elif part != "prepare" and timing.engine in ("event", "both"):
-            simulate_cached(study, part, SimOptions(
-                granularity=timing.granularity, max_events=timing.max_events,
-                edge_buffer_bytes=timing.edge_buffer_bytes), cache)
+            simulate_cached(study, part, sim_options(timing), cache)
     except (Cr2desError, MemoryError, RecursionError, ValueError, ArithmeticError,
             OSError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -387,10 +385,11 @@ def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[An
         for members in sharing.values():
             after = [prepare] if prepare is not None else []
             if prepare is not None and len(members) > 1:
+                parts = SHARED if members[0].options.engine != "analytic" else SHARED[:1]
                 shared = [client.submit(execute_shared, point_payload(members[0]), part, cache,
                                         prepare, key=f"cr2des-{part}-{members[0].point_id}",
                                         pure=False, priority=priority("shared"))
-                          for part in SHARED]
+                          for part in parts]
                 futures.extend(shared)
                 after = shared
             for point in members:
