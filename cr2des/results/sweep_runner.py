@@ -110,8 +110,8 @@ def _inputs(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
 SHARED = ("curve", "dense", "sparse", "wpr")
 
 
-def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
-                   *after: Any) -> dict[str, Any]:
+def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None
+                   ) -> dict[str, Any]:
     """Compute one part a group shares (``prepare``: the study's cached parts; or one of
     :data:`SHARED`) into the cache, from the study of the group's point ``payload``.
 
@@ -141,10 +141,8 @@ def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
     return out
 
 
-def execute_point(payload: dict[str, Any], cache_dir: str | None, *after: Any
-                  ) -> dict[str, Any]:
-    """Run one point and return its record; an error becomes a ``failed`` record.
-    (``after``: results of the tasks the point was scheduled after, unused.)"""
+def execute_point(payload: dict[str, Any], cache_dir: str | None) -> dict[str, Any]:
+    """Run one point and return its record; an error becomes a ``failed`` record."""
     from .pipeline import run_record
 
     start = time.perf_counter()
@@ -328,9 +326,14 @@ def _client(workers: int | None, scheduler: str | None) -> Any:
         with client:
             yield client
         return
+    import dask
+
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+    # a worker is sent its next task only when it is free, so the queue's priorities decide
+    # what runs next (the scheduler of a local cluster runs in this process)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
 
@@ -354,70 +357,115 @@ def _largest_buffer_first(point: Point) -> float:
 _CLASS = 1 << 40
 
 
-def _submit_all(client: Any, pending: list[Point], cache: str | None) -> list[Any]:
-    """Every task of ``pending`` (module docstring): per group a prepare task, then its
-    shared tasks, then its points, each scheduled after the tasks it reads from (a dask
-    dependency: a worker does not start a point while the shared work it needs is still
-    queued elsewhere)."""
+@dataclass
+class _Group:
+    """The tasks of one group (module docstring): its prepare task, then per set of points
+    that share work, the shared tasks, then those points."""
+
+    prepare: Point | None
+    sharing: list[tuple[tuple[str, ...], list[Point]]]
+
+
+def _plan(pending: list[Point], cache: str | None) -> list[_Group]:
     groups: dict[str, list[Point]] = {}
     for point in pending:
         groups.setdefault(_group_key(point), []).append(point)
-    futures = []
-    # dask runs the ready task of highest priority first: every prepare task, then every
-    # shared task, then the points, each class in the order submitted
-    rank = {"prepare": 0, "shared": 0, "point": 0}
-
-    def priority(kind: str) -> int:
-        rank[kind] += 1
-        return {"prepare": 3, "shared": 2, "point": 1}[kind] * _CLASS - rank[kind]
-
+    plan = []
     for group in groups.values():
         group = sorted(group, key=_largest_buffer_first)
-        prepare = None
-        if cache is not None and len(group) > 1:
-            prepare = client.submit(execute_shared, point_payload(group[0]), "prepare", cache,
-                                    key=f"cr2des-prepare-{group[0].point_id}", pure=False,
-                                    priority=priority("prepare"))
-            futures.append(prepare)
+        shared = cache is not None and len(group) > 1
         sharing: dict[str, list[Point]] = {}
         for point in group:
             sharing.setdefault(_shared_key(point), []).append(point)
-        for members in sharing.values():
-            after = [prepare] if prepare is not None else []
-            if prepare is not None and len(members) > 1:
-                parts = SHARED if members[0].options.engine != "analytic" else SHARED[:1]
-                shared = [client.submit(execute_shared, point_payload(members[0]), part, cache,
-                                        prepare, key=f"cr2des-{part}-{members[0].point_id}",
-                                        pure=False, priority=priority("shared"))
-                          for part in parts]
-                futures.extend(shared)
-                after = shared
-            for point in members:
-                futures.append(client.submit(execute_point, point_payload(point), cache, *after,
-                                             key=f"cr2des-point-{point.point_id}", pure=False,
-                                             priority=priority("point")))
-    return futures
+        plan.append(_Group(group[0] if shared else None, [
+            ((SHARED if members[0].options.engine != "analytic" else SHARED[:1])
+             if shared and len(members) > 1 else (), members)
+            for members in sharing.values()]))
+    return plan
 
 
 def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | None,
             outcome: SweepOutcome, progress: Any) -> None:
+    """Run the tasks of :func:`_plan`.  A task is submitted once the tasks it reads from
+    are done (prepare, then shared, then points), without a dask dependency: dask would
+    place a dependent task beside its dependency's (tiny) result and leave other workers
+    idle.  Dask runs the ready task of highest priority first: every prepare task, then
+    every shared task, then the points, each class in the order of the plan (larger
+    buffers first)."""
     from distributed import as_completed
 
-    running = as_completed(_submit_all(client, pending, cache))
+    plan = _plan(pending, cache)
+    priority: dict[str, int] = {}
+    rank = {3: 0, 2: 0, 1: 0}
+
+    def rank_of(key: str, level: int) -> None:
+        rank[level] += 1
+        priority[key] = level * _CLASS - rank[level]
+
+    for group in plan:
+        if group.prepare is not None:
+            rank_of(f"cr2des-prepare-{group.prepare.point_id}", 3)
+        for parts, members in group.sharing:
+            for part in parts:
+                rank_of(f"cr2des-{part}-{members[0].point_id}", 2)
+    for group in plan:
+        for _, members in group.sharing:
+            for point in members:
+                rank_of(f"cr2des-point-{point.point_id}", 1)
+
+    running = as_completed()
+    then: dict[str, Any] = {}  # task key -> what to submit once it is done
+
+    def submit(function: Any, key: str, *args: Any) -> None:
+        running.add(client.submit(function, *args, key=key, pure=False,
+                                  priority=priority[key]))
+
+    def start_points(members: list[Point]) -> None:
+        for point in members:
+            submit(execute_point, f"cr2des-point-{point.point_id}", point_payload(point), cache)
+
+    def start_sharing(group: _Group) -> None:
+        for parts, members in group.sharing:
+            if not parts:
+                start_points(members)
+                continue
+            keys = {f"cr2des-{part}-{members[0].point_id}": part for part in parts}
+            left = set(keys)
+
+            def one_done(key: str, left: set[str] = left, members: list[Point] = members
+                         ) -> None:
+                left.discard(key)
+                if not left:
+                    start_points(members)
+            for key, part in keys.items():
+                then[key] = one_done
+                submit(execute_shared, key, point_payload(members[0]), part, cache)
+
+    for group in plan:
+        if group.prepare is None:
+            start_sharing(group)
+        else:
+            key = f"cr2des-prepare-{group.prepare.point_id}"
+            then[key] = lambda _, group=group: start_sharing(group)
+            submit(execute_shared, key, point_payload(group.prepare), "prepare", cache)
+
     for future in running:
-        if not str(future.key).startswith("cr2des-point-"):
-            # shared work: its entries are in the cache; what it did goes to a log
+        key = str(future.key)
+        if not key.startswith("cr2des-point-"):
+            # shared work: its entries are in the cache; what it did goes to a log.  Its
+            # failure does not hold the points back: they compute what they miss.
             try:
                 done = future.result()
             except Exception as exc:  # a worker died repeatedly
-                done = {"part": str(future.key), "error": f"{type(exc).__name__}: {exc}"}
+                done = {"part": key, "error": f"{type(exc).__name__}: {exc}"}
             append_record(records_path.parent / SHARED_LOG,
-                          {"id": str(future.key), **done, "finished_at": time.time()})
+                          {"id": key, **done, "finished_at": time.time()})
+            then.pop(key)(key)
             continue
         try:
             record = future.result()
         except Exception as exc:  # a worker died repeatedly, or the task could not run
-            point = next(p for p in pending if f"cr2des-point-{p.point_id}" == future.key)
+            point = next(p for p in pending if f"cr2des-point-{p.point_id}" == key)
             record = {"id": point.point_id, "index": point.index, "values": point.values,
                       "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                       "result": None, "cache": None, "wall_s": None, "worker": None,

@@ -79,12 +79,14 @@ def test_sweep_scales_with_workers_and_reuses_the_cache():
     folder = Path(tempfile.mkdtemp(prefix="cr2des-bench-sweep-"))
     (folder / "s.yaml").write_text(SWEEP)
     one, two, alone = [], [], []
-    for _ in range(REPEATS):
+    for repeat in range(REPEATS):
         alone.append(timed_run())
         w1, _, at_once1 = timed_sweep(folder, 1)
         one.append(w1)
         w2, kinds, at_once2 = timed_sweep(folder, 2)
         two.append(w2)
+        print(f"\nrepeat {repeat + 1}: standalone {alone[-1]:.1f} s, 1 worker {w1:.1f} s, "
+              f"2 workers {w2:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
     m1, m2, ma = (statistics.median(x) for x in (one, two, alone))
     hits = sum(h for h, _ in kinds.values())
     misses = sum(m for _, m in kinds.values())
