@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import heapq
 import io
 import json
 import os
@@ -388,10 +389,12 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
             outcome: SweepOutcome, progress: Any) -> None:
     """Run the tasks of :func:`_plan`.  A task is submitted once the tasks it reads from
     are done (prepare, then shared, then points), without a dask dependency: dask would
-    place a dependent task beside its dependency's (tiny) result and leave other workers
-    idle.  Dask runs the ready task of highest priority first: every prepare task, then
-    every shared task, then the points, each class in the order of the plan (larger
-    buffers first)."""
+    place a dependent task beside its dependency's (tiny) result.  Of the ready tasks, the
+    one of highest priority goes first: every prepare task, then every shared task, then
+    the points, each class in the order of the plan (larger buffers first).  The client
+    keeps one task in flight per worker thread of the cluster: dask queues only large
+    groups of alike tasks itself and would hand the others out at once, several to one
+    worker while another is idle."""
     from distributed import as_completed
 
     plan = _plan(pending, cache)
@@ -415,10 +418,20 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
 
     running = as_completed()
     then: dict[str, Any] = {}  # task key -> what to submit once it is done
+    ready: list[tuple[int, str, Any, tuple[Any, ...]]] = []  # a heap, highest priority first
+    flying = 0
 
     def submit(function: Any, key: str, *args: Any) -> None:
-        running.add(client.submit(function, *args, key=key, pure=False,
-                                  priority=priority[key]))
+        heapq.heappush(ready, (-priority[key], key, function, args))
+
+    def pump() -> None:
+        nonlocal flying
+        threads = max(1, sum(client.nthreads().values()))
+        while ready and flying < threads:
+            minus, key, function, args = heapq.heappop(ready)
+            running.add(client.submit(function, *args, key=key, pure=False,
+                                      priority=-minus))
+            flying += 1
 
     def start_points(members: list[Point]) -> None:
         for point in members:
@@ -449,7 +462,9 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
             then[key] = lambda _, group=group: start_sharing(group)
             submit(execute_shared, key, point_payload(group.prepare), "prepare", cache)
 
+    pump()
     for future in running:
+        flying -= 1
         key = str(future.key)
         if not key.startswith("cr2des-point-"):
             # shared work: its entries are in the cache; what it did goes to a log.  Its
@@ -461,6 +476,7 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
             append_record(records_path.parent / SHARED_LOG,
                           {"id": key, **done, "finished_at": time.time()})
             then.pop(key)(key)
+            pump()
             continue
         try:
             record = future.result()
@@ -481,6 +497,7 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
         outcome.cache_misses += int(stats.get("misses", 0))
         if progress is not None:
             progress(outcome, record)
+        pump()
 
 
 # ------------------------------------------------------------------ summary table
