@@ -3,6 +3,7 @@ records and resume, and runs on a dask LocalCluster (including a killed worker).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -195,16 +196,23 @@ def test_latest_record_wins():
 
 
 def test_a_point_record_equals_the_standalone_run(tmp_path, capsys):
+    """Alone, in a sweep with a cold cache, and with every part found in the cache: one
+    result."""
     (point,) = sweep_of({"base": {**TINY, "buffer": "1KiB"}})
-    record = execute_point(point_payload(point), str(tmp_path / "cache"))
-    assert record["status"] == "ok", record["error"]
+    cold = execute_point(point_payload(point), str(tmp_path / "cache"))
+    warm = execute_point(point_payload(point), str(tmp_path / "cache"))
+    assert cold["status"] == warm["status"] == "ok", cold["error"]
+    assert cold["cache"]["by_kind"]["simulation"]["misses"] == 4
+    assert warm["cache"]["misses"] == 0
+    assert {"simulation", "curve"} <= set(warm["cache"]["by_kind"])
     assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer", "1KiB",
                  "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
-    swept = json.loads(json.dumps(record["result"]))
     alone["arch"].pop("source")
-    swept["arch"].pop("source")
-    assert comparable(swept) == comparable(alone)
+    for record in (cold, warm):
+        swept = json.loads(json.dumps(record["result"]))
+        swept["arch"].pop("source")
+        assert comparable(swept) == comparable(alone)
 
 
 def test_a_failing_point_becomes_a_failed_record(tmp_path):
@@ -276,6 +284,11 @@ def test_sweep_cli_runs_and_refuses_to_clobber(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--workers", "1", "--out", str(out)]) == 0
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("index,id,run.buffer,status")
+    # the schemes without a buffer and the curve were computed once, before the points
+    for record in read_records(out / RECORDS):
+        kinds = record["cache"]["by_kind"]
+        assert kinds["simulation"] == {"hits": 3, "misses": 1, "corrupt": 0}, record["index"]
+        assert kinds["curve"]["hits"] == 1 and kinds["reference"]["misses"] == 0
     assert "2 points done, 0 failed" in capsys.readouterr().out
     assert main(["sweep", str(sweep), "--out", str(out)]) == 2
     assert "pass --resume" in capsys.readouterr().err
@@ -313,3 +326,121 @@ def test_sweep_figures_come_from_the_records(tmp_path, capsys):
         "learning images (SL)"]
     assert [(a["xlabel"], a["ylabel"]) for a in labels(out / "sweep-pareto.png")] == [
         ("area of the used tiles (mm²)", "energy per inference (mJ)")]
+
+
+# ------------------------------------------------------------------ cached simulations
+def tiny_study(capacity_bytes: int, cache: Cache | None = None):
+    from cr2des import StudyOptions, load_arch, load_workload, run_study
+
+    return run_study(load_workload("tiny"), load_arch("tiny"),
+                     StudyOptions(n_learn=1, n_test=2, capacity_bytes=capacity_bytes),
+                     cache=cache)
+
+
+def result_data(result) -> str:
+    """Every field of a simulation result but its wall time, as text (NaN equals NaN)."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
+              if f.name not in ("wall_s", "stats")}
+    stats = {f.name: (dict(value) if isinstance(value, dict) else value)
+             for f in dataclasses.fields(result.stats)
+             for value in (getattr(result.stats, f.name),)}
+    return repr((fields, stats))
+
+
+def test_pack_round_trips_a_simulation_result_exactly():
+    from cr2des.compression.cache import pack, unpack
+    from cr2des.simulation.cached import RESULT_CLASSES
+    from cr2des.simulation.sim import simulate
+
+    result = simulate(tiny_study(1024), "cr2")
+    result.image_latency_s.append(float("nan"))
+    result.steady["odd"] = (0.1 + 0.2, float("inf"), -0.0)
+    arrays, data = pack(result, RESULT_CLASSES)
+    back = unpack(arrays, json.loads(json.dumps(data)), RESULT_CLASSES)
+    assert result_data(back) == result_data(result)
+    assert back.stats.stalls == result.stats.stalls and back.stats.busy == result.stats.busy
+    assert back.steady["odd"][0] == 0.1 + 0.2 and str(back.steady["odd"][2]) == "-0.0"
+    with pytest.raises(TypeError):
+        pack({"path": Path(".")}, RESULT_CLASSES)
+
+
+@pytest.mark.parametrize("fine", [False, True])
+def test_a_cached_simulation_equals_a_fresh_one(tmp_path, fine):
+    from cr2des.simulation.cached import simulate_cached
+    from cr2des.simulation.sim import SimOptions, simulate
+
+    study = tiny_study(1024)
+    schemes = ("dense", "sparse", "wpr", "cr2")
+    options = SimOptions()
+    if fine:  # one event per OU also reads the per-crossbar counts; a stopped run is enough
+        schemes, options = ("cr2",), SimOptions(granularity="fine", max_events=20_000)
+    cold, warm = Cache(tmp_path), Cache(tmp_path)
+    for scheme in schemes:
+        fresh = result_data(simulate(study, scheme, options))
+        assert result_data(simulate_cached(study, scheme, options, cold)) == fresh, scheme
+        assert result_data(simulate_cached(study, scheme, options, warm)) == fresh, scheme
+    n = len(schemes)
+    assert cold.stats.kinds["simulation"] == {"hits": 0, "misses": n, "corrupt": 0}
+    assert warm.stats.kinds["simulation"] == {"hits": n, "misses": 0, "corrupt": 0}
+
+
+def test_only_what_a_scheme_depends_on_addresses_its_simulation(tmp_path):
+    from cr2des.simulation.cached import SimulationInputs
+    from cr2des.simulation.sim import SimOptions
+
+    cache = Cache(tmp_path)
+    small, large = tiny_study(256), tiny_study(4096)
+    assert small.allocation.bytes_per_layer != large.allocation.bytes_per_layer
+    options = SimOptions()
+
+    def key(study, scheme, opts=options):
+        return SimulationInputs(study, scheme, opts).key(cache, opts)
+
+    for scheme in ("dense", "sparse", "wpr"):  # the buffer does not reach them
+        assert key(small, scheme) == key(large, scheme), scheme
+    assert key(small, "cr2") != key(large, "cr2")
+    assert key(small, "dense") != key(small, "sparse")
+    assert key(small, "dense") != key(small, "dense", SimOptions(max_events=999))
+    # the view holds nothing else of the study: a simulation reading more fails loudly
+    view = SimulationInputs(small, "dense", options)
+    assert view.layers == {} and not hasattr(view, "learn")  # no layer uses a buffer
+    buffered = SimulationInputs(small, "cr2", options)
+    assert set(buffered.layers) == set(buffered.allocation.bytes_per_layer)
+    with pytest.raises(KeyError):
+        view.stage(next(iter(small.layers)), "cr2")
+
+
+def test_the_curve_is_the_same_for_every_capacity_and_cached(tmp_path):
+    from cr2des.results.record import curve_capacities, ipr_curve
+
+    cache = Cache(tmp_path)
+    curves = {}
+    for capacity in (256, 4096):
+        study = tiny_study(capacity, cache)
+        plain = ipr_curve(study)
+        assert ipr_curve(study, cache=cache) == plain == ipr_curve(study, cache=cache)
+        assert capacity in plain["capacity_bytes"]
+        curves[capacity] = plain
+    assert cache.stats.kinds["curve"] == {"hits": 3, "misses": 1, "corrupt": 0}
+    grid = curve_capacities(study.arch)
+    for field in ("used_bytes", "hit_rate_learn", "hit_rate_test"):
+        on_grid = [{c: v for c, v in zip(curve["capacity_bytes"], curve[field], strict=True)
+                    if c in grid} for curve in curves.values()]
+        assert on_grid[0] == on_grid[1], field
+
+
+def test_a_memo_hands_out_read_only_entries_within_its_budget(tmp_path):
+    from cr2des.compression.cache import Memo
+
+    memo = Memo(max_bytes=1000)
+    cache = Cache(tmp_path, memo=memo)
+    first, second = cache.key("thing", 1), cache.key("thing", 2)
+    mine = np.arange(100, dtype=np.int64)  # 800 bytes
+    cache.store(first, {"x": mine})
+    mine[0] = 7  # the caller's array is its own: the stored entry does not change
+    arrays, _ = Cache(tmp_path, memo=memo).load(first)
+    assert arrays["x"][0] == 0 and not arrays["x"].flags.writeable
+    (tmp_path / first[-40:][:2] / f"{first}.npz").unlink()  # served from memory now
+    assert Cache(tmp_path, memo=memo).load(first) is not None
+    cache.store(second, {"x": np.arange(100, dtype=np.int64)})  # over budget: first leaves
+    assert memo.bytes <= 1000 and memo.get(first) is None and memo.get(second) is not None

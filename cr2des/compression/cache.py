@@ -10,16 +10,24 @@ the ``.npz`` bytes.  Both are written atomically, the record last, so an entry e
 once it is complete.  Every read checks the digest; an entry that does not match (a torn
 write, a disk error, a hand edit) is deleted and reported as a miss, never trusted.
 Arrays are loaded with ``allow_pickle=False``: the cache stores data, never code.
+
+Every address also carries a digest of cr2des's own source files (:func:`code_digest`), so
+an edited checkout never reuses what other code computed.  A long-lived process (a sweep's
+worker) can keep verified entries in memory (:class:`Memo`), so that a point does not read
+and check again what the previous point of the same worker read.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +42,11 @@ CACHE_FORMAT = 1
 
 
 def digest(*parts: Any) -> str:
-    """SHA-256 (hex) of plain data and numpy arrays, independent of dict order.
+    """SHA-256 (hex) of plain data, dataclasses and numpy arrays, independent of dict and
+    set order.
 
-    Arrays contribute their dtype, shape and bytes; everything else its canonical JSON.
+    Arrays contribute their dtype, shape and bytes; a dataclass its class name and every
+    field; everything else its canonical JSON.
     """
     h = hashlib.sha256()
     _feed(h, parts)
@@ -60,10 +70,78 @@ def _feed(h: Any, value: Any) -> None:
             _feed(h, item)
             h.update(b",")
         h.update(b"]")
+    elif isinstance(value, set | frozenset):
+        h.update(b"<")
+        for item in sorted(value, key=repr):
+            _feed(h, item)
+            h.update(b",")
+        h.update(b">")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        h.update(f"dc:{type(value).__name__}(".encode())
+        for f in dataclasses.fields(value):
+            h.update(f.name.encode() + b"=")
+            _feed(h, getattr(value, f.name))
+        h.update(b")")
     elif isinstance(value, np.generic):
         _feed(h, value.item())
     else:
         h.update(json.dumps(value, sort_keys=True, default=str).encode())
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of the source of every cr2des module (read once per process)."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+class Memo:
+    """Verified entries kept in memory, least recently used dropped beyond ``max_bytes``.
+
+    Arrays handed out are read-only views: a caller that tried to change a shared entry
+    would fail loudly instead of corrupting the next point's inputs.
+    """
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: collections.OrderedDict[
+            str, tuple[dict[str, np.ndarray], dict[str, Any], int]] = collections.OrderedDict()
+
+    def get(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return dict(entry[0]), copy_meta(entry[1])
+
+    def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], *,
+            copy: bool = False) -> None:
+        """Keep an entry; ``copy`` the arrays when the caller keeps using its own."""
+        frozen = {}
+        for name, array in arrays.items():
+            view = np.array(array) if copy else np.asarray(array).view()
+            view.flags.writeable = False
+            frozen[name] = view
+        size = sum(a.nbytes for a in frozen.values())
+        if size > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
+        self._entries[key] = (frozen, copy_meta(meta), size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self.bytes -= dropped
+
+
+def copy_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of an entry's JSON metadata."""
+    return dict(json.loads(json.dumps(meta)))
 
 
 @dataclass
@@ -92,15 +170,20 @@ class Cache:
     ----------
     root
         The cache folder; created when the first entry is stored.
+    memo
+        Entries this process already verified or stored (:class:`Memo`), shared between
+        the caches a long-lived process opens on one folder; ``None`` reads the disk
+        every time.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, memo: Memo | None = None) -> None:
         self.root = Path(root)
         self.stats = CacheStats()
+        self.memo = memo
 
     def key(self, kind: str, *parts: Any) -> str:
-        """The address of an entry of ``kind`` computed from ``parts``."""
-        return f"{kind}-{digest(kind, CACHE_FORMAT, __version__, *parts)[:40]}"
+        """The address of an entry of ``kind`` computed from ``parts`` (and the code)."""
+        return f"{kind}-{digest(kind, CACHE_FORMAT, __version__, code_digest(), *parts)[:40]}"
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.root / key.rsplit("-", 1)[-1][:2]
@@ -109,6 +192,11 @@ class Cache:
     def load(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         """The arrays and metadata stored under ``key``, or ``None`` (a miss)."""
         kind = key.rsplit("-", 1)[0]
+        if self.memo is not None:
+            kept = self.memo.get(key)
+            if kept is not None:
+                self.stats.count(kind, "hits")
+                return kept
         data_path, record_path = self._paths(key)
         try:
             record = json.loads(record_path.read_text())
@@ -131,7 +219,10 @@ class Cache:
             self.stats.count(kind, "misses")
             return None
         self.stats.count(kind, "hits")
-        return arrays, dict(record.get("meta", {}))
+        meta = dict(record.get("meta", {}))
+        if self.memo is not None:
+            self.memo.put(key, arrays, meta)
+        return arrays, meta
 
     def store(self, key: str, arrays: Mapping[str, np.ndarray],
               meta: Mapping[str, Any] | None = None) -> None:
@@ -145,6 +236,8 @@ class Cache:
                   "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
                   "meta": dict(meta or {})}
         atomic_write_text(record_path, json.dumps(record, sort_keys=True))
+        if self.memo is not None:
+            self.memo.put(key, arrays, dict(meta or {}), copy=True)
 
     def _discard(self, key: str) -> None:
         for path in self._paths(key):
@@ -153,6 +246,73 @@ class Cache:
 
     def entries(self) -> Iterable[Path]:
         return sorted(self.root.glob("*/*.json")) if self.root.exists() else []
+
+
+# ------------------------------------------------------------------ structured values
+def pack(value: Any, classes: Mapping[str, type]) -> tuple[dict[str, np.ndarray], Any]:
+    """A structured value as an entry: its arrays, and JSON-able data that refers to them.
+
+    Handles ``None``, booleans, numbers (floats exactly, ``nan`` and infinities included),
+    strings, lists, tuples, dicts with any of these as keys, ``defaultdict(int | float |
+    list)``, numpy arrays and scalars, and the dataclasses named in ``classes``.  Anything
+    else raises :class:`TypeError`: it is not stored rather than stored wrongly.
+    """
+    arrays: dict[str, np.ndarray] = {}
+
+    def enc(v: Any) -> Any:
+        if v is None or isinstance(v, bool | int | float | str):
+            return v
+        if isinstance(v, np.ndarray):
+            name = f"a{len(arrays)}"
+            arrays[name] = v
+            return {"a": name}
+        if isinstance(v, np.generic):
+            return enc(v.item())
+        if isinstance(v, list):
+            return [enc(x) for x in v]
+        if isinstance(v, tuple):
+            return {"t": [enc(x) for x in v]}
+        if isinstance(v, collections.defaultdict):
+            factory = v.default_factory
+            if factory not in (int, float, list):
+                raise TypeError(f"defaultdict of {factory!r} cannot be cached")
+            return {"dd": factory.__name__, "d": [[enc(k), enc(x)] for k, x in v.items()]}
+        if isinstance(v, dict):
+            return {"d": [[enc(k), enc(x)] for k, x in v.items()]}
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            name = type(v).__name__
+            if classes.get(name) is not type(v):
+                raise TypeError(f"{name} is not among the classes this entry may hold")
+            return {"c": name, "f": {f.name: enc(getattr(v, f.name))
+                                     for f in dataclasses.fields(v)}}
+        raise TypeError(f"a {type(v).__name__} cannot be cached")
+
+    return arrays, enc(value)
+
+
+_FACTORIES: dict[str, Callable[[], Any]] = {"int": int, "float": float, "list": list}
+
+
+def unpack(arrays: Mapping[str, np.ndarray], data: Any, classes: Mapping[str, type]) -> Any:
+    """The value :func:`pack` made ``arrays`` and ``data`` from."""
+    def dec(v: Any) -> Any:
+        if isinstance(v, list):
+            return [dec(x) for x in v]
+        if not isinstance(v, dict):
+            return v
+        if "a" in v:
+            return arrays[v["a"]]
+        if "t" in v:
+            return tuple(dec(x) for x in v["t"])
+        if "dd" in v:
+            return collections.defaultdict(_FACTORIES[v["dd"]],
+                                           ((dec(k), dec(x)) for k, x in v["d"]))
+        if "d" in v:
+            return {dec(k): dec(x) for k, x in v["d"]}
+        cls = classes[v["c"]]
+        return cls(**{name: dec(x) for name, x in v["f"].items()})
+
+    return dec(data)
 
 
 # ------------------------------------------------------------------ the study's entries

@@ -48,6 +48,12 @@ class TimingOptions:
     jobs: int = 1
 
 
+def sim_options(timing: TimingOptions) -> SimOptions:
+    """The simulation options of ``timing`` (no trace)."""
+    return SimOptions(granularity=timing.granularity, max_events=timing.max_events,
+                      edge_buffer_bytes=timing.edge_buffer_bytes)
+
+
 @dataclass
 class Run:
     """A finished run: the study, each scheme's simulation, and the record."""
@@ -64,7 +70,9 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
                progress: Callable[[str, str], None] | None = None,
                cache: Cache | None = None) -> Run:
     """Run the study and the timing of every scheme (and of cr2 under every compared
-    allocation); build the record (:func:`cr2des.results.record.model_record`)."""
+    allocation); build the record (:func:`cr2des.results.record.model_record`).  With a
+    ``cache``, the study's reusable parts, the simulations and the hit-rate curve are found
+    there when an earlier run computed them; the record is the same either way."""
     timing = timing or TimingOptions()
     tick = progress or (lambda phase, item: None)
     study = run_study(workload, arch, options, progress=tick, cache=cache)
@@ -73,15 +81,15 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
     alt_sims: dict[str, dict[str, SimResult]] = {}
     sim_wall = 0.0
     if timing.engine in ("event", "both"):
-        sim_options = SimOptions(granularity=timing.granularity, max_events=timing.max_events,
-                                 edge_buffer_bytes=timing.edge_buffer_bytes)
+        plain = sim_options(timing)
         jobs: list[Job] = [(study, scheme, dataclasses.replace(
-            sim_options, trace=scheme == timing.trace_scheme)) for scheme in SCHEMES]
-        jobs += [(alternative, "cr2", sim_options)
+            plain, trace=scheme == timing.trace_scheme)) for scheme in SCHEMES]
+        jobs += [(alternative, "cr2", plain)
                  for alternative in study.alternatives.values()]
         names = [*SCHEMES, *(f"cr2 ({method})" for method in study.alternatives)]
         start = time.perf_counter()
-        results = simulate_all(jobs, timing.jobs, lambda i: tick("simulate", names[i]))
+        results = simulate_all(jobs, timing.jobs, lambda i: tick("simulate", names[i]),
+                               cache=cache)
         sim_wall = time.perf_counter() - start
         sims = dict(zip(SCHEMES, results, strict=False))
         alt_sims = {method: {"cr2": result} for method, result
@@ -95,5 +103,6 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
         sim_meta = {"engine": timing.engine, "granularity": None, "events": 0, "wall_s": 0.0,
                     "partial": False, "trace": None}
     tick("results", "IPR hit rate against capacity, allocation methods")
-    record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims)
+    record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims,
+                          cache=cache)
     return Run(study, sims, estimates, record, alt_sims)

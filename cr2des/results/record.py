@@ -44,6 +44,7 @@ from ..errors import Cr2desError
 from ..fileio import atomic_write_text, strict_json
 
 if TYPE_CHECKING:
+    from ..compression.cache import Cache
     from ..compression.study import Study
     from ..costs.area_power import AreaPower
     from ..simulation.sim import Estimate, SimResult
@@ -57,7 +58,8 @@ NOT_COMPUTED = "n/a (not computed)"
 #: the networks of the CR2 study, what ``cr2des run all`` runs
 PAPER_MODELS = ("alexnet", "vgg16", "resnet50", "googlenet")
 
-#: capacities of the IPR hit-rate curve, as multiples of the study's capacity
+#: capacities of the IPR hit-rate curve, as multiples of the architecture's pattern-buffer
+#: capacity (:func:`curve_capacities`)
 CURVE_FACTORS = (0.0, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 16.0)
 
 #: capacity the curve is scaled from when the study allocates none (a chip without IPR)
@@ -99,37 +101,60 @@ def layer_times(study: Study, sims: Mapping[str, SimResult]) -> dict[str, dict[s
     return out
 
 
-def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[str, Any]:
+def curve_capacities(arch: Any, factors: Iterable[float] = CURVE_FACTORS) -> list[int]:
+    """The capacities of the hit-rate curve: ``factors`` times the architecture's own
+    pattern-buffer capacity (:data:`CURVE_BASE_BYTES` for a chip without one).
+
+    They do not depend on the capacity a run allocates (``--buffer``), so every point of a
+    buffer sweep has the same curve, computed once and cached; the run's own capacity is
+    added to it by :func:`ipr_curve`."""
+    chip = int(arch.pattern_buffer_bytes)
+    base = chip if chip > 0 else CURVE_BASE_BYTES
+    return sorted({round(base * f) for f in factors})
+
+
+def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS, *,
+              cache: Cache | None = None, tables: LearnedTables | None = None
+              ) -> dict[str, Any]:
     """IPR hit rate on the learning and the testing images against total pattern-buffer
     capacity.
 
     Computed from the frequency tables alone, without a re-run: at each capacity the
     study's allocation method splits the bytes among layers using the learned tables, each
     layer holds its best learned entries, and the hits are the counts of the entries held
-    in the learning and in the testing images' histograms.  At the study's own capacity
-    these are exactly the study's hit rates (the testing one counted by a different path,
-    the buffer lookups of the testing run).  ``tested`` lists the allocations a testing
-    run was classified and simulated with (the run's and those of ``--compare-alloc``).
+    in the learning and in the testing images' histograms.  The capacities are those of
+    :func:`curve_capacities` and the study's own; at the study's own capacity the rates are
+    exactly the study's hit rates (the testing one counted by a different path, the buffer
+    lookups of the testing run).  ``tested`` lists the allocations a testing run was
+    classified and simulated with (the run's and those of ``--compare-alloc``).
+
+    With a ``cache`` the curve at :func:`curve_capacities` is found there when any run on
+    the same tables, architecture and method computed it (:func:`cached_curve`).
     """
     capacity = int(study.allocation.capacity_bytes)
-    base = capacity if capacity > 0 else CURVE_BASE_BYTES
-    candidates, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = (
-        _learned_tables(study))
+    tables = tables or learned_tables(study)
+    candidates, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables
     method = study.allocation.method
-    capacities = sorted({round(base * f) for f in factors} | {capacity})
+    grid = curve_capacities(study.arch, factors)
     held = sum(c.count * c.width_bytes for c in candidates)
     if copies_per_router(study.arch):  # every router's copies: the curve reaches it
         held = capacity_for_all_entries(study, method)
-        capacities = sorted(set(capacities) | {held})
-    others = [c for c in capacities if c != capacity]
-    realloc = dict(zip(others, reallocate_many(study, others, method), strict=True))
+        grid = sorted(set(grid) | {held})
+    on_grid = cached_curve(study, grid, tables, cache)
+    capacities = sorted(set(grid) | {capacity})
     rates, test_rates, used = [], [], []
     for c in capacities:
-        allocation = study.allocation if c == capacity else realloc[c]
-        rates.append(_rate(learn_cum, allocation.entries, learn_nonzero))
-        test_rates.append(_rate(test_cum, allocation.entries, test_nonzero)
-                          if test_cum else None)
-        used.append(allocation.used_bytes)
+        if c == capacity:
+            allocation = study.allocation
+            rates.append(_rate(learn_cum, allocation.entries, learn_nonzero))
+            test_rates.append(_rate(test_cum, allocation.entries, test_nonzero)
+                              if test_cum else None)
+            used.append(allocation.used_bytes)
+        else:
+            at = grid.index(c)
+            rates.append(on_grid["hit_rate_learn"][at])
+            test_rates.append(on_grid["hit_rate_test"][at])
+            used.append(on_grid["used_bytes"][at])
     tested = [{"method": s.allocation.method, "capacity_bytes": s.allocation.capacity_bytes,
                "hit_rate_learn": s.hit_rates()[0], "hit_rate_test": s.hit_rates()[1]}
               for s in (study, *study.alternatives.values())]
@@ -139,9 +164,50 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS) -> dict[st
             "bytes_for_all_entries": held}
 
 
-def _learned_tables(study: Study) -> tuple[list[LayerValues], dict[str, np.ndarray],
-                                           dict[str, np.ndarray], dict[str, float],
-                                           tuple[int, int]]:
+def cached_curve(study: Study, capacities: list[int], tables: LearnedTables,
+                 cache: Cache | None) -> dict[str, list[Any]]:
+    """Used bytes and hit rates of the study's allocation method at each of ``capacities``
+    (every allocation from one pass, :func:`cr2des.compression.study.reallocate_many`).
+
+    Cached under a digest of what they depend on: the method, the capacities, the
+    architecture and every layer's mapping, learned and testing histograms, entry width
+    and key bits (not the study's own capacity or allocation)."""
+    _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables
+    method = study.allocation.method
+    key = None
+    if cache is not None:
+        key = cache.key("curve", method, capacities, study.arch,
+                        [(name, layer.map, layer.learned, layer.tested, layer.width_bytes,
+                          layer.buffer.key_bits) for name, layer in study.layers.items()])
+        hit = cache.load(key)
+        if hit is not None:
+            arrays, meta = hit
+            return {"used_bytes": [int(v) for v in arrays["used_bytes"]],
+                    "hit_rate_learn": [float(v) for v in arrays["hit_rate_learn"]],
+                    "hit_rate_test": ([float(v) for v in arrays["hit_rate_test"]]
+                                      if meta["tested"] else [None] * len(capacities))}
+    allocations = reallocate_many(study, capacities, method)
+    out: dict[str, list[Any]] = {
+        "used_bytes": [a.used_bytes for a in allocations],
+        "hit_rate_learn": [_rate(learn_cum, a.entries, learn_nonzero) for a in allocations],
+        "hit_rate_test": [_rate(test_cum, a.entries, test_nonzero) if test_cum else None
+                          for a in allocations]}
+    if cache is not None and key is not None:
+        arrays = {"used_bytes": np.array(out["used_bytes"], dtype=np.int64),
+                  "hit_rate_learn": np.array(out["hit_rate_learn"], dtype=np.float64)}
+        if test_cum:
+            arrays["hit_rate_test"] = np.array(out["hit_rate_test"], dtype=np.float64)
+        cache.store(key, arrays, {"tested": bool(test_cum), "method": method,
+                                  "capacities": capacities})
+    return out
+
+
+#: what :func:`learned_tables` returns
+LearnedTables = tuple[list[LayerValues], dict[str, np.ndarray], dict[str, np.ndarray],
+                      dict[str, float], tuple[int, int]]
+
+
+def learned_tables(study: Study) -> LearnedTables:
     """Each layer's candidate entries (best first); the cumulative counts of its ``k`` best
     entries on the learning and on the testing images; its work; and the non-zero OU
     input patterns of all layers on each image set."""
@@ -182,10 +248,10 @@ def counts_in(band: np.ndarray, key: np.ndarray, histogram: PatternCounts) -> np
     return np.where(table[index] == probe, histogram.count[index], 0).astype(np.int64)
 
 
-def alloc_methods(study: Study) -> dict[str, Any]:
+def alloc_methods(study: Study, tables: LearnedTables | None = None) -> dict[str, Any]:
     """Every allocation method on the study's learned tables and capacity: bytes per layer
     and the hit rate on the learning images (no testing run; ``--compare-alloc`` adds one)."""
-    _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = _learned_tables(study)
+    _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables or learned_tables(study)
     out = {}
     for method in ALLOCS:
         allocation = (study.allocation if method == study.allocation.method else
@@ -230,10 +296,10 @@ def alloc_comparison(study: Study, sims: Mapping[str, Mapping[str, SimResult]],
 
 def model_record(study: Study, sims: Mapping[str, SimResult],
                  estimates: Mapping[str, Estimate], *, sim_meta: Mapping[str, Any],
-                 alt_sims: Mapping[str, Mapping[str, SimResult]] | None = None
-                 ) -> dict[str, Any]:
+                 alt_sims: Mapping[str, Mapping[str, SimResult]] | None = None,
+                 cache: Cache | None = None) -> dict[str, Any]:
     """One model's record (the module docstring): everything the report, the CSVs and the
-    figures read."""
+    figures read.  ``cache`` keeps the hit-rate curve (:func:`cached_curve`)."""
     from ..costs.area_power import area_power
 
     data = study.to_dict()
@@ -255,11 +321,12 @@ def model_record(study: Study, sims: Mapping[str, SimResult],
         if sims:
             layer["time_s"] = times[name]
     add_energy(data, study, sims, estimates)
-    data["ipr_curve"] = ipr_curve(study)
+    tables = learned_tables(study)
+    data["ipr_curve"] = ipr_curve(study, cache=cache, tables=tables)
     all_sims = dict(alt_sims or {})
     all_sims.setdefault(study.allocation.method, sims)
     data["alloc_compare"] = alloc_comparison(study, all_sims, sims.get("dense"))
-    data["alloc_methods"] = alloc_methods(study)
+    data["alloc_methods"] = alloc_methods(study, tables)
     data["area_power"] = chip_area(area_power(study.arch))
     return data
 

@@ -8,15 +8,24 @@ re-runs its task elsewhere) never costs a finished point.  ``resume`` skips the 
 whose successful record is already there; a failed point is recorded with its error and the
 others go on (a resumed sweep tries failed points again).
 
-Workers share a content-addressed cache (:mod:`cr2des.compression.cache`): the first point of every
-group of points that share weights, images and mapping runs alone, so that the others find
-its reference runs and learned tables instead of all computing them at once.
+Workers share a content-addressed cache (:mod:`cr2des.compression.cache`).  Points that share
+weights, images and mapping form a group; one *prepare* task per group computes what all of
+them read (weights, reference runs, mappings, learned and testing pattern tables) before any
+of them starts, so that they find it instead of all computing it at once.  Points of a group
+that differ only in what the ``dense``, ``sparse`` and ``wpr`` schemes do not depend on (the
+pattern-buffer capacity and the allocation method) share those schemes' simulations and the
+hit-rate curve: each is one *shared* task, run before the points, so the points of a buffer
+sweep simulate only ``cr2`` (:mod:`cr2des.simulation.cached`).  Every task stands alone: a
+point whose shared parts are missing (their task failed, or its worker died) computes them
+itself, so scheduling changes wall time only, never a result.  Each worker keeps the cache
+entries it has read in memory (:class:`cr2des.compression.cache.Memo`) for its next points.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import heapq
 import io
 import json
 import os
@@ -31,11 +40,12 @@ from ..fileio import atomic_write_text
 from .sweep import Point, RunOptions, Sweep
 
 RECORDS = "points.jsonl"
+SHARED_LOG = "shared.jsonl"
 SUMMARY = "summary.csv"
 MANIFEST = "sweep.json"
 
 #: fields of a record that depend on the machine and the moment, not on the model
-VOLATILE = ("wall_s", "worker", "cache", "finished_at")
+VOLATILE = ("wall_s", "worker", "cache", "started_at", "finished_at")
 
 
 # ------------------------------------------------------------------ one point (on a worker)
@@ -46,40 +56,103 @@ def point_payload(point: Point) -> dict[str, Any]:
             "arch_file": point.arch_file}
 
 
-def execute_point(payload: dict[str, Any], cache_dir: str | None) -> dict[str, Any]:
-    """Run one point and return its record; an error becomes a ``failed`` record."""
-    from ..compression.cache import Cache
+#: a worker's memory of cache entries, per cache folder (kept between points)
+_MEMOS: dict[str, Any] = {}
+
+#: bytes of cache entries a worker keeps in memory
+MEMO_BYTES = 512 * 1024 * 1024
+
+
+def worker_cache(cache_dir: str | None) -> Any:
+    """The cache a point uses on this worker: entries it read for earlier points are kept
+    in memory (:class:`~cr2des.compression.cache.Memo`); fresh statistics per point."""
+    from ..compression.cache import Cache, Memo
+
+    if not cache_dir:
+        return None
+    memo = _MEMOS.get(os.path.abspath(cache_dir))
+    if memo is None:
+        memo = _MEMOS[os.path.abspath(cache_dir)] = Memo(MEMO_BYTES)
+    return Cache(cache_dir, memo=memo)
+
+
+def _inputs(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """Workload, architecture, study options and timing options of a point's payload."""
     from ..compression.study import StudyOptions
     from ..data.datapath import DataOptions
     from ..description.schema import build
     from ..description.spec import arch_from_dict
     from ..workloads.graph import Normalize
     from ..workloads.load import load_workload
-    from .pipeline import TimingOptions, run_record
+    from .pipeline import TimingOptions
+
+    options = build(RunOptions, payload["options"], "run")
+    arch = arch_from_dict(payload["arch"], file=payload["arch_file"])
+    workload = load_workload(options.model)
+    normalize = (Normalize.parse(options.normalize) if options.normalize is not None
+                 else None)
+    study_options = StudyOptions(
+        data=DataOptions(images=options.images, weights=options.weights,
+                         prune=options.prune, prune_scope=options.prune_scope,
+                         seed=options.seed, normalize=normalize),
+        n_learn=options.sl, n_test=options.st,
+        capacity_bytes=(int(options.buffer_bytes) if options.buffer_bytes is not None
+                        else None),
+        alloc=options.alloc, learn_images=options.learn_images,
+        test_images=options.test_images)
+    timing = TimingOptions(engine=options.engine, granularity=options.granularity,
+                           max_events=options.max_events,
+                           edge_buffer_bytes=(int(options.edge_buffer_bytes)
+                                              if options.edge_buffer_bytes else None))
+    return workload, arch, study_options, timing
+
+
+#: what a group's shared tasks compute: the hit-rate curve and the buffer-free schemes
+SHARED = ("curve", "dense", "sparse", "wpr")
+
+
+def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None
+                   ) -> dict[str, Any]:
+    """Compute one part a group shares (``prepare``: the study's cached parts; or one of
+    :data:`SHARED`) into the cache, from the study of the group's point ``payload``.
+
+    Never raises for a bad point: the points record their own errors.  Returns what the
+    task did (for tests and logs)."""
+    from ..compression.study import run_study
+    from ..simulation.cached import simulate_cached
+    from .pipeline import sim_options
+    from .record import ipr_curve
+
+    start = time.perf_counter()
+    cache = worker_cache(cache_dir)
+    out: dict[str, Any] = {"part": part, "worker": os.getpid(), "error": None,
+                           "started_at": time.time()}
+    try:
+        workload, arch, study_options, timing = _inputs(payload)
+        study = run_study(workload, arch, study_options, cache=cache)
+        if part == "curve":
+            ipr_curve(study, cache=cache)
+        elif part != "prepare" and timing.engine in ("event", "both"):
+            simulate_cached(study, part, sim_options(timing), cache)
+    except (Cr2desError, MemoryError, RecursionError, ValueError, ArithmeticError,
+            OSError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["cache"] = cache.stats.to_dict() if cache is not None else None
+    out["wall_s"] = time.perf_counter() - start
+    return out
+
+
+def execute_point(payload: dict[str, Any], cache_dir: str | None) -> dict[str, Any]:
+    """Run one point and return its record; an error becomes a ``failed`` record."""
+    from .pipeline import run_record
 
     start = time.perf_counter()
     record: dict[str, Any] = {"id": payload["id"], "index": payload["index"],
-                              "values": payload["values"], "worker": os.getpid()}
-    cache = Cache(cache_dir) if cache_dir else None
+                              "values": payload["values"], "worker": os.getpid(),
+                              "started_at": time.time()}
+    cache = worker_cache(cache_dir)
     try:
-        options = build(RunOptions, payload["options"], "run")
-        arch = arch_from_dict(payload["arch"], file=payload["arch_file"])
-        workload = load_workload(options.model)
-        normalize = (Normalize.parse(options.normalize) if options.normalize is not None
-                     else None)
-        study_options = StudyOptions(
-            data=DataOptions(images=options.images, weights=options.weights,
-                             prune=options.prune, prune_scope=options.prune_scope,
-                             seed=options.seed, normalize=normalize),
-            n_learn=options.sl, n_test=options.st,
-            capacity_bytes=(int(options.buffer_bytes) if options.buffer_bytes is not None
-                            else None),
-            alloc=options.alloc, learn_images=options.learn_images,
-            test_images=options.test_images)
-        timing = TimingOptions(engine=options.engine, granularity=options.granularity,
-                               max_events=options.max_events,
-                               edge_buffer_bytes=(int(options.edge_buffer_bytes)
-                                                  if options.edge_buffer_bytes else None))
+        workload, arch, study_options, timing = _inputs(payload)
         run = run_record(workload, arch, study_options, timing, cache=cache)
         record.update(status="ok", error=None, result=run.record)
     except Cr2desError as exc:
@@ -254,33 +327,161 @@ def _client(workers: int | None, scheduler: str | None) -> Any:
         with client:
             yield client
         return
+    import dask
+
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+    # a worker is sent its next task only when it is free, so the queue's priorities decide
+    # what runs next (the scheduler of a local cluster runs in this process)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
 
 
-def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | None,
-            outcome: SweepOutcome, progress: Any) -> None:
-    from distributed import as_completed
+def _shared_key(point: Point) -> str:
+    """Points with one key share the simulations of the schemes without a pattern buffer
+    and the hit-rate curve: they differ at most in the buffer capacity and the allocation
+    method, which change neither."""
+    options = {k: v for k, v in point.options.to_dict().items() if k not in ("buffer", "alloc")}
+    return json.dumps([options, point.arch_data], sort_keys=True, default=str)
 
+
+def _largest_buffer_first(point: Point) -> float:
+    """Scheduling order inside a group: the larger a point's pattern buffer, the more its
+    ``cr2`` simulation has to do, so it starts first and the sweep ends on short points."""
+    value = point.options.buffer_bytes
+    return -(value if value is not None else float("inf"))
+
+
+#: priority classes are this far apart (more tasks than this in one class would mix them)
+_CLASS = 1 << 40
+
+
+@dataclass
+class _Group:
+    """The tasks of one group (module docstring): its prepare task, then per set of points
+    that share work, the shared tasks, then those points."""
+
+    prepare: Point | None
+    sharing: list[tuple[tuple[str, ...], list[Point]]]
+
+
+def _plan(pending: list[Point], cache: str | None) -> list[_Group]:
     groups: dict[str, list[Point]] = {}
     for point in pending:
         groups.setdefault(_group_key(point), []).append(point)
+    plan = []
+    for group in groups.values():
+        group = sorted(group, key=_largest_buffer_first)
+        shared = cache is not None and len(group) > 1
+        sharing: dict[str, list[Point]] = {}
+        for point in group:
+            sharing.setdefault(_shared_key(point), []).append(point)
+        plan.append(_Group(group[0] if shared else None, [
+            ((SHARED if members[0].options.engine != "analytic" else SHARED[:1])
+             if shared and len(members) > 1 else (), members)
+            for members in sharing.values()]))
+    return plan
 
-    def submit(point: Point) -> Any:
-        return client.submit(execute_point, point_payload(point), cache,
-                             key=f"cr2des-point-{point.point_id}", pure=False)
 
-    # the first point of each group warms the cache; the rest follow once it is done
-    leaders = {submit(group[0]): key for key, group in groups.items()}
-    running = as_completed(list(leaders))
+def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | None,
+            outcome: SweepOutcome, progress: Any) -> None:
+    """Run the tasks of :func:`_plan`.  A task is submitted once the tasks it reads from
+    are done (prepare, then shared, then points), without a dask dependency: dask would
+    place a dependent task beside its dependency's (tiny) result.  Of the ready tasks, the
+    one of highest priority goes first: every prepare task, then every shared task, then
+    the points, each class in the order of the plan (larger buffers first).  The client
+    keeps one task in flight per worker thread of the cluster: dask queues only large
+    groups of alike tasks itself and would hand the others out at once, several to one
+    worker while another is idle."""
+    from distributed import as_completed
+
+    plan = _plan(pending, cache)
+    priority: dict[str, int] = {}
+    rank = {3: 0, 2: 0, 1: 0}
+
+    def rank_of(key: str, level: int) -> None:
+        rank[level] += 1
+        priority[key] = level * _CLASS - rank[level]
+
+    for group in plan:
+        if group.prepare is not None:
+            rank_of(f"cr2des-prepare-{group.prepare.point_id}", 3)
+        for parts, members in group.sharing:
+            for part in parts:
+                rank_of(f"cr2des-{part}-{members[0].point_id}", 2)
+    for group in plan:
+        for _, members in group.sharing:
+            for point in members:
+                rank_of(f"cr2des-point-{point.point_id}", 1)
+
+    running = as_completed()
+    then: dict[str, Any] = {}  # task key -> what to submit once it is done
+    ready: list[tuple[int, str, Any, tuple[Any, ...]]] = []  # a heap, highest priority first
+    flying = 0
+
+    def submit(function: Any, key: str, *args: Any) -> None:
+        heapq.heappush(ready, (-priority[key], key, function, args))
+
+    def pump() -> None:
+        nonlocal flying
+        threads = max(1, sum(client.nthreads().values()))
+        while ready and flying < threads:
+            minus, key, function, args = heapq.heappop(ready)
+            running.add(client.submit(function, *args, key=key, pure=False,
+                                      priority=-minus))
+            flying += 1
+
+    def start_points(members: list[Point]) -> None:
+        for point in members:
+            submit(execute_point, f"cr2des-point-{point.point_id}", point_payload(point), cache)
+
+    def start_sharing(group: _Group) -> None:
+        for parts, members in group.sharing:
+            if not parts:
+                start_points(members)
+                continue
+            keys = {f"cr2des-{part}-{members[0].point_id}": part for part in parts}
+            left = set(keys)
+
+            def one_done(key: str, left: set[str] = left, members: list[Point] = members
+                         ) -> None:
+                left.discard(key)
+                if not left:
+                    start_points(members)
+            for key, part in keys.items():
+                then[key] = one_done
+                submit(execute_shared, key, point_payload(members[0]), part, cache)
+
+    for group in plan:
+        if group.prepare is None:
+            start_sharing(group)
+        else:
+            key = f"cr2des-prepare-{group.prepare.point_id}"
+            then[key] = lambda _, group=group: start_sharing(group)
+            submit(execute_shared, key, point_payload(group.prepare), "prepare", cache)
+
+    pump()
     for future in running:
+        flying -= 1
+        key = str(future.key)
+        if not key.startswith("cr2des-point-"):
+            # shared work: its entries are in the cache; what it did goes to a log.  Its
+            # failure does not hold the points back: they compute what they miss.
+            try:
+                done = future.result()
+            except Exception as exc:  # a worker died repeatedly
+                done = {"part": key, "error": f"{type(exc).__name__}: {exc}"}
+            append_record(records_path.parent / SHARED_LOG,
+                          {"id": key, **done, "finished_at": time.time()})
+            then.pop(key)(key)
+            pump()
+            continue
         try:
             record = future.result()
         except Exception as exc:  # a worker died repeatedly, or the task could not run
-            point = next(p for p in pending if f"cr2des-point-{p.point_id}" == future.key)
+            point = next(p for p in pending if f"cr2des-point-{p.point_id}" == key)
             record = {"id": point.point_id, "index": point.index, "values": point.values,
                       "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                       "result": None, "cache": None, "wall_s": None, "worker": None,
@@ -296,10 +497,7 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
         outcome.cache_misses += int(stats.get("misses", 0))
         if progress is not None:
             progress(outcome, record)
-        key = leaders.pop(future, None)
-        if key is not None:
-            for point in groups[key][1:]:
-                running.add(submit(point))
+        pump()
 
 
 # ------------------------------------------------------------------ summary table

@@ -7,6 +7,12 @@ are forked from the running process, so they share the study as it is (nothing i
 on the way in); each returns its :class:`~cr2des.simulation.sim.SimResult`.  Where fork is
 not available, inside a daemon process (a sweep's worker), or with ``jobs = 1`` the
 simulations run in this process, in order.
+
+With a cache (:mod:`cr2des.simulation.cached`) every job is looked up first and only the
+missing ones run; in this process they run last job first, each looked up again just
+before it runs.  The jobs of a run list the buffer-independent schemes first, so in a
+sweep, while a point simulates its own ``cr2``, other workers can finish and store the
+schemes the point will then find.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
+from .cached import SimulationInputs, load_result, storable, store_result
 from .sim import SimOptions, SimResult, simulate
 
 if TYPE_CHECKING:
+    from ..compression.cache import Cache
     from ..compression.study import Study
 
 #: one simulation: (study, scheme, options)
@@ -43,13 +51,62 @@ def can_fork() -> bool:
 
 
 def simulate_all(jobs: Sequence[Job], workers: int,
-                 progress: Callable[[int], None] | None = None) -> list[SimResult]:
+                 progress: Callable[[int], None] | None = None,
+                 cache: Cache | None = None) -> list[SimResult]:
     """Run every ``(study, scheme, options)`` of ``jobs``; results in the same order.
 
     ``workers`` processes at most (at most one per job); ``progress(i)`` is called when
-    job ``i`` is done in parallel, just before it runs serially."""
-    global _JOBS
+    job ``i`` is done in parallel, just before it runs serially.  With ``cache``, results
+    are found and stored there (module docstring)."""
     tick = progress or (lambda i: None)
+    if cache is None:
+        return _simulate_all(jobs, workers, tick)
+    results: list[SimResult | None] = [None] * len(jobs)
+    views: dict[int, tuple[SimulationInputs, str]] = {}
+    for i, (study, scheme, options) in enumerate(jobs):
+        if storable(options):
+            view = SimulationInputs(study, scheme, options)
+            views[i] = (view, view.key(cache, options))
+    serial = min(workers, len(jobs)) <= 1 or not can_fork()
+    if serial:
+        for i in reversed(range(len(jobs))):
+            tick(i)
+            results[i] = _one(jobs[i], views.get(i), cache)
+        return [r for r in results if r is not None]
+    missing = []
+    for i, (_, key) in views.items():
+        results[i] = load_result(cache, key)
+    for i, job in enumerate(jobs):
+        if results[i] is None:
+            study, scheme, options = job
+            view = views.get(i)
+            missing.append((view[0] if view else study, scheme, options))
+    fresh = iter(_simulate_all(missing, workers, lambda i: None))  # type: ignore[arg-type]
+    for i in range(len(jobs)):
+        if results[i] is None:
+            results[i] = next(fresh)
+            if i in views:
+                store_result(cache, views[i][1], results[i])  # type: ignore[arg-type]
+        tick(i)
+    return [r for r in results if r is not None]
+
+
+def _one(job: Job, view: tuple[SimulationInputs, str] | None, cache: Cache) -> SimResult:
+    study, scheme, options = job
+    if view is None:
+        return simulate(study, scheme, options)
+    inputs, key = view
+    found = load_result(cache, key)
+    if found is not None:
+        return found
+    result = simulate(inputs, scheme, options)  # type: ignore[arg-type]
+    store_result(cache, key, result)
+    return result
+
+
+def _simulate_all(jobs: Sequence[Job], workers: int, tick: Callable[[int], None]
+                  ) -> list[SimResult]:
+    global _JOBS
     workers = min(workers, len(jobs))
     if workers <= 1 or not can_fork():
         results = []

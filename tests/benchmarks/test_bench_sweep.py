@@ -36,7 +36,9 @@ axes:
 """
 
 
-def timed_sweep(folder: Path, workers: int) -> tuple[float, int, int]:
+def timed_sweep(folder: Path, workers: int) -> tuple[float, dict[str, list[int]], int]:
+    """Wall time of a sweep from a cold cache; the points' cache hits and misses by kind;
+    the most points that ran at once."""
     out = folder / f"out{workers}"
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
@@ -46,9 +48,24 @@ def timed_sweep(folder: Path, workers: int) -> tuple[float, int, int]:
     wall = time.perf_counter() - t
     records = read_records(out / RECORDS)
     assert len(records) == 8 and all(r["status"] == "ok" for r in records)
-    hits = sum(r["cache"]["hits"] for r in records)
-    misses = sum(r["cache"]["misses"] for r in records)
-    return wall, hits, misses
+    kinds: dict[str, list[int]] = {}
+    for record in records:
+        for kind, stats in record["cache"]["by_kind"].items():
+            counts = kinds.setdefault(kind, [0, 0])
+            counts[0] += stats["hits"]
+            counts[1] += stats["misses"]
+    return wall, kinds, most_at_once(records)
+
+
+def most_at_once(records: list[dict]) -> int:
+    """The largest number of points running at the same moment."""
+    events = sorted([(r["started_at"], 1) for r in records]
+                    + [(r["finished_at"], -1) for r in records])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
 
 
 def timed_run() -> float:
@@ -62,17 +79,27 @@ def test_sweep_scales_with_workers_and_reuses_the_cache():
     folder = Path(tempfile.mkdtemp(prefix="cr2des-bench-sweep-"))
     (folder / "s.yaml").write_text(SWEEP)
     one, two, alone = [], [], []
-    for _ in range(REPEATS):
+    for repeat in range(REPEATS):
         alone.append(timed_run())
-        w1, _, _ = timed_sweep(folder, 1)
+        w1, _, at_once1 = timed_sweep(folder, 1)
         one.append(w1)
-        w2, hits, misses = timed_sweep(folder, 2)
+        w2, kinds, at_once2 = timed_sweep(folder, 2)
         two.append(w2)
+        print(f"\nrepeat {repeat + 1}: standalone {alone[-1]:.1f} s, 1 worker {w1:.1f} s, "
+              f"2 workers {w2:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
     m1, m2, ma = (statistics.median(x) for x in (one, two, alone))
+    hits = sum(h for h, _ in kinds.values())
+    misses = sum(m for _, m in kinds.values())
+    by_kind = ", ".join(f"{kind} {h}/{h + m}" for kind, (h, m) in sorted(kinds.items()))
     print(f"\nsweep of 8 points: 1 worker {m1:.1f} s, 2 workers {m2:.1f} s "
           f"(speed-up {m1 / m2:.2f}x, target >= 1.8x); standalone run {ma:.1f} s "
-          f"(2-worker sweep = {m2 / ma:.2f}x a run, target <= 3x); cache entries of the last "
-          f"2-worker sweep: {hits} hits, {misses} computed")
+          f"(2-worker sweep = {m2 / ma:.2f}x a run, target <= 3x)\n"
+          f"all runs (s): standalone {[round(x, 1) for x in alone]}, 1 worker "
+          f"{[round(x, 1) for x in one]}, 2 workers {[round(x, 1) for x in two]}\n"
+          f"points at once: {at_once1} with 1 worker, {at_once2} with 2\n"
+          f"cache entries the points of the last 2-worker sweep read: {hits} found, {misses} "
+          f"computed (found/read by kind: {by_kind}; the shared tasks computed the rest)")
     shutil.rmtree(folder, ignore_errors=True)
+    assert at_once1 == 1 and at_once2 == 2
     assert m2 <= 3 * ma
     assert m1 / m2 >= 1.8
