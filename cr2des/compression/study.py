@@ -39,6 +39,7 @@ from .patterns import (
     PatternCounts,
     SchemeCounts,
     best_entries,
+    classify_and_learn,
     classify_layer,
     key_bytes,
     make_buffer,
@@ -266,8 +267,10 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     del learn_run
     lap("mapping, learning and allocation")
 
-    tested = {name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands,
-                                    dac, lmap.groups) for name, lmap in learning.maps.items()}
+    # without a cache, each layer's histogram comes from the same pass as its classification
+    tested = None if cache is None else {
+        name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands, dac,
+                              lmap.groups) for name, lmap in learning.maps.items()}
     layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
     lap("testing")
     placements = place_schemes(layers, learning.maps, arch, learning.allocation)
@@ -316,11 +319,12 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
     for name, lmap in learning.maps.items():
         tick("test", name)
         buffer = buffers[name]
-        counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
         histogram = (tested or {}).get(name)
         if histogram is None:
-            histogram = cached_learning(None, None, name, run.inputs[name], lmap.bands,
-                                        dac_bits, lmap.groups)
+            counts, histogram = classify_and_learn(run.inputs[name], lmap.bands, dac_bits,
+                                                   lmap.groups, buffer)
+        else:
+            counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
                                   buffer, counts,
                                   {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
