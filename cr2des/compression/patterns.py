@@ -326,11 +326,21 @@ def best_entries(counts: PatternCounts, saved: np.ndarray) -> tuple[np.ndarray, 
 
     The value of a non-zero ``(band, key)`` is its learned frequency times the OU
     activations a hit saves in its band (``saved[band]``); ties keep the histogram order.
+    A study asks this of every layer several times (allocation, buffers, the hit-rate
+    curve), so the answer is kept with the histogram, read-only.
     """
-    nonzero = np.flatnonzero(counts.key != 0)
-    values = counts.count[nonzero] * saved[counts.band[nonzero]]
-    order = np.argsort(-values, kind="stable")
-    return nonzero[order], values[order]
+    saved = np.asarray(saved)
+    memo = counts.__dict__.setdefault("_best", {})
+    tag = (saved.dtype.str, saved.tobytes())
+    if tag not in memo:
+        nonzero = np.flatnonzero(counts.key != 0)
+        values = counts.count[nonzero] * saved[counts.band[nonzero]]
+        order = np.argsort(-values, kind="stable")
+        result = (nonzero[order], values[order])
+        for array in result:
+            array.flags.writeable = False
+        memo[tag] = result
+    return memo[tag]
 
 
 def make_buffer(counts: PatternCounts, saved: np.ndarray, entries: int, key_bits: int

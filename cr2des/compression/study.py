@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from ..data.cores import map_ordered
 from ..data.datapath import DataOptions, preprocessing
 from ..data.images import ImageSet, learn_test_split, load_images
 from ..data.reference import Execution
 from ..data.weights import QuantWeights
 from ..description.spec import Arch
-from ..workloads.graph import Workload
+from ..workloads.graph import Layer, Workload
 from .allocation import METHODS, Allocation, AllocationError, LayerValues, allocate
 from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
 from .mapping import SCHEMES, LayerMap, Placement, place
@@ -248,8 +249,10 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    weights = cached_weights(cache, workload, arch, options.data)
-    learn_set, test_set = study_images(workload, options)
+    # the weights and the images are independent: prepared side by side
+    weights, (learn_set, test_set) = map_ordered(lambda prepare: prepare(), (
+        lambda: cached_weights(cache, workload, arch, options.data),
+        lambda: study_images(workload, options)))
     lap("data")
     learn_run, learn_key = cached_reference(cache, workload, arch, weights, learn_set,
                                             progress=lambda name: tick("reference SL", name))
@@ -315,18 +318,23 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
     Each layer also keeps the histogram of the testing images' patterns (``tested``, made
     here unless given), from which the hit rate of any buffer follows without a re-run.
     """
-    layers = {}
-    for name, lmap in learning.maps.items():
-        tick("test", name)
-        buffer = buffers[name]
+    def test(name: str) -> tuple[InputCounts, PatternCounts]:
+        lmap, buffer = learning.maps[name], buffers[name]
         histogram = (tested or {}).get(name)
         if histogram is None:
-            counts, histogram = classify_and_learn(run.inputs[name], lmap.bands, dac_bits,
-                                                   lmap.groups, buffer)
-        else:
-            counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
+            return classify_and_learn(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
+                                      buffer)
+        return classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
+                              buffer), histogram
+
+    layers = {}
+    # layers are independent: several at once, each layer's results taken in order
+    for name, (counts, histogram) in zip(learning.maps, map_ordered(test, learning.maps),
+                                         strict=True):
+        tick("test", name)
+        lmap = learning.maps[name]
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
-                                  buffer, counts,
+                                  buffers[name], counts,
                                   {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
                                   histogram)
     return layers
@@ -413,14 +421,22 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
         raise AllocationError(f"unknown allocation method {method!r}; known: "
                               f"{', '.join(ALLOCS)}")
     dac = arch.dac_bits
+
+    def learn(layer: Layer) -> tuple[LayerMap, PatternCounts]:
+        lmap = cached_map(cache, layer, weights.layers[layer.name].q, arch)
+        return lmap, cached_learning(cache, reference, layer.name, run.inputs[layer.name],
+                                     lmap.bands, dac, lmap.groups)
+
     maps, learned, widths, candidates, work = {}, {}, {}, [], {}
-    for layer in workload.crossbar_layers:
+    layers = workload.crossbar_layers
+    # layers are independent: several at once (one at a time with a cache, whose
+    # statistics count from one thread), each layer's results taken in order
+    for layer, (lmap, counts) in zip(layers, map_ordered(learn, layers, 1 if cache else None),
+                                     strict=True):
         if progress is not None:
             progress(layer.name)
         name = layer.name
-        maps[name] = lmap = cached_map(cache, layer, weights.layers[name].q, arch)
-        learned[name] = counts = cached_learning(cache, reference, name, run.inputs[name],
-                                                 lmap.bands, dac, lmap.groups)
+        maps[name], learned[name] = lmap, counts
         widths[name] = entry_width(lmap, arch)
         _, values = best_entries(counts, lmap.ous("wpr"))
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
