@@ -1,0 +1,188 @@
+"""The faster study phases against their plain definitions, bit for bit.
+
+Placement by a heap against the loop that picks the slowest layer each time; the testing
+pass that classifies and counts at once against the two separate passes; the chunked
+histogram against one histogram of all keys; work spread over threads against one
+thread.  The end-to-end results are checked by ``tests/test_golden.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cr2des.compression import patterns
+from cr2des.compression.mapping import LayerMap, map_layer, place, row_bands
+from cr2des.compression.patterns import (
+    best_entries,
+    classify_and_learn,
+    classify_layer,
+    count_patterns,
+    layer_keys,
+    learn_layer,
+    make_buffer,
+)
+from cr2des.data import cores
+from cr2des.data.reference import LayerInput, execute
+from cr2des.data.weights import quantize_weights, synthetic_weights
+from cr2des.workloads.graph import workload_from_dict
+from cr2des.workloads.load import load_workload
+
+from .test_fast_paths import make_arch
+
+
+# ----------------------------------------------------------------------------- placement
+def slow_replicas(need: dict[str, int], work: dict[str, float], floor: dict[str, float],
+                  spare: int) -> dict[str, int]:
+    """The definition: copy the slowest layer (the first of equals) while a copy makes it
+    faster and fits."""
+    replicas = dict.fromkeys(need, 1)
+
+    def time_of(n: str) -> float:
+        return max(work.get(n, 0.0) / replicas[n], floor.get(n, 0.0))
+
+    while spare > 0:
+        slowest = max(replicas, key=time_of)
+        split = work.get(slowest, 0.0) / replicas[slowest]
+        if split <= 0 or split <= floor.get(slowest, 0.0) or need[slowest] > spare:
+            break
+        replicas[slowest] += 1
+        spare -= need[slowest]
+    return replicas
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.sampled_from([0.0, 1.0, 2.0, 3.0, 6.0, 7.5]),
+                          st.sampled_from([0.0, 0.0, 1.0, 2.5])), min_size=1, max_size=8))
+def test_heap_placement_is_the_slowest_first_loop(layers):
+    """Equal times (ties) are frequent here: the heap must break them as ``max`` does."""
+    arch = make_arch()
+    per_pe = arch.chip.tile.pe.crossbar.count
+    total = arch.chip.tiles * arch.chip.tile.pes
+    names = [f"l{i}" for i in range(len(layers))]
+    need = {n: pes for n, (pes, _, _) in zip(names, layers, strict=True)}
+    if sum(need.values()) > total:
+        return
+    maps = {n: _fake_map(need[n] * per_pe) for n in names}
+    work = {n: w for n, (_, w, _) in zip(names, layers, strict=True)}
+    floor = {n: f for n, (_, _, f) in zip(names, layers, strict=True)}
+    got = place(maps, arch, "dense", work, floor)
+    expected = slow_replicas(need, work, floor, total - sum(need.values()))
+    assert {n: lp.replicas for n, lp in got.layers.items()} == expected
+
+
+def _fake_map(crossbars: int) -> LayerMap:
+    """A layer map that needs exactly ``crossbars`` crossbars under ``dense``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(crossbars=lambda scheme: crossbars)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- patterns
+def _tiny_run(seed: int = 0):
+    arch = make_arch()
+    workload = load_workload("tiny")
+    qw = quantize_weights(synthetic_weights(workload, seed))
+    x = np.random.default_rng(seed).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    return arch, workload, qw, execute(workload, qw, x)
+
+
+@pytest.mark.parametrize("pass_bytes", [64, 1000, 1 << 20])
+def test_testing_pass_is_classification_and_histogram(monkeypatch, pass_bytes):
+    """One pass, in chunks of any size, gives what the two passes give."""
+    monkeypatch.setattr(patterns, "PASS_BYTES", pass_bytes)
+    monkeypatch.setattr(patterns.layer_keys, "__defaults__", (pass_bytes,))
+    arch, workload, qw, run = _tiny_run()
+    for name, li in run.inputs.items():
+        lmap = map_layer(workload[name], qw.layers[name].q, arch)
+        learned = learn_layer(li, lmap.bands, arch.dac_bits, lmap.groups)
+        for entries in (0, 5, 10**6):
+            buffer = make_buffer(learned, lmap.ous("wpr"), entries, 8)
+            counts, histogram = classify_and_learn(li, lmap.bands, arch.dac_bits, lmap.groups,
+                                                   buffer)
+            alone = classify_layer(li, lmap.bands, arch.dac_bits, lmap.groups, buffer)
+            for field in ("cycles", "zero", "hits", "batch_nonzero", "batch_hits",
+                          "vectors_nonzero", "vectors_computed"):
+                a, b = getattr(counts, field), getattr(alone, field)
+                assert a.dtype == b.dtype and np.array_equal(a, b), (name, field)
+            for field in ("band", "key", "count"):
+                a, b = getattr(histogram, field), getattr(learned, field)
+                assert a.dtype == b.dtype and np.array_equal(a, b), (name, field)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.sampled_from([(16, 4), (32, 8), (24, 16), (128, 8)]),
+       st.sampled_from([1, 2]), st.integers(1, 12), st.integers(0, 2**32 - 1))
+def test_chunked_histogram_is_the_histogram_of_all_keys(k, geometry, dac_bits, n, seed):
+    rows, ou_rows = geometry
+    rng = np.random.default_rng(seed)
+    layer = workload_from_dict({"version": 1, "name": "one", "input": [k, 1, 1],
+                                "layers": [{"name": "fc", "op": "fc", "out": 2}]})["fc"]
+    q = (rng.integers(0, 256, (n, k)) * (rng.random((n, k)) < 0.6)).astype(np.uint8)
+    li = LayerInput(layer, q, 1.0, False, 8, "channel_major")
+    bands = row_bands(k, rows, ou_rows)
+    keys = np.concatenate([keys for _, keys in layer_keys(li, bands, dac_bits, 10**9)])
+    whole = count_patterns(keys, bands.count)
+    for max_bytes in (1, k + 1, 10**9):
+        histogram = patterns._Histogram(bands.count)
+        for _, part in layer_keys(li, bands, dac_bits, max_bytes):
+            histogram.add(part)
+        got = histogram.result()
+        for field in ("band", "key", "count"):
+            a, b = getattr(got, field), getattr(whole, field)
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_best_entries_are_kept_read_only_and_follow_saved():
+    _, workload, qw, run = _tiny_run()
+    arch = make_arch()
+    lmap = map_layer(workload["conv2"], qw.layers["conv2"].q, arch)
+    learned = learn_layer(run.inputs["conv2"], lmap.bands, arch.dac_bits, lmap.groups)
+    for saved in (lmap.ous("wpr"), lmap.ous("dense"), np.arange(lmap.n_bands)):
+        order, values = best_entries(learned, saved)
+        nonzero = np.flatnonzero(learned.key != 0)
+        direct = learned.count[nonzero] * saved[learned.band[nonzero]]
+        expected = np.argsort(-direct, kind="stable")
+        assert np.array_equal(order, nonzero[expected])
+        assert np.array_equal(values, direct[expected])
+        assert best_entries(learned, saved.copy())[0] is order  # kept, not recomputed
+        with pytest.raises(ValueError):
+            order[0] = 0
+
+
+# ----------------------------------------------------------------------------- threads
+def test_map_ordered_keeps_order_and_raises_in_turn():
+    items = list(range(20))
+    for workers in (1, 2, 4):
+        assert list(cores.map_ordered(lambda i: i * i, items, workers)) == [i * i for i in items]
+
+    def fail_at_five(i: int) -> int:
+        if i == 5:
+            raise KeyError(i)
+        return i
+
+    for workers in (1, 3):
+        got = []
+        with pytest.raises(KeyError):
+            for value in cores.map_ordered(fail_at_five, items, workers):
+                got.append(value)
+        assert got == [0, 1, 2, 3, 4]
+
+
+def test_weights_and_images_are_the_same_on_one_thread(monkeypatch):
+    from cr2des.data.images import learn_test_split
+
+    workload = load_workload("resnet50")
+    many = quantize_weights(synthetic_weights(workload, 3))
+    images = learn_test_split("samples", 1, 5)  # 4 photographs and a crop of one
+    monkeypatch.setattr(cores, "threads", lambda: 1)
+    one = quantize_weights(synthetic_weights(workload, 3))
+    assert list(one.layers) == list(many.layers)
+    for name, ql in one.layers.items():
+        assert np.array_equal(ql.q, many.layers[name].q) and ql.scale == many.layers[name].scale
+    assert one.sparsity == many.sparsity
+    alone = learn_test_split("samples", 1, 5)
+    for a, b in zip(images, alone, strict=True):
+        assert np.array_equal(a.pixels, b.pixels) and a.names == b.names
