@@ -186,3 +186,53 @@ def test_weights_and_images_are_the_same_on_one_thread(monkeypatch):
     alone = learn_test_split("samples", 1, 5)
     for a, b in zip(images, alone, strict=True):
         assert np.array_equal(a.pixels, b.pixels) and a.names == b.names
+
+
+# ----------------------------------------------------------------------------- reference
+def test_paired_runs_are_the_runs_one_after_the_other(monkeypatch):
+    from cr2des.data.reference import execute_pair
+
+    workload = load_workload("tiny")
+    qw = quantize_weights(synthetic_weights(workload, 1))
+    rng = np.random.default_rng(2)
+    first, second = (rng.standard_normal((n, 3, 16, 16)).astype(np.float32) for n in (2, 3))
+    one = execute(workload, qw, first)
+    two = execute(workload, qw, second, scales=one.scales)
+    for workers in (2, 1):
+        monkeypatch.setattr(cores, "threads", lambda workers=workers: workers)
+        heard = []
+        a, b = execute_pair(workload, qw, first, second, progress=heard.append)
+        assert heard == [layer.name for layer in workload]
+        for alone, paired in ((one, a), (two, b)):
+            assert alone.scales == paired.scales and list(alone.inputs) == list(paired.inputs)
+            for name, li in alone.inputs.items():
+                assert np.array_equal(li.q, paired.inputs[name].q)
+            for name, out in alone.outputs.items():
+                assert np.array_equal(out, paired.outputs[name])
+
+
+def test_paired_runs_raise_without_waiting_forever(monkeypatch):
+    from cr2des.data import reference
+    from cr2des.errors import DataError
+
+    monkeypatch.setattr(cores, "threads", lambda: 2)
+    workload = load_workload("tiny")
+    qw = quantize_weights(synthetic_weights(workload, 1))
+    good = np.zeros((1, 3, 16, 16), np.float32)
+    bad = np.zeros((1, 3, 8, 8), np.float32)
+    with pytest.raises(DataError, match="expects"):  # the first run fails: the second stops
+        reference.execute_pair(workload, qw, bad, good)
+    with pytest.raises(DataError, match="expects"):  # the second fails: raised after the first
+        reference.execute_pair(workload, qw, good, bad)
+    crossbar = reference._crossbar
+    calls = []
+
+    def fail_late(layer, *args):
+        calls.append(layer.name)
+        if len(calls) == 3:
+            raise DataError("late")
+        return crossbar(layer, *args)
+
+    monkeypatch.setattr(reference, "_crossbar", fail_late)
+    with pytest.raises(DataError, match="late"):
+        reference.execute_pair(workload, qw, good, good)

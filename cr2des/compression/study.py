@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..data.cores import map_ordered
-from ..data.datapath import DataOptions, preprocessing
+from ..data.datapath import DataOptions, preprocessing, run_reference_pair
 from ..data.images import ImageSet, learn_test_split, load_images
 from ..data.reference import Execution
 from ..data.weights import QuantWeights
@@ -254,11 +254,17 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         lambda: cached_weights(cache, workload, arch, options.data),
         lambda: study_images(workload, options)))
     lap("data")
-    learn_run, learn_key = cached_reference(cache, workload, arch, weights, learn_set,
-                                            progress=lambda name: tick("reference SL", name))
-    test_run, test_key = cached_reference(cache, workload, arch, weights, test_set,
-                                   scales=learn_run.scales,
-                                   progress=lambda name: tick("reference ST", name))
+    if cache is None:  # the two runs side by side, layer by layer
+        (learn_run, test_run), learn_key, test_key = run_reference_pair(
+            workload, arch, weights, learn_set, test_set,
+            progress=lambda name: tick("reference SL", name)), None, None
+    else:
+        learn_run, learn_key = cached_reference(
+            cache, workload, arch, weights, learn_set,
+            progress=lambda name: tick("reference SL", name))
+        test_run, test_key = cached_reference(
+            cache, workload, arch, weights, test_set, scales=learn_run.scales,
+            progress=lambda name: tick("reference ST", name))
     lap("reference")
 
     dac = arch.dac_bits

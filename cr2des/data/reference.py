@@ -16,7 +16,9 @@ so a testing set can be run with the scales learned on the learning set.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +26,7 @@ from numpy.typing import DTypeLike
 
 from ..errors import DataError
 from ..workloads.graph import ConvParams, Layer, PoolParams, Workload
+from .cores import threads
 from .weights import QuantWeights, Weights, weight_matrices
 
 #: im2col chunk budget in bytes of uint8 vectors (the float32 copy is 4x this)
@@ -372,6 +375,20 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
         The inputs are non-negative by construction (feature maps after a ReLU): layers
         that read the network input quantize it unsigned.
     """
+    given = scales or {}
+    return _execute(workload, weights, pixels, input_bits=input_bits, row_order=row_order,
+                    scale_of=given.get, keep=keep, progress=progress,
+                    input_nonnegative=input_nonnegative)
+
+
+def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
+             input_bits: int, row_order: str, scale_of: Callable[[str], float | None],
+             keep: Collection[str] = (), progress: Callable[[str], None] | None = None,
+             input_nonnegative: bool = False,
+             calibrated: Callable[[str, float], None] | None = None) -> Execution:
+    """:func:`execute`, each crossbar layer's given scale read from ``scale_of`` (``None``:
+    calibrate) just before the layer runs; ``calibrated(name, scale)`` hears each scale as
+    soon as the layer has one."""
     if not 1 <= input_bits <= 8:
         raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
                         f"{input_bits} is not supported")
@@ -384,17 +401,18 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
     remaining = {name: workload.graph.out_degree(name) for name in ("input", *workload.layers)}
     values: dict[str, np.ndarray] = {"input": np.asarray(pixels, dtype=np.float32)}
     result = Execution()
-    scales = scales or {}
     for layer in workload:
         if progress is not None:
             progress(layer.name)
         args = [values[s] for s in layer.inputs]
         if layer.is_crossbar:
             li, out = _crossbar(layer, args[0], weights, input_bits, not signs[layer.inputs[0]],
-                                scales.get(layer.name), row_order)
+                                scale_of(layer.name), row_order)
             if li is not None:
                 result.inputs[layer.name] = li
                 result.scales[layer.name] = li.scale
+                if calibrated is not None:
+                    calibrated(layer.name, li.scale)
         else:
             out = _elementwise(layer, args, weights).astype(np.float32, copy=False)
         values[layer.name] = out
@@ -407,3 +425,65 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
         if remaining[layer.name] == 0:
             del values[layer.name]
     return result
+
+
+class _Handoff:
+    """Activation scales passed from one run to another as each layer calibrates them."""
+
+    def __init__(self) -> None:
+        self._scales: dict[str, float] = {}
+        self._changed = threading.Condition()
+        self._abandoned = False
+
+    def put(self, name: str, scale: float) -> None:
+        with self._changed:
+            self._scales[name] = scale
+            self._changed.notify_all()
+
+    def abandon(self) -> None:
+        """The first run stopped: nothing more will come."""
+        with self._changed:
+            self._abandoned = True
+            self._changed.notify_all()
+
+    def get(self, name: str) -> float | None:
+        with self._changed:
+            self._changed.wait_for(lambda: name in self._scales or self._abandoned)
+            if name not in self._scales:
+                raise _Abandoned
+            return self._scales[name]
+
+
+class _Abandoned(Exception):
+    """The run whose scales another run waited for failed."""
+
+
+def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
+                 second: np.ndarray, *, input_bits: int = 8, row_order: str = "channel_major",
+                 progress: Callable[[str], None] | None = None,
+                 first_nonnegative: bool = False, second_nonnegative: bool = False
+                 ) -> tuple[Execution, Execution]:
+    """:func:`execute` of ``first`` (scales calibrated), then of ``second`` with the scales
+    of ``first``, run side by side: ``second`` runs a layer as soon as ``first`` has
+    calibrated its scale, in a second thread (numpy's loops leave the interpreter to the
+    other run).  The results are those of the two runs one after the other; ``progress``
+    hears the layers of ``first``.  Errors of ``first`` come before those of ``second``.
+    """
+    if threads() <= 1:
+        one = execute(workload, weights, first, input_bits=input_bits, row_order=row_order,
+                      progress=progress, input_nonnegative=first_nonnegative)
+        return one, execute(workload, weights, second, input_bits=input_bits,
+                            row_order=row_order, scales=one.scales,
+                            input_nonnegative=second_nonnegative)
+    handoff = _Handoff()
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(_execute, workload, weights, second, input_bits=input_bits,
+                            row_order=row_order, scale_of=handoff.get,
+                            input_nonnegative=second_nonnegative)
+        try:
+            one = _execute(workload, weights, first, input_bits=input_bits,
+                           row_order=row_order, scale_of=lambda name: None, progress=progress,
+                           input_nonnegative=first_nonnegative, calibrated=handoff.put)
+        finally:
+            handoff.abandon()  # wakes the second run if the first stopped early
+        return one, later.result()
