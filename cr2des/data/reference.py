@@ -180,23 +180,30 @@ def quantize_activation(x: np.ndarray, bits: int, signed: bool, scale: float | N
 
 
 # ----------------------------------------------------------------------------- non-crossbar ops
-def _pool(x: np.ndarray, layer: Layer) -> np.ndarray:
+def _pool(x: np.ndarray, layer: Layer, channels_last: bool = False) -> np.ndarray:
+    """Max or average pooling of ``(N, C, H, W)``, or of ``(N, H, W, C)`` when
+    ``channels_last`` (the same windows, summed in the same order)."""
     p: PoolParams = layer.params
     is_max = layer.op == "maxpool"
     if p.global_:
+        assert not channels_last  # a global mean's summation order follows the layout
         return (x.max if is_max else x.mean)(axis=(2, 3), keepdims=True)
-    _n, _c, h, w = x.shape
+    h, w = x.shape[1:3] if channels_last else x.shape[2:]
     (kh, kw), (sh, sw) = p.kernel, p.stride or p.kernel
     t, left, b, r = p.padding
     ho, wo = layer.shape[1:]
     extra_h = max(0, (ho - 1) * sh + kh - (h + t + b))
     extra_w = max(0, (wo - 1) * sw + kw - (w + left + r))
     fill = -np.inf if is_max else 0.0
-    xp = np.pad(x, ((0, 0), (0, 0), (t, b + extra_h), (left, r + extra_w)), constant_values=fill)
+    spatial = ((t, b + extra_h), (left, r + extra_w))
+    pads = ((0, 0), *spatial, (0, 0)) if channels_last else ((0, 0), (0, 0), *spatial)
+    xp = np.pad(x, pads, constant_values=fill)
     out = None
     for i in range(kh):
         for j in range(kw):
-            part = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+            window = (slice(i, i + (ho - 1) * sh + 1, sh), slice(j, j + (wo - 1) * sw + 1, sw))
+            part = xp[(slice(None), *window)] if channels_last else xp[:, :, window[0],
+                                                                       window[1]]
             if out is None:
                 out = part.copy()
             elif is_max:
@@ -213,7 +220,7 @@ def _pool(x: np.ndarray, layer: Layer) -> np.ndarray:
         return (np.minimum(start + k, last) - np.maximum(start, first)).astype(np.float32)
 
     divisor = np.outer(counts(h, t, b, kh, sh, ho), counts(w, left, r, kw, sw, wo))
-    return out / divisor
+    return out / (divisor[:, :, None] if channels_last else divisor)
 
 
 def _lrn(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -290,6 +297,54 @@ def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights | W
     raise DataError(f"layer {layer.name!r}: the reference executor has no op {op!r}")
 
 
+#: ops that treat every value alone (or pairs of broadcast values), whatever the layout
+_LAYOUT_FREE = frozenset({"relu", "relu6", "sigmoid", "clip", "leakyrelu", "hardsigmoid",
+                          "hardswish", "tanh", "mul", "add", "dropout", "identity"})
+
+
+def _nchw(x: np.ndarray) -> np.ndarray:
+    """A channels-last ``(N, H, W, C)`` tensor as the contiguous ``(N, C, H, W)`` one."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+    """A ``(N, C, H, W)`` tensor seen channels-last (a view)."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def _elementwise_nhwc(layer: Layer, args: list[np.ndarray], weights: QuantWeights | Weights
+                      ) -> np.ndarray:
+    """:func:`_elementwise` of channels-last tensors ``(N, H, W, C)``, value for value the
+    same: ops that see values one by one run as they are, channel-wise ones on the last
+    axis, and reductions whose float summation order follows the layout (global pools,
+    softmax, LRN) and flatten (whose order is NCHW's) run on the ``(N, C, H, W)`` tensor."""
+    op = layer.op
+    x = args[0]
+    if op in _LAYOUT_FREE:
+        return _elementwise(layer, args, weights)
+    if op == "affine":
+        scale = np.asarray(layer.params.scale, dtype=np.float32)
+        shift = np.asarray(layer.params.shift, dtype=np.float32)
+        return x * scale + shift
+    if op == "batchnorm":
+        if layer.name in weights.folded:
+            return x
+        scale, shift = weights.affine[layer.name]
+        return x * scale + shift
+    if op == "concat":
+        return np.concatenate(args, axis=3)
+    if op == "slice":
+        p = layer.params
+        return x[..., p.start:p.stop:p.step]
+    if op == "shuffle":
+        n, h, w, c = x.shape
+        g = layer.params.groups
+        return x.reshape(n, h, w, g, c // g).transpose(0, 1, 2, 4, 3).reshape(n, h, w, c)
+    if op in ("maxpool", "avgpool") and not layer.params.global_:
+        return _pool(x, layer, channels_last=True)
+    return _nhwc(_elementwise(layer, [_nchw(a) for a in args], weights))
+
+
 # ----------------------------------------------------------------------------- executor
 @dataclass
 class Execution:
@@ -318,16 +373,24 @@ class Execution:
 def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits: int,
               signed: bool, scale: float | None, row_order: str
               ) -> tuple[LayerInput | None, np.ndarray]:
-    """One conv/fc; float weights mean a float reference (no quantization, no LayerInput)."""
+    """One conv/fc of a channels-last input ``(N, H, W, C)``, output channels-last; float
+    weights mean a float reference (no quantization, no LayerInput).
+
+    The layer's quantized input is kept as ``(N, C, H, W)`` (:class:`LayerInput`), a view of
+    the channels-last codes: a 1x1 conv's im2col vectors are then rows of that memory."""
     n = x.shape[0]
     if layer.op == "fc":
-        x = x.reshape(n, -1)
+        # flattened in (C, H, W) order, as the layer's weights are
+        x = x.reshape(n, -1) if x.shape[1:3] == (1, 1) else _nchw(x).reshape(n, -1)
     if isinstance(weights, Weights):
         lw = weights.layers[layer.name]
-        source = LayerInput(layer, x, 1.0, True, 0, row_order)
+        source = LayerInput(layer, x if layer.op == "fc" else x.transpose(0, 3, 1, 2), 1.0,
+                            True, 0, row_order)
         w, w_scale, bias, li = lw.weight, 1.0, lw.bias, None
     else:
         q, scale = quantize_activation(x, bits, signed, scale)
+        if layer.op != "fc":
+            q = q.transpose(0, 3, 1, 2)
         li = source = LayerInput(layer, q, scale, signed, bits, row_order)
         ql = weights.layers[layer.name]
         w, w_scale, bias = ql.q, ql.scale * scale, ql.bias
@@ -341,11 +404,15 @@ def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits
             y[first:first + len(xf)] = np.matmul(xf.transpose(1, 0, 2), wmat).transpose(1, 0, 2)
     y *= np.float32(w_scale)
     cout = groups * ng
-    y = y.reshape(-1, cout) + bias
+    y = y.reshape(-1, cout)
+    if bias.dtype == y.dtype:
+        y += bias  # in place: the values of ``y + bias``
+    else:
+        y = y + bias
     if layer.op == "fc":
-        return li, y.reshape(n, cout, 1, 1)
+        return li, y.reshape(n, 1, 1, cout)
     _, ho, wo = layer.shape
-    return li, np.ascontiguousarray(y.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2))
+    return li, y.reshape(n, ho, wo, cout)
 
 
 def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
@@ -399,7 +466,9 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
         raise DataError("inputs said to be non-negative hold negative values")
     signs = nonnegative(workload, input_nonnegative)
     remaining = {name: workload.graph.out_degree(name) for name in ("input", *workload.layers)}
-    values: dict[str, np.ndarray] = {"input": np.asarray(pixels, dtype=np.float32)}
+    # activations are kept channels-last (N, H, W, C): a conv's output rows are its matmul's
+    # rows, with no transpose; every value is the one the (N, C, H, W) order gives
+    values: dict[str, np.ndarray] = {"input": _nhwc(np.asarray(pixels, dtype=np.float32))}
     result = Execution()
     for layer in workload:
         if progress is not None:
@@ -414,14 +483,14 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
                 if calibrated is not None:
                     calibrated(layer.name, li.scale)
         else:
-            out = _elementwise(layer, args, weights).astype(np.float32, copy=False)
+            out = _elementwise_nhwc(layer, args, weights).astype(np.float32, copy=False)
         values[layer.name] = out
         for src in layer.inputs:
             remaining[src] -= 1
             if remaining[src] == 0:
                 del values[src]
         if remaining[layer.name] == 0 or layer.name in keep:
-            result.outputs[layer.name] = out
+            result.outputs[layer.name] = _nchw(out)
         if remaining[layer.name] == 0:
             del values[layer.name]
     return result
