@@ -172,7 +172,8 @@ def quantize_activation(x: np.ndarray, bits: int, signed: bool, scale: float | N
     if scale is None:
         peak = float(np.abs(x).max()) if signed else float(x.max())
         scale = peak / qmax if peak > 0 else 1.0
-    q = np.rint(x * np.float32(1.0 / scale))
+    q = x * np.float32(1.0 / scale)
+    np.rint(q, out=q)
     np.clip(q, -qmax if signed else 0, qmax, out=q)
     if signed:
         return q.astype(np.int8).view(np.uint8), scale
