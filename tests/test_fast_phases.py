@@ -236,3 +236,36 @@ def test_paired_runs_raise_without_waiting_forever(monkeypatch):
     monkeypatch.setattr(reference, "_crossbar", fail_late)
     with pytest.raises(DataError, match="late"):
         reference.execute_pair(workload, qw, good, good)
+
+
+# ----------------------------------------------------------------------------- kept results
+def test_stages_and_time_tables_are_kept_and_equal_fresh_ones():
+    import dataclasses
+
+    from cr2des.compression.study import (
+        StudyOptions,
+        layer_stage,
+        reallocate_many,
+        run_study,
+    )
+    from cr2des.compression.timing import Periphery
+    from cr2des.description.spec import load_arch
+
+    study = run_study(load_workload("tiny"), load_arch("tiny"),
+                      StudyOptions(n_learn=2, n_test=2, compare_alloc=("exact",)))
+    assert study.time_tables is not None
+    assert study.alternatives["exact"].time_tables is study.time_tables
+    for name, layer in study.layers.items():
+        for scheme in ("dense", "cr2"):
+            kept = study.stage(name, scheme)
+            assert study.stage(name, scheme) is kept
+            fresh = layer_stage(layer, scheme, study.arch, Periphery.of(study.arch),
+                                study.allocation.bytes_per_layer.get(name, 0))
+            assert np.array_equal(kept.row_fs, fresh.row_fs)
+            assert kept.resource_fs == fresh.resource_fs
+    capacities = [0, 100, 1000, 10**6]
+    without = dataclasses.replace(study, time_tables=None)
+    assert reallocate_many(study, capacities, "time") == reallocate_many(without, capacities,
+                                                                         "time")
+    assert reallocate_many(study, [study.allocation.capacity_bytes], "time")[0] == \
+        study.allocation

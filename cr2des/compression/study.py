@@ -141,12 +141,22 @@ class Study:
     timings: dict[str, float]
     #: the same study under other allocation methods (``StudyOptions.compare_alloc``)
     alternatives: dict[str, Study] = field(default_factory=dict)
+    #: the time-aware allocation's tables of the learned layers (what any capacity's ``time``
+    #: allocation reads), kept from the study's own allocation
+    time_tables: TimeTables | None = field(default=None, repr=False, compare=False)
+    _stages: dict[tuple[str, str, bool], CrossbarStage] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
-        """Row times of crossbar layer ``name`` under ``scheme`` on the testing images."""
-        return layer_stage(self.layers[name], scheme, self.arch, Periphery.of(self.arch),
-                           self.allocation.bytes_per_layer.get(name, 0),
-                           keep_crossbars=keep_crossbars)
+        """Row times of crossbar layer ``name`` under ``scheme`` on the testing images
+        (computed once; the estimate and every simulation read the same, read-only)."""
+        key = (name, scheme, keep_crossbars)
+        if key not in self._stages:
+            self._stages[key] = layer_stage(self.layers[name], scheme, self.arch,
+                                            Periphery.of(self.arch),
+                                            self.allocation.bytes_per_layer.get(name, 0),
+                                            keep_crossbars=keep_crossbars)
+        return self._stages[key]
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -294,11 +304,13 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                                        {name: layer.tested for name, layer in layers.items()})
         alternatives[method] = Study(
             workload, arch, weights, learn_set, test_set, alt_layers, allocation,
-            place_schemes(alt_layers, learning.maps, arch, allocation), {})
+            place_schemes(alt_layers, learning.maps, arch, allocation), {},
+            time_tables=learning.tables[0] if learning.tables else None)
     if alternatives:
         lap("other allocations")
     return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
-                 placements, timings, alternatives)
+                 placements, timings, alternatives,
+                 time_tables=learning.tables[0] if learning.tables else None)
 
 
 def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, ImageSet]:
@@ -405,6 +417,8 @@ class Learning:
     dac_bits: int = 1
     #: the architecture, which the time-aware allocation times the layers on
     arch: Arch | None = None
+    #: :func:`learned_time_tables`, once computed (shared by copies of this learning)
+    tables: list[TimeTables] = field(default_factory=list, repr=False, compare=False)
 
 
 #: allocation methods of a study: the time-aware default, then the byte-knapsack family
@@ -458,11 +472,7 @@ def fill_buffers(learning: Learning, capacity_bytes: int, method: str
     """Allocate ``capacity_bytes`` among the layers by ``method``; each layer's buffer holds
     its best learned entries."""
     if method == "time":
-        assert learning.arch is not None
-        key_bits = {name: 8 * key_bytes(lmap.bands, learning.dac_bits)
-                    for name, lmap in learning.maps.items()}
-        allocation = time_allocation(learning.maps, learning.learned, learning.widths,
-                                     key_bits, capacity_bytes, learning.arch)
+        allocation = learned_time_tables(learning).allocate(capacity_bytes)
     else:
         allocation = allocate(learning.candidates, capacity_bytes, method, work=learning.work)
     buffers = {
@@ -471,6 +481,18 @@ def fill_buffers(learning: Learning, capacity_bytes: int, method: str
         for name, lmap in learning.maps.items()
     }
     return allocation, buffers
+
+
+def learned_time_tables(learning: Learning) -> TimeTables:
+    """:func:`time_tables` of the learned layers, computed once per :class:`Learning`."""
+    memo = learning.tables
+    if not memo:
+        assert learning.arch is not None
+        key_bits = {name: 8 * key_bytes(lmap.bands, learning.dac_bits)
+                    for name, lmap in learning.maps.items()}
+        memo.append(time_tables(learning.maps, learning.learned, learning.widths, key_bits,
+                                learning.arch))
+    return memo[0]
 
 
 def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:
@@ -692,11 +714,11 @@ def reallocate_many(study: Study, capacities_bytes: Sequence[int], method: str
     """:func:`reallocate` at several capacities; the per-layer tables are computed once."""
     layers = study.layers
     if method == "time":
-        tables = time_tables({n: layer.map for n, layer in layers.items()},
-                             {n: layer.learned for n, layer in layers.items()},
-                             {n: layer.width_bytes for n, layer in layers.items()},
-                             {n: layer.buffer.key_bits for n, layer in layers.items()},
-                             study.arch)
+        tables = study.time_tables or time_tables(
+            {n: layer.map for n, layer in layers.items()},
+            {n: layer.learned for n, layer in layers.items()},
+            {n: layer.width_bytes for n, layer in layers.items()},
+            {n: layer.buffer.key_bits for n, layer in layers.items()}, study.arch)
         return tables.allocate_many(capacities_bytes)
     return [_reallocate_by_value(study, c, method) for c in capacities_bytes]
 
