@@ -269,3 +269,15 @@ def test_stages_and_time_tables_are_kept_and_equal_fresh_ones():
                                                                          "time")
     assert reallocate_many(study, [study.allocation.capacity_bytes], "time")[0] == \
         study.allocation
+
+
+def test_threads_follow_the_environment(monkeypatch):
+    monkeypatch.setenv(cores.THREADS_VARIABLE, "3")
+    assert cores.threads() == 3
+    for ignored in ("0", "many", ""):
+        monkeypatch.setenv(cores.THREADS_VARIABLE, ignored)
+        assert cores.threads() >= 1
+        monkeypatch.delenv(cores.THREADS_VARIABLE)
+        default = cores.threads()
+        monkeypatch.setenv(cores.THREADS_VARIABLE, ignored)
+        assert cores.threads() == default

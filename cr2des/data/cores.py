@@ -8,7 +8,8 @@ be alone, and results come back in the order of the items, so a run gives the sa
 numbers with one thread or many; only wall times differ.
 
 Inside a daemon process (a sweep's worker, which already shares the cores with its
-siblings) the work stays on one thread.
+siblings) the work stays on one thread.  The environment variable ``CR2DES_THREADS``
+sets the number of threads (``1``: everything in turn, as on a one-core machine).
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+#: environment variable overriding :func:`threads`
+THREADS_VARIABLE = "CR2DES_THREADS"
+
+
 def threads() -> int:
-    """Threads for independent work: the cores this process may run on (1 in a daemon
-    process)."""
+    """Threads for independent work: ``$CR2DES_THREADS`` when set to a whole number >= 1,
+    else the cores this process may run on (1 in a daemon process)."""
+    given = os.environ.get(THREADS_VARIABLE, "").strip()
+    if given.isdigit() and int(given) >= 1:
+        return int(given)
     if multiprocessing.current_process().daemon:
         return 1
     try:
