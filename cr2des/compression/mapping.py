@@ -33,6 +33,7 @@ is a :class:`~cr2des.errors.MappingError` naming the scheme and the largest laye
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -400,13 +401,18 @@ def place(maps: Mapping[str, LayerMap], arch: Arch, scheme: str,
         def time_of(n: str) -> float:
             return max(work.get(n, 0.0) / replicas[n], floor.get(n, 0.0))
 
-        while spare > 0:
-            slowest = max(replicas, key=time_of)
+        # the slowest layer is the heap's top: the largest time, ties to the first layer
+        # (as ``max`` over the layers in order picks it); only its time changes per copy
+        heap = [(-time_of(n), i, n) for i, n in enumerate(replicas)]
+        heapq.heapify(heap)
+        while spare > 0 and heap:
+            _, i, slowest = heap[0]
             split = work.get(slowest, 0.0) / replicas[slowest]
             if split <= 0 or split <= floor.get(slowest, 0.0) or need[slowest] > spare:
                 break
             replicas[slowest] += 1
             spare -= need[slowest]
+            heapq.heapreplace(heap, (-time_of(slowest), i, slowest))
     layers, next_pe = {}, 0
     for name, m in maps.items():
         layers[name] = LayerPlacement(m.crossbars(scheme), need[name], replicas[name], next_pe)

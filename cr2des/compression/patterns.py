@@ -25,6 +25,7 @@ complement: their top bit-plane is extracted like the others and carries weight
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -162,9 +163,7 @@ def count_patterns(keys: np.ndarray, n_bands: int) -> PatternCounts:
     if n_bands << bits <= _DENSE_BINS:
         dense = np.bincount(_band_key_index(keys, n_bands, bits).ravel(),
                             minlength=n_bands << bits)
-        nz = np.flatnonzero(dense)
-        return PatternCounts(n_bands, (nz >> bits).astype(np.int64),
-                             (nz & ((1 << bits) - 1)).astype(np.uint64), dense[nz])
+        return _from_dense(dense, n_bands, bits)
     band = np.broadcast_to(np.arange(n_bands, dtype=np.int64)[None, :, None], keys.shape)
     order = np.lexsort((keys.ravel(), band.ravel()))
     b, k = band.ravel()[order], keys.ravel()[order]
@@ -173,12 +172,55 @@ def count_patterns(keys: np.ndarray, n_bands: int) -> PatternCounts:
     return PatternCounts(n_bands, b[start], k[start].astype(np.uint64), counts)
 
 
+def _from_dense(dense: np.ndarray, n_bands: int, bits: int) -> PatternCounts:
+    """The histogram held in a dense ``band << bits | key`` count array."""
+    nz = np.flatnonzero(dense)
+    return PatternCounts(n_bands, (nz >> bits).astype(np.int64),
+                         (nz & ((1 << bits) - 1)).astype(np.uint64), dense[nz])
+
+
 def _band_key_index(keys: np.ndarray, n_bands: int, bits: int) -> np.ndarray:
-    """Dense ``band << bits | key`` index of keys shaped ``(V, n_bands, cycles)``."""
-    index = np.empty(keys.shape, dtype=np.int32 if n_bands << bits < 2**31 else np.int64)
-    index[...] = (np.arange(n_bands, dtype=index.dtype) << bits)[None, :, None]
-    index |= keys
+    """Dense ``band << bits | key`` index (``intp``, what indexing and counting take) of
+    keys shaped ``(V, n_bands, cycles)``."""
+    index = np.empty(keys.shape, dtype=np.intp)
+    np.add((np.arange(n_bands, dtype=np.intp) << bits)[None, :, None], keys, out=index,
+           casting="unsafe")
     return index
+
+
+class _Histogram:
+    """The ``(band, key)`` histogram of a layer, accumulated chunk by chunk: in one dense
+    count array when the bins fit (:data:`_DENSE_BINS`), else as sorted parts merged at the
+    end.  Equal to :func:`count_patterns` of all the chunks' keys at once."""
+
+    def __init__(self, n_bands: int) -> None:
+        self.n_bands = n_bands
+        self.bits = 0
+        self.dense: np.ndarray | None = None
+        self.parts: list[PatternCounts] = []
+
+    def index_bits(self, keys: np.ndarray) -> int | None:
+        """Bits of the dense index this histogram counts ``keys`` by, or ``None`` (sorted)."""
+        bits = keys.dtype.itemsize * 8
+        return bits if self.n_bands << bits <= _DENSE_BINS else None
+
+    def add(self, keys: np.ndarray, index: np.ndarray | None = None) -> None:
+        """Count ``keys``; ``index`` is their dense index when the caller has it."""
+        bits = self.index_bits(keys)
+        if bits is None:
+            self.parts.append(count_patterns(keys, self.n_bands))
+            return
+        if self.dense is None:
+            self.bits = bits
+            self.dense = np.zeros(self.n_bands << bits, dtype=np.intp)
+        if index is None:
+            index = _band_key_index(keys, self.n_bands, bits)
+        np.add.at(self.dense, index.ravel(), 1)
+
+    def result(self) -> PatternCounts:
+        if self.dense is not None:
+            return _from_dense(self.dense, self.n_bands, self.bits)
+        return merge_counts(self.parts) if len(self.parts) > 1 else self.parts[0]
 
 
 def _count_true(mask: np.ndarray) -> np.ndarray:
@@ -201,14 +243,20 @@ def merge_counts(parts: list[PatternCounts]) -> PatternCounts:
 
 
 # ----------------------------------------------------------------------------- layer passes
-def layer_keys(li: LayerInput, bands: RowBands, dac_bits: int
+#: input codes (vectors x K bytes) the layer passes take at once: a chunk's keys, their
+#: dense indices and masks then stay in the processor's caches.  The results do not depend
+#: on it (chunks are whole batches: output rows of one image, or images)
+PASS_BYTES = 1 << 20
+
+
+def layer_keys(li: LayerInput, bands: RowBands, dac_bits: int, max_bytes: int = PASS_BYTES
                ) -> Iterator[tuple[int, np.ndarray]]:
     """``(first_vector, keys)`` chunks of a layer's input patterns, ``(V, g * bands, cycles)``.
 
     The bands of group ``g`` are numbered ``g * bands.count + b``, as in
     :class:`cr2des.compression.mapping.LayerMap`.
     """
-    for first, chunk in li.chunks():
+    for first, chunk in li.chunks(max_bytes):
         v, g, k = chunk.shape
         keys = input_patterns(chunk.reshape(v * g, k), bands, dac_bits=dac_bits,
                               input_bits=li.bits)
@@ -217,9 +265,10 @@ def layer_keys(li: LayerInput, bands: RowBands, dac_bits: int
 
 def learn_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int) -> PatternCounts:
     """Histogram of ``(band, pattern)`` of one layer over all its input vectors."""
-    parts = [count_patterns(keys, groups * bands.count) for _, keys in
-             layer_keys(li, bands, dac_bits)]
-    return merge_counts(parts) if len(parts) > 1 else parts[0]
+    histogram = _Histogram(groups * bands.count)
+    for _, keys in layer_keys(li, bands, dac_bits):
+        histogram.add(keys)
+    return histogram.result()
 
 
 @dataclass(frozen=True)
@@ -242,14 +291,22 @@ class PatternBuffer:
     def _combined(self, band: np.ndarray, key: np.ndarray) -> np.ndarray:
         return (band.astype(np.uint64) << np.uint64(self.key_bits)) | key.astype(np.uint64)
 
-    def lookup(self, keys: np.ndarray) -> np.ndarray:
-        """Hit mask of keys shaped ``(V, n_bands, cycles)``."""
+    @functools.cached_property
+    def _table(self) -> np.ndarray:
+        """Dense hit bitmap over ``band << key_bits | key`` (keys of at most 16 bits)."""
+        table = np.zeros(self.n_bands << self.key_bits, dtype=bool)
+        table[(self.band << self.key_bits) + self.key.astype(np.int64)] = True
+        return table
+
+    def lookup(self, keys: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
+        """Hit mask of keys shaped ``(V, n_bands, cycles)``; ``index`` is their dense
+        ``band << key_bits | key`` index when the caller has it."""
         if self.size == 0:
             return np.zeros(keys.shape, dtype=bool)
         if self.key_bits <= 16:
-            table = np.zeros(self.n_bands << self.key_bits, dtype=bool)
-            table[(self.band << self.key_bits) + self.key.astype(np.int64)] = True
-            return table[_band_key_index(keys, self.n_bands, self.key_bits)]
+            if index is None:
+                index = _band_key_index(keys, self.n_bands, self.key_bits)
+            return self._table[index]
         stored = np.sort(self._combined(self.band, self.key))
         band = np.broadcast_to(np.arange(self.n_bands)[None, :, None], keys.shape)
         probe = self._combined(band, keys)
@@ -269,11 +326,21 @@ def best_entries(counts: PatternCounts, saved: np.ndarray) -> tuple[np.ndarray, 
 
     The value of a non-zero ``(band, key)`` is its learned frequency times the OU
     activations a hit saves in its band (``saved[band]``); ties keep the histogram order.
+    A study asks this of every layer several times (allocation, buffers, the hit-rate
+    curve), so the answer is kept with the histogram, read-only.
     """
-    nonzero = np.flatnonzero(counts.key != 0)
-    values = counts.count[nonzero] * saved[counts.band[nonzero]]
-    order = np.argsort(-values, kind="stable")
-    return nonzero[order], values[order]
+    saved = np.asarray(saved)
+    memo = counts.__dict__.setdefault("_best", {})
+    tag = (saved.dtype.str, saved.tobytes())
+    if tag not in memo:
+        nonzero = np.flatnonzero(counts.key != 0)
+        values = counts.count[nonzero] * saved[counts.band[nonzero]]
+        order = np.argsort(-values, kind="stable")
+        result = (nonzero[order], values[order])
+        for array in result:
+            array.flags.writeable = False
+        memo[tag] = result
+    return memo[tag]
 
 
 def make_buffer(counts: PatternCounts, saved: np.ndarray, entries: int, key_bits: int
@@ -332,6 +399,21 @@ def _any_true(mask: np.ndarray) -> np.ndarray:
 def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
                buffer: PatternBuffer | None) -> InputCounts:
     """Classify every OU cycle of a layer: skipped (zero input), buffer hit, or computed."""
+    return _classify(li, bands, dac_bits, groups, buffer, None)
+
+
+def classify_and_learn(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
+                       buffer: PatternBuffer | None) -> tuple[InputCounts, PatternCounts]:
+    """:func:`classify_layer` and :func:`learn_layer` of the same input in one pass over
+    its patterns (the testing images: their classification and their histogram)."""
+    histogram = _Histogram(groups * bands.count)
+    counts = _classify(li, bands, dac_bits, groups, buffer, histogram)
+    return counts, histogram.result()
+
+
+def _classify(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
+              buffer: PatternBuffer | None, histogram: _Histogram | None) -> InputCounts:
+    """:func:`classify_layer`, also counting every key into ``histogram`` when given."""
     layer = li.layer
     batch = layer.shape[2] if layer.op == "conv" else 1
     nonzero_parts, hit_parts = [], []
@@ -340,16 +422,24 @@ def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
     vectors_computed = np.zeros(n_bands, dtype=np.int64)
     cycles = 0
     per_vector = li.bits // dac_bits
+    looks = buffer is not None and buffer.size > 0
     for _, keys in layer_keys(li, bands, dac_bits):
         v = keys.shape[0]
         cycles += v * per_vector
+        index = None
+        if histogram is not None:
+            bits = histogram.index_bits(keys)
+            # one dense index serves the histogram and the buffer's bitmap
+            if bits is not None and looks and buffer is not None and buffer.key_bits == bits:
+                index = _band_key_index(keys, n_bands, bits)
+            histogram.add(keys, index)
         nz = keys != 0
         starts = np.arange(0, v, batch)
         nonzero_parts.append(np.add.reduceat(_count_true(nz), starts, axis=0))
         any_nonzero = _any_true(nz).sum(axis=0, dtype=np.int64)
         vectors_nonzero += any_nonzero
-        if buffer is not None and buffer.size:
-            hit = buffer.lookup(keys)
+        if looks and buffer is not None:
+            hit = buffer.lookup(keys, index)
             hit &= nz
             hit_parts.append(np.add.reduceat(_count_true(hit), starts, axis=0))
             hit ^= nz  # now the computed cycles: non-zero and not served

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from ..data.datapath import DataOptions, preprocessing
+from ..data.cores import map_ordered
+from ..data.datapath import DataOptions, preprocessing, run_reference_pair
 from ..data.images import ImageSet, learn_test_split, load_images
 from ..data.reference import Execution
 from ..data.weights import QuantWeights
 from ..description.spec import Arch
-from ..workloads.graph import Workload
+from ..workloads.graph import Layer, Workload
 from .allocation import (
     METHODS,
     Allocation,
@@ -50,6 +51,7 @@ from .patterns import (
     PatternCounts,
     SchemeCounts,
     best_entries,
+    classify_and_learn,
     classify_layer,
     key_bytes,
     make_buffer,
@@ -150,12 +152,23 @@ class Study:
     timings: dict[str, float]
     #: the same study under other allocation methods (``StudyOptions.compare_alloc``)
     alternatives: dict[str, Study] = field(default_factory=dict)
+    #: the time-aware allocation's tables of the learned layers (what any capacity's ``time``
+    #: allocation reads), kept from the study's own allocation
+    time_tables: TimeTables | None = field(default=None, repr=False, compare=False)
+    _stages: dict[tuple[str, str, bool], CrossbarStage] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
-        """Row times of crossbar layer ``name`` under ``scheme`` on the testing images."""
-        return layer_stage(self.layers[name], scheme, self.arch, Periphery.of(self.arch),
-                           self.allocation.bytes_per_layer.get(name, 0),
-                           keep_crossbars=keep_crossbars, copies=self.copies(name))
+        """Row times of crossbar layer ``name`` under ``scheme`` on the testing images
+        (computed once; the estimate and every simulation read the same, read-only)."""
+        key = (name, scheme, keep_crossbars)
+        if key not in self._stages:
+            self._stages[key] = layer_stage(self.layers[name], scheme, self.arch,
+                                            Periphery.of(self.arch),
+                                            self.allocation.bytes_per_layer.get(name, 0),
+                                            keep_crossbars=keep_crossbars,
+                                            copies=self.copies(name))
+        return self._stages[key]
 
     def copies(self, name: str) -> int:
         """Copies of layer ``name``'s pattern-buffer entries on the chip: one per router
@@ -274,14 +287,22 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    weights = cached_weights(cache, workload, arch, options.data)
-    learn_set, test_set = study_images(workload, options)
+    # the weights and the images are independent: prepared side by side
+    weights, (learn_set, test_set) = map_ordered(lambda prepare: prepare(), (
+        lambda: cached_weights(cache, workload, arch, options.data),
+        lambda: study_images(workload, options)))
     lap("data")
-    learn_run, learn_key = cached_reference(cache, workload, arch, weights, learn_set,
-                                            progress=lambda name: tick("reference SL", name))
-    test_run, test_key = cached_reference(cache, workload, arch, weights, test_set,
-                                   scales=learn_run.scales,
-                                   progress=lambda name: tick("reference ST", name))
+    if cache is None:  # the two runs side by side, layer by layer
+        (learn_run, test_run), learn_key, test_key = run_reference_pair(
+            workload, arch, weights, learn_set, test_set,
+            progress=lambda name: tick("reference SL", name)), None, None
+    else:
+        learn_run, learn_key = cached_reference(
+            cache, workload, arch, weights, learn_set,
+            progress=lambda name: tick("reference SL", name))
+        test_run, test_key = cached_reference(
+            cache, workload, arch, weights, test_set, scales=learn_run.scales,
+            progress=lambda name: tick("reference ST", name))
     lap("reference")
 
     dac = arch.dac_bits
@@ -296,12 +317,14 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     del learn_run
     lap("mapping, learning and allocation")
 
-    tested = {name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands,
-                                    dac, lmap.groups) for name, lmap in learning.maps.items()}
+    # without a cache, each layer's histogram comes from the same pass as its classification
+    tested = None if cache is None else {
+        name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands, dac,
+                              lmap.groups) for name, lmap in learning.maps.items()}
     if copies:
         unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
         placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation)
-        learning = dataclasses.replace(learning,
+        learning = dataclasses.replace(learning, tables=[],  # tables follow the homes
                                        homes=replica_homes(placements["cr2"], arch))
         allocation, buffers = fill_buffers(learning, capacity, options.alloc)
         learning = dataclasses.replace(learning, allocation=allocation, buffers=buffers)
@@ -326,11 +349,13 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                                        {name: layer.tested for name, layer in layers.items()})
         alternatives[method] = Study(
             workload, arch, weights, learn_set, test_set, alt_layers, allocation,
-            place_schemes(alt_layers, learning.maps, arch, allocation), {})
+            place_schemes(alt_layers, learning.maps, arch, allocation), {},
+            time_tables=learning.tables[0] if learning.tables else None)
     if alternatives:
         lap("other allocations")
     return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
-                 placements, timings, alternatives)
+                 placements, timings, alternatives,
+                 time_tables=learning.tables[0] if learning.tables else None)
 
 
 def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, ImageSet]:
@@ -357,20 +382,28 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
     here unless given), from which the hit rate of any buffer follows without a re-run.
     Layers in ``known`` (classified against the same buffer) are taken as they are.
     """
+    def test(name: str) -> tuple[InputCounts, PatternCounts]:
+        lmap, buffer = learning.maps[name], buffers[name]
+        histogram = (tested or {}).get(name)
+        if histogram is None:
+            return classify_and_learn(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
+                                      buffer)
+        return classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
+                              buffer), histogram
+
+    known = known or {}
+    todo = [name for name in learning.maps if name not in known]
+    # layers are independent: several at once, each layer's results taken in order
+    done = dict(zip(todo, map_ordered(test, todo), strict=True))
     layers = {}
     for name, lmap in learning.maps.items():
-        if known is not None and name in known:
+        if name in known:
             layers[name] = known[name]
             continue
         tick("test", name)
-        buffer = buffers[name]
-        counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups, buffer)
-        histogram = (tested or {}).get(name)
-        if histogram is None:
-            histogram = cached_learning(None, None, name, run.inputs[name], lmap.bands,
-                                        dac_bits, lmap.groups)
+        counts, histogram = done[name]
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
-                                  buffer, counts,
+                                  buffers[name], counts,
                                   {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
                                   histogram)
     return layers
@@ -453,6 +486,9 @@ class Learning:
     #: the home tile of every replica of every layer on the chip (``cr2``'s placement),
     #: which copies per router follow; ``None``: placed by the learning images' times
     homes: dict[str, tuple[int, ...]] | None = None
+    #: :func:`learned_time_tables`, once computed (shared by copies of this learning with
+    #: the same ``homes``)
+    tables: list[TimeTables] = field(default_factory=list, repr=False, compare=False)
 
 
 #: allocation methods of a study: the time-aware default, then the byte-knapsack family
@@ -477,14 +513,22 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
         raise AllocationError(f"unknown allocation method {method!r}; known: "
                               f"{', '.join(ALLOCS)}")
     dac = arch.dac_bits
+
+    def learn(layer: Layer) -> tuple[LayerMap, PatternCounts]:
+        lmap = cached_map(cache, layer, weights.layers[layer.name].q, arch)
+        return lmap, cached_learning(cache, reference, layer.name, run.inputs[layer.name],
+                                     lmap.bands, dac, lmap.groups)
+
     maps, learned, widths, candidates, work = {}, {}, {}, [], {}
-    for layer in workload.crossbar_layers:
+    layers = workload.crossbar_layers
+    # layers are independent: several at once (one at a time with a cache, whose
+    # statistics count from one thread), each layer's results taken in order
+    for layer, (lmap, counts) in zip(layers, map_ordered(learn, layers, 1 if cache else None),
+                                     strict=True):
         if progress is not None:
             progress(layer.name)
         name = layer.name
-        maps[name] = lmap = cached_map(cache, layer, weights.layers[name].q, arch)
-        learned[name] = counts = cached_learning(cache, reference, name, run.inputs[name],
-                                                 lmap.bands, dac, lmap.groups)
+        maps[name], learned[name] = lmap, counts
         widths[name] = entry_width(lmap, arch)
         _, values = best_entries(counts, lmap.ous("wpr"))
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
@@ -506,12 +550,7 @@ def fill_buffers(learning: Learning, capacity_bytes: int, method: str
     """Allocate ``capacity_bytes`` among the layers by ``method``; each layer's buffer holds
     its best learned entries."""
     if method == "time":
-        assert learning.arch is not None
-        key_bits = {name: 8 * key_bytes(lmap.bands, learning.dac_bits)
-                    for name, lmap in learning.maps.items()}
-        allocation = time_allocation(learning.maps, learning.learned, learning.widths,
-                                     key_bits, capacity_bytes, learning.arch,
-                                     homes=learning.homes)
+        allocation = learned_time_tables(learning).allocate(capacity_bytes)
     elif learning.arch is not None and copies_per_router(learning.arch):
         arch = learning.arch
         homes = learning.homes or learned_homes(learning.maps, learning.learned, arch)
@@ -528,6 +567,18 @@ def fill_buffers(learning: Learning, capacity_bytes: int, method: str
         for name, lmap in learning.maps.items()
     }
     return allocation, buffers
+
+
+def learned_time_tables(learning: Learning) -> TimeTables:
+    """:func:`time_tables` of the learned layers, computed once per :class:`Learning`."""
+    memo = learning.tables
+    if not memo:
+        assert learning.arch is not None
+        key_bits = {name: 8 * key_bytes(lmap.bands, learning.dac_bits)
+                    for name, lmap in learning.maps.items()}
+        memo.append(time_tables(learning.maps, learning.learned, learning.widths, key_bits,
+                                learning.arch, learning.homes))
+    return memo[0]
 
 
 def scheme_counts_learned(lmap: LayerMap, learned: PatternCounts) -> int:
@@ -829,11 +880,11 @@ def reallocate_many(study: Study, capacities_bytes: Sequence[int], method: str
     homes = (replica_homes(study.placements["cr2"], study.arch)
              if copies_per_router(study.arch) else None)
     if method == "time":
-        tables = time_tables({n: layer.map for n, layer in layers.items()},
-                             {n: layer.learned for n, layer in layers.items()},
-                             {n: layer.width_bytes for n, layer in layers.items()},
-                             {n: layer.buffer.key_bits for n, layer in layers.items()},
-                             study.arch, homes)
+        tables = study.time_tables or time_tables(
+            {n: layer.map for n, layer in layers.items()},
+            {n: layer.learned for n, layer in layers.items()},
+            {n: layer.width_bytes for n, layer in layers.items()},
+            {n: layer.buffer.key_bits for n, layer in layers.items()}, study.arch, homes)
         return tables.allocate_many(capacities_bytes)
     return [_reallocate_by_value(study, c, method, homes) for c in capacities_bytes]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..description.spec import Arch
 from ..workloads.graph import Normalize, Workload
 from .images import ImageSet, Preprocess
-from .reference import Execution, execute
+from .reference import Execution, execute, execute_pair
 from .weights import QuantWeights, load_weights, prune, quantize_weights
 
 
@@ -72,3 +72,14 @@ def run_reference(workload: Workload, arch: Arch, weights: QuantWeights, images:
     return execute(workload, weights, images.pixels, input_bits=arch.mapping.input_bits,
                    row_order=arch.mapping.row_order, scales=scales, progress=progress,
                    input_nonnegative=images.nonnegative)
+
+
+def run_reference_pair(workload: Workload, arch: Arch, weights: QuantWeights, learn: ImageSet,
+                       test: ImageSet, *, progress: Callable[[str], None] | None = None
+                       ) -> tuple[Execution, Execution]:
+    """The learning run (scales calibrated) and the testing run with its scales, side by
+    side (:func:`cr2des.data.reference.execute_pair`); ``progress`` hears the learning run."""
+    return execute_pair(workload, weights, learn.pixels, test.pixels,
+                        input_bits=arch.mapping.input_bits, row_order=arch.mapping.row_order,
+                        progress=progress, first_nonnegative=learn.nonnegative,
+                        second_nonnegative=test.nonnegative)

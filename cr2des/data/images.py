@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .cores import map_ordered
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -392,17 +393,17 @@ def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.r
         raise DataError(f"{source}: the workload takes {c}x{h}x{w} inputs; image sources "
                         f"produce square RGB images (use a preprocessed .npy/.npz array of "
                         f"(N, {c}, {h}, {w}) or --images synthetic[:DIST] instead)")
-    pixels, names, derived, bases = [], [], [], []
+    images, names, derived, bases = [], [], [], []
     next_index = indices[0] if len(indices) else 0
     for i in indices:
-        if len(pixels) == n:
+        if len(images) == n:
             break
         next_index = i + 1
         image = raw.load(i)
         if image is None:
             continue
         bases.append((raw.names[i], image))
-        pixels.append(preprocess(image, prep))
+        images.append(image)
         names.append(raw.names[i])
         derived.append(False)
     if not bases:
@@ -410,12 +411,14 @@ def _take(raw: _Raw, indices: Sequence[int], n: int, prep: Preprocess, rng: np.r
             f" ({len(raw.warnings)} files skipped; first: {raw.warnings[0]})"
             if raw.warnings else ""))
     copies = 0
-    while len(pixels) < n:
+    while len(images) < n:
         name, image = bases[copies % len(bases)]
         copies += 1
-        pixels.append(preprocess(augment(image, rng), prep))
+        images.append(augment(image, rng))
         names.append(f"{name}~crop{copies}")
         derived.append(True)
+    # each image once, on every core (the crops above drew from ``rng`` in order)
+    pixels = list(map_ordered(lambda image: preprocess(image, prep), images))
     return (ImageSet(np.stack(pixels), tuple(names), tuple(derived), source, tuple(raw.warnings),
                      inputs=prep.describe()),
             next_index)

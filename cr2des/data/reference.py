@@ -16,7 +16,9 @@ so a testing set can be run with the scales learned on the learning set.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +26,7 @@ from numpy.typing import DTypeLike
 
 from ..errors import DataError
 from ..workloads.graph import ConvParams, Layer, PoolParams, Workload
+from .cores import threads
 from .weights import QuantWeights, Weights, weight_matrices
 
 #: im2col chunk budget in bytes of uint8 vectors (the float32 copy is 4x this)
@@ -169,7 +172,8 @@ def quantize_activation(x: np.ndarray, bits: int, signed: bool, scale: float | N
     if scale is None:
         peak = float(np.abs(x).max()) if signed else float(x.max())
         scale = peak / qmax if peak > 0 else 1.0
-    q = np.rint(x * np.float32(1.0 / scale))
+    q = x * np.float32(1.0 / scale)
+    np.rint(q, out=q)
     np.clip(q, -qmax if signed else 0, qmax, out=q)
     if signed:
         return q.astype(np.int8).view(np.uint8), scale
@@ -177,23 +181,30 @@ def quantize_activation(x: np.ndarray, bits: int, signed: bool, scale: float | N
 
 
 # ----------------------------------------------------------------------------- non-crossbar ops
-def _pool(x: np.ndarray, layer: Layer) -> np.ndarray:
+def _pool(x: np.ndarray, layer: Layer, channels_last: bool = False) -> np.ndarray:
+    """Max or average pooling of ``(N, C, H, W)``, or of ``(N, H, W, C)`` when
+    ``channels_last`` (the same windows, summed in the same order)."""
     p: PoolParams = layer.params
     is_max = layer.op == "maxpool"
     if p.global_:
+        assert not channels_last  # a global mean's summation order follows the layout
         return (x.max if is_max else x.mean)(axis=(2, 3), keepdims=True)
-    _n, _c, h, w = x.shape
+    h, w = x.shape[1:3] if channels_last else x.shape[2:]
     (kh, kw), (sh, sw) = p.kernel, p.stride or p.kernel
     t, left, b, r = p.padding
     ho, wo = layer.shape[1:]
     extra_h = max(0, (ho - 1) * sh + kh - (h + t + b))
     extra_w = max(0, (wo - 1) * sw + kw - (w + left + r))
     fill = -np.inf if is_max else 0.0
-    xp = np.pad(x, ((0, 0), (0, 0), (t, b + extra_h), (left, r + extra_w)), constant_values=fill)
+    spatial = ((t, b + extra_h), (left, r + extra_w))
+    pads = ((0, 0), *spatial, (0, 0)) if channels_last else ((0, 0), (0, 0), *spatial)
+    xp = np.pad(x, pads, constant_values=fill)
     out = None
     for i in range(kh):
         for j in range(kw):
-            part = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+            window = (slice(i, i + (ho - 1) * sh + 1, sh), slice(j, j + (wo - 1) * sw + 1, sw))
+            part = xp[(slice(None), *window)] if channels_last else xp[:, :, window[0],
+                                                                       window[1]]
             if out is None:
                 out = part.copy()
             elif is_max:
@@ -210,7 +221,7 @@ def _pool(x: np.ndarray, layer: Layer) -> np.ndarray:
         return (np.minimum(start + k, last) - np.maximum(start, first)).astype(np.float32)
 
     divisor = np.outer(counts(h, t, b, kh, sh, ho), counts(w, left, r, kw, sw, wo))
-    return out / divisor
+    return out / (divisor[:, :, None] if channels_last else divisor)
 
 
 def _lrn(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -287,6 +298,54 @@ def _elementwise(layer: Layer, args: list[np.ndarray], weights: QuantWeights | W
     raise DataError(f"layer {layer.name!r}: the reference executor has no op {op!r}")
 
 
+#: ops that treat every value alone (or pairs of broadcast values), whatever the layout
+_LAYOUT_FREE = frozenset({"relu", "relu6", "sigmoid", "clip", "leakyrelu", "hardsigmoid",
+                          "hardswish", "tanh", "mul", "add", "dropout", "identity"})
+
+
+def _nchw(x: np.ndarray) -> np.ndarray:
+    """A channels-last ``(N, H, W, C)`` tensor as the contiguous ``(N, C, H, W)`` one."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+    """A ``(N, C, H, W)`` tensor seen channels-last (a view)."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def _elementwise_nhwc(layer: Layer, args: list[np.ndarray], weights: QuantWeights | Weights
+                      ) -> np.ndarray:
+    """:func:`_elementwise` of channels-last tensors ``(N, H, W, C)``, value for value the
+    same: ops that see values one by one run as they are, channel-wise ones on the last
+    axis, and reductions whose float summation order follows the layout (global pools,
+    softmax, LRN) and flatten (whose order is NCHW's) run on the ``(N, C, H, W)`` tensor."""
+    op = layer.op
+    x = args[0]
+    if op in _LAYOUT_FREE:
+        return _elementwise(layer, args, weights)
+    if op == "affine":
+        scale = np.asarray(layer.params.scale, dtype=np.float32)
+        shift = np.asarray(layer.params.shift, dtype=np.float32)
+        return x * scale + shift
+    if op == "batchnorm":
+        if layer.name in weights.folded:
+            return x
+        scale, shift = weights.affine[layer.name]
+        return x * scale + shift
+    if op == "concat":
+        return np.concatenate(args, axis=3)
+    if op == "slice":
+        p = layer.params
+        return x[..., p.start:p.stop:p.step]
+    if op == "shuffle":
+        n, h, w, c = x.shape
+        g = layer.params.groups
+        return x.reshape(n, h, w, g, c // g).transpose(0, 1, 2, 4, 3).reshape(n, h, w, c)
+    if op in ("maxpool", "avgpool") and not layer.params.global_:
+        return _pool(x, layer, channels_last=True)
+    return _nhwc(_elementwise(layer, [_nchw(a) for a in args], weights))
+
+
 # ----------------------------------------------------------------------------- executor
 @dataclass
 class Execution:
@@ -315,16 +374,24 @@ class Execution:
 def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits: int,
               signed: bool, scale: float | None, row_order: str
               ) -> tuple[LayerInput | None, np.ndarray]:
-    """One conv/fc; float weights mean a float reference (no quantization, no LayerInput)."""
+    """One conv/fc of a channels-last input ``(N, H, W, C)``, output channels-last; float
+    weights mean a float reference (no quantization, no LayerInput).
+
+    The layer's quantized input is kept as ``(N, C, H, W)`` (:class:`LayerInput`), a view of
+    the channels-last codes: a 1x1 conv's im2col vectors are then rows of that memory."""
     n = x.shape[0]
     if layer.op == "fc":
-        x = x.reshape(n, -1)
+        # flattened in (C, H, W) order, as the layer's weights are
+        x = x.reshape(n, -1) if x.shape[1:3] == (1, 1) else _nchw(x).reshape(n, -1)
     if isinstance(weights, Weights):
         lw = weights.layers[layer.name]
-        source = LayerInput(layer, x, 1.0, True, 0, row_order)
+        source = LayerInput(layer, x if layer.op == "fc" else x.transpose(0, 3, 1, 2), 1.0,
+                            True, 0, row_order)
         w, w_scale, bias, li = lw.weight, 1.0, lw.bias, None
     else:
         q, scale = quantize_activation(x, bits, signed, scale)
+        if layer.op != "fc":
+            q = q.transpose(0, 3, 1, 2)
         li = source = LayerInput(layer, q, scale, signed, bits, row_order)
         ql = weights.layers[layer.name]
         w, w_scale, bias = ql.q, ql.scale * scale, ql.bias
@@ -338,11 +405,15 @@ def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits
             y[first:first + len(xf)] = np.matmul(xf.transpose(1, 0, 2), wmat).transpose(1, 0, 2)
     y *= np.float32(w_scale)
     cout = groups * ng
-    y = y.reshape(-1, cout) + bias
+    y = y.reshape(-1, cout)
+    if bias.dtype == y.dtype:
+        y += bias  # in place: the values of ``y + bias``
+    else:
+        y = y + bias
     if layer.op == "fc":
-        return li, y.reshape(n, cout, 1, 1)
+        return li, y.reshape(n, 1, 1, cout)
     _, ho, wo = layer.shape
-    return li, np.ascontiguousarray(y.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2))
+    return li, y.reshape(n, ho, wo, cout)
 
 
 def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
@@ -372,6 +443,20 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
         The inputs are non-negative by construction (feature maps after a ReLU): layers
         that read the network input quantize it unsigned.
     """
+    given = scales or {}
+    return _execute(workload, weights, pixels, input_bits=input_bits, row_order=row_order,
+                    scale_of=given.get, keep=keep, progress=progress,
+                    input_nonnegative=input_nonnegative)
+
+
+def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndarray, *,
+             input_bits: int, row_order: str, scale_of: Callable[[str], float | None],
+             keep: Collection[str] = (), progress: Callable[[str], None] | None = None,
+             input_nonnegative: bool = False,
+             calibrated: Callable[[str, float], None] | None = None) -> Execution:
+    """:func:`execute`, each crossbar layer's given scale read from ``scale_of`` (``None``:
+    calibrate) just before the layer runs; ``calibrated(name, scale)`` hears each scale as
+    soon as the layer has one."""
     if not 1 <= input_bits <= 8:
         raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
                         f"{input_bits} is not supported")
@@ -382,28 +467,93 @@ def execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.ndar
         raise DataError("inputs said to be non-negative hold negative values")
     signs = nonnegative(workload, input_nonnegative)
     remaining = {name: workload.graph.out_degree(name) for name in ("input", *workload.layers)}
-    values: dict[str, np.ndarray] = {"input": np.asarray(pixels, dtype=np.float32)}
+    # activations are kept channels-last (N, H, W, C): a conv's output rows are its matmul's
+    # rows, with no transpose; every value is the one the (N, C, H, W) order gives
+    values: dict[str, np.ndarray] = {"input": _nhwc(np.asarray(pixels, dtype=np.float32))}
     result = Execution()
-    scales = scales or {}
     for layer in workload:
         if progress is not None:
             progress(layer.name)
         args = [values[s] for s in layer.inputs]
         if layer.is_crossbar:
             li, out = _crossbar(layer, args[0], weights, input_bits, not signs[layer.inputs[0]],
-                                scales.get(layer.name), row_order)
+                                scale_of(layer.name), row_order)
             if li is not None:
                 result.inputs[layer.name] = li
                 result.scales[layer.name] = li.scale
+                if calibrated is not None:
+                    calibrated(layer.name, li.scale)
         else:
-            out = _elementwise(layer, args, weights).astype(np.float32, copy=False)
+            out = _elementwise_nhwc(layer, args, weights).astype(np.float32, copy=False)
         values[layer.name] = out
         for src in layer.inputs:
             remaining[src] -= 1
             if remaining[src] == 0:
                 del values[src]
         if remaining[layer.name] == 0 or layer.name in keep:
-            result.outputs[layer.name] = out
+            result.outputs[layer.name] = _nchw(out)
         if remaining[layer.name] == 0:
             del values[layer.name]
     return result
+
+
+class _Handoff:
+    """Activation scales passed from one run to another as each layer calibrates them."""
+
+    def __init__(self) -> None:
+        self._scales: dict[str, float] = {}
+        self._changed = threading.Condition()
+        self._abandoned = False
+
+    def put(self, name: str, scale: float) -> None:
+        with self._changed:
+            self._scales[name] = scale
+            self._changed.notify_all()
+
+    def abandon(self) -> None:
+        """The first run stopped: nothing more will come."""
+        with self._changed:
+            self._abandoned = True
+            self._changed.notify_all()
+
+    def get(self, name: str) -> float | None:
+        with self._changed:
+            self._changed.wait_for(lambda: name in self._scales or self._abandoned)
+            if name not in self._scales:
+                raise _Abandoned
+            return self._scales[name]
+
+
+class _Abandoned(Exception):
+    """The run whose scales another run waited for failed."""
+
+
+def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
+                 second: np.ndarray, *, input_bits: int = 8, row_order: str = "channel_major",
+                 progress: Callable[[str], None] | None = None,
+                 first_nonnegative: bool = False, second_nonnegative: bool = False
+                 ) -> tuple[Execution, Execution]:
+    """:func:`execute` of ``first`` (scales calibrated), then of ``second`` with the scales
+    of ``first``, run side by side: ``second`` runs a layer as soon as ``first`` has
+    calibrated its scale, in a second thread (numpy's loops leave the interpreter to the
+    other run).  The results are those of the two runs one after the other; ``progress``
+    hears the layers of ``first``.  Errors of ``first`` come before those of ``second``.
+    """
+    if threads() <= 1:
+        one = execute(workload, weights, first, input_bits=input_bits, row_order=row_order,
+                      progress=progress, input_nonnegative=first_nonnegative)
+        return one, execute(workload, weights, second, input_bits=input_bits,
+                            row_order=row_order, scales=one.scales,
+                            input_nonnegative=second_nonnegative)
+    handoff = _Handoff()
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(_execute, workload, weights, second, input_bits=input_bits,
+                            row_order=row_order, scale_of=handoff.get,
+                            input_nonnegative=second_nonnegative)
+        try:
+            one = _execute(workload, weights, first, input_bits=input_bits,
+                           row_order=row_order, scale_of=lambda name: None, progress=progress,
+                           input_nonnegative=first_nonnegative, calibrated=handoff.put)
+        finally:
+            handoff.abandon()  # wakes the second run if the first stopped early
+        return one, later.result()

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..workloads.graph import PACKAGE_PREFIX, Layer, Workload, package_reference
+from .cores import map_ordered
 
 
 @dataclass(frozen=True)
@@ -187,15 +188,18 @@ def synthetic_weights(workload: Workload, seed: int = 0) -> Weights:
     Each layer draws from its own stream (seeded by ``seed`` and the layer's index), so a
     layer's weights do not change when other layers are added or removed.
     """
-    layers = {}
-    for index, layer in enumerate(workload):
-        if not layer.is_crossbar:
-            continue
+    def draw(indexed: tuple[int, Layer]) -> LayerWeights:
+        index, layer = indexed
         fan_in = layer.matrix_shape[0]
         std = np.sqrt(2.0 / fan_in)
         rng = np.random.default_rng([seed, index])
         weight = rng.laplace(0.0, std / np.sqrt(2.0), size=layer.weight_shape).astype(np.float32)
-        layers[layer.name] = LayerWeights(weight, np.zeros(layer.weight_shape[0], np.float32))
+        return LayerWeights(weight, np.zeros(layer.weight_shape[0], np.float32))
+
+    crossbar = [(index, layer) for index, layer in enumerate(workload) if layer.is_crossbar]
+    # every layer has its own stream, so the layers can be drawn on several cores
+    layers = {layer.name: weights for (_, layer), weights
+              in zip(crossbar, map_ordered(draw, crossbar), strict=True)}
     folded = {bn.name for bn in workload if bn.op == "batchnorm" and _foldable(workload, bn)}
     affine = {
         bn.name: (np.ones(bn.shape[0], np.float32), np.zeros(bn.shape[0], np.float32))
@@ -360,13 +364,18 @@ def quantize_weights(weights: Weights, bits: int = 8) -> QuantWeights:
     """Symmetric per-layer quantization: ``q = round(w / s)``, ``s = max|w| / (2^(b-1) - 1)``."""
     qmax = 2 ** (bits - 1) - 1
     dtype = np.int8 if bits <= 8 else np.int16
-    layers, sparsity = {}, {}
-    for name, lw in weights.layers.items():
+
+    def quantize(lw: LayerWeights) -> tuple[QuantLayer, float]:
         peak = float(np.abs(lw.weight).max())
         scale = peak / qmax if peak > 0 else 1.0
         q = np.clip(np.rint(lw.weight / scale), -qmax, qmax).astype(dtype)
-        layers[name] = QuantLayer(q, scale, lw.bias)
-        sparsity[name] = float((q == 0).mean())
+        return QuantLayer(q, scale, lw.bias), float((q == 0).mean())
+
+    layers, sparsity = {}, {}
+    for name, (ql, zeros) in zip(weights.layers, map_ordered(quantize, weights.layers.values()),
+                                 strict=True):
+        layers[name] = ql
+        sparsity[name] = zeros
     return QuantWeights(layers, weights.affine, weights.folded, weights.source, weights.synthetic,
                         bits, sparsity, weights.notes)
 

@@ -24,6 +24,7 @@ layers by name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -461,7 +462,12 @@ class Workload:
 
     @property
     def outputs(self) -> list[str]:
-        return [n for n in self.layers if self.graph.out_degree(n) == 0]
+        return list(self._outputs)
+
+    @functools.cached_property
+    def _outputs(self) -> tuple[str, ...]:
+        # the graph is complete once constructed; asked once per layer by the cost model
+        return tuple(n for n in self.layers if self.graph.out_degree(n) == 0)
 
     def consumers(self, name: str) -> list[str]:
         return list(self.graph.successors(name))
