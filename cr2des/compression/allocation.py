@@ -710,18 +710,23 @@ def chain_allocate(values: Sequence[np.ndarray], costs: Sequence[int],
         else:
             room = first if shared else top
             limit = min(rest, first) if not shared or len(rs) > 1 else first
-            for n in range(value.size):
-                shift = n * width
-                if shift > limit:
-                    break
-                if not allowed[n]:
-                    continue
-                reach = np.flatnonzero(ok[:room + 1 - shift] if shared else ok)
-                if not reach.size:
-                    continue
-                src = int(reach[np.argmax(best[reach])])  # first maximum: fewest units
-                new_best[shift], new_ok[shift] = best[src] + value[n], True
-                take[shift], prev[shift] = n, src
+            # n items start a new last router at n x width units; the state before is the
+            # best reachable one within the room they leave (the first maximum: fewest
+            # units), read for every n at once from prefix maxima over the states
+            n = np.flatnonzero(allowed[:limit // width + 1])
+            shift = n * width
+            lowest = -np.inf if floating else np.iinfo(np.int64).min
+            masked = np.where(ok, best, lowest)
+            top_value = np.maximum.accumulate(masked)
+            rises = np.flatnonzero(ok & (masked > np.r_[lowest, top_value[:-1]]))
+            first_max = np.zeros(top + 1, dtype=np.int64)
+            first_max[rises] = rises
+            first_max = np.maximum.accumulate(first_max)
+            bound = np.minimum(room - shift, top) if shared else np.full(n.size, top)
+            keep = ok[first_max[bound]] & (top_value[bound] > lowest)
+            n, shift, src = n[keep], shift[keep], first_max[bound[keep]]
+            new_best[shift], new_ok[shift] = best[src] + value[n], True
+            take[shift], prev[shift] = n, src
         best, ok, open_router = new_best, new_ok, rs[-1]
         choices.append((take, prev))
     reach = np.flatnonzero(ok)
