@@ -241,8 +241,9 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
                  console: Console) -> None:
     images = len(data["images"]["test"]["names"])
     table = Table(title=f"Timing: latency of one image through the empty pipeline, steady-state "
-                        f"throughput (images streamed until the completion interval repeats), "
-                        f"makespan of the {images} testing images", title_justify="left")
+                        f"throughput (images streamed until the mean completion interval is "
+                        f"known to its tolerance), makespan of the {images} testing images",
+                  title_justify="left")
     columns = ["scheme"]
     if sims:
         columns += ["latency", "throughput (img/s)", "makespan", "speedup", "bottleneck",
