@@ -137,13 +137,19 @@ def simulate_cached(study: Study, scheme: str, options: SimOptions | None = None
     if cache is None or not storable(options):
         return simulate(study, scheme, options)
     inputs = SimulationInputs(study, scheme, options)
-    key = inputs.key(cache, options)
+    return simulate_inputs(inputs, inputs.key(cache, options), options, cache)
+
+
+def simulate_inputs(inputs: SimulationInputs, key: str, options: SimOptions, cache: Cache
+                    ) -> SimResult:
+    """The simulation of ``inputs`` found under ``key``, or run on them and stored."""
     found = load_result(cache, key)
     if found is not None:
         return found
-    result = simulate(inputs, scheme, options)  # type: ignore[arg-type]
+    result = simulate(inputs, inputs.scheme, options)  # type: ignore[arg-type]
     store_result(cache, key, result)
     return result
 
 
-__all__ = ["SimulationInputs", "load_result", "simulate_cached", "storable", "store_result"]
+__all__ = ["SimulationInputs", "load_result", "simulate_cached", "simulate_inputs", "storable",
+           "store_result"]

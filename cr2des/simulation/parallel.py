@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
-from .cached import SimulationInputs, load_result, storable, store_result
+from .cached import SimulationInputs, load_result, simulate_inputs, storable, store_result
 from .sim import SimOptions, SimResult, simulate
 
 if TYPE_CHECKING:
@@ -96,12 +96,7 @@ def _one(job: Job, view: tuple[SimulationInputs, str] | None, cache: Cache) -> S
     if view is None:
         return simulate(study, scheme, options)
     inputs, key = view
-    found = load_result(cache, key)
-    if found is not None:
-        return found
-    result = simulate(inputs, scheme, options)  # type: ignore[arg-type]
-    store_result(cache, key, result)
-    return result
+    return simulate_inputs(inputs, key, options, cache)
 
 
 def _simulate_all(jobs: Sequence[Job], workers: int, tick: Callable[[int], None]
