@@ -27,6 +27,7 @@ from cr2des.compression.patterns import (
 from cr2des.data import cores
 from cr2des.data.reference import LayerInput, execute
 from cr2des.data.weights import quantize_weights, synthetic_weights
+from cr2des.errors import Cr2desError
 from cr2des.workloads.graph import workload_from_dict
 from cr2des.workloads.load import load_workload
 
@@ -274,10 +275,11 @@ def test_stages_and_time_tables_are_kept_and_equal_fresh_ones():
 def test_threads_follow_the_environment(monkeypatch):
     monkeypatch.setenv(cores.THREADS_VARIABLE, "3")
     assert cores.threads() == 3
-    for ignored in ("0", "many", ""):
-        monkeypatch.setenv(cores.THREADS_VARIABLE, ignored)
-        assert cores.threads() >= 1
-        monkeypatch.delenv(cores.THREADS_VARIABLE)
-        default = cores.threads()
-        monkeypatch.setenv(cores.THREADS_VARIABLE, ignored)
-        assert cores.threads() == default
+    monkeypatch.setenv(cores.THREADS_VARIABLE, "")  # unset or empty: the default
+    default = cores.threads()
+    monkeypatch.delenv(cores.THREADS_VARIABLE)
+    assert cores.threads() == default >= 1
+    for bad in ("0", "many", "-2", "1.5"):  # never silently ignored
+        monkeypatch.setenv(cores.THREADS_VARIABLE, bad)
+        with pytest.raises(Cr2desError, match="CR2DES_THREADS"):
+            cores.threads()

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..errors import Cr2desError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -28,18 +30,26 @@ R = TypeVar("R")
 THREADS_VARIABLE = "CR2DES_THREADS"
 
 
-def threads() -> int:
-    """Threads for independent work: ``$CR2DES_THREADS`` when set to a whole number >= 1,
-    else the cores this process may run on (1 in a daemon process)."""
-    given = os.environ.get(THREADS_VARIABLE, "").strip()
-    if given.isdigit() and int(given) >= 1:
-        return int(given)
-    if multiprocessing.current_process().daemon:
-        return 1
+def cores() -> int:
+    """The cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not every platform has affinity
         return max(1, os.cpu_count() or 1)
+
+
+def threads() -> int:
+    """Threads for independent work: ``$CR2DES_THREADS`` when set, else :func:`cores`
+    (1 in a daemon process).  A value that is not a whole number >= 1 is an error."""
+    given = os.environ.get(THREADS_VARIABLE, "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise Cr2desError(f"${THREADS_VARIABLE}: expected a whole number >= 1 (threads), "
+                              f"got {given[:80]!r}")
+        return int(given)
+    if multiprocessing.current_process().daemon:
+        return 1
+    return cores()
 
 
 def map_ordered(function: Callable[[T], R], items: Iterable[T], workers: int | None = None

@@ -18,11 +18,11 @@ schemes the point will then find.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
+from ..data.cores import cores
 from .cached import SimulationInputs, load_result, simulate_inputs, storable, store_result
 from .sim import SimOptions, SimResult, simulate
 
@@ -38,11 +38,8 @@ _JOBS: Sequence[Job] = ()
 
 
 def default_jobs() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not every platform has affinity
-        return max(1, os.cpu_count() or 1)
+    """The cores this process may run on (:func:`cr2des.data.cores.cores`)."""
+    return cores()
 
 
 def can_fork() -> bool:
