@@ -20,6 +20,7 @@ from cr2des.compression.timing import LOOKUPS, PORTS, SHIFT_ADD, Periphery
 from cr2des.data.datapath import DataOptions
 from cr2des.description.spec import load_arch
 from cr2des.simulation.sim import SimOptions, estimate, simulate
+from cr2des.simulation.steady import REPEATS
 from cr2des.workloads.graph import workload_from_dict
 from cr2des.workloads.load import load_workload
 
@@ -315,3 +316,17 @@ def test_images_come_in_over_the_off_chip_links():
     # without links, images appear on chip: far faster
     free = run_study(workload, tiny_arch(chip__io__count=0), StudyOptions(n_learn=1, n_test=2))
     assert simulate(free, "dense").throughput_ips > 3 * result.throughput_ips
+
+
+def test_batch_means_stop_a_stream_only_after_three_turnovers():
+    """Batch means are blind to a completion pattern longer than their batches, so they end
+    a stream only once it had room for REPEATS turnovers of the images in flight (an exact
+    period ends it at once).  two_convs(2, 2, 6, 1) repeats every 50 completions, and
+    batch means over its first 16 already look settled to 0.1 %."""
+    arch = tiny_arch(chip__tile__pe__adc__count=1, chip__tile__pattern_buffer__ports=1,
+                     chip__tile__pattern_buffer__lookahead=False, mapping__replicate=True)
+    study = run_study(workload_from_dict(two_convs(2, 2, 6, 1)), arch,
+                      StudyOptions(n_learn=1, n_test=2))
+    steady = simulate(study, "dense").steady
+    assert steady["converged"]
+    assert steady["precision"] == 0 or steady["images"] > REPEATS * steady["in_flight"]

@@ -132,5 +132,5 @@ def _weight(job: Job) -> int:
     every row), doubled for a scheme that books pattern-buffer work on every row."""
     study, scheme, _ = job
     replicas = sum(lp.replicas for lp in study.placements[scheme].layers.values())
-    banks = sum(study.allocation.bytes_per_layer.values()) if scheme == "cr2" else 0
-    return replicas * (2 if banks else 1)
+    buffered = scheme == "cr2" and any(study.allocation.bytes_per_layer.values())
+    return replicas * (2 if buffered else 1)

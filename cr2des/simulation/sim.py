@@ -602,9 +602,9 @@ class _Simulation:
 
     def _check_steady(self) -> None:
         """After a completion: stop feeding images once the steady state is measured to
-        the tolerance (:mod:`.steady`: MSER warm-up, batch means in whole cycles of the
-        testing images; checked once per cycle after one turnover of the images in
-        flight), or once ``stream_events`` events have run and two windows have
+        the tolerance (:mod:`.steady`; checked once per cycle of the testing images): at
+        once for an exact period, for batch means only after three turnovers of the
+        images in flight; or once ``stream_events`` events have run and two windows have
         completed (then it is reported as not converged)."""
         if not self.options.stream or self.images < self.cap:
             return
