@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from cr2des.compression.mapping import bottleneck, place
 from cr2des.compression.study import StudyOptions, run_study, stage_work
-from cr2des.compression.timing import LOOKUPS, PORTS, SHIFT_ADD, Periphery
+from cr2des.compression.timing import FS, LOOKUPS, PORTS, SHIFT_ADD, Periphery
 from cr2des.data.datapath import DataOptions
 from cr2des.description.spec import load_arch
+from cr2des.simulation import sim as sim_module
 from cr2des.simulation.sim import SimOptions, estimate, simulate
 from cr2des.simulation.steady import REPEATS
 from cr2des.workloads.graph import workload_from_dict
@@ -330,3 +331,30 @@ def test_batch_means_stop_a_stream_only_after_three_turnovers():
     steady = simulate(study, "dense").steady
     assert steady["converged"]
     assert steady["precision"] == 0 or steady["images"] > REPEATS * steady["in_flight"]
+
+
+def test_the_stream_budget_is_rows_not_engine_events(tiny_study, monkeypatch):
+    """The stream's budget counts output rows computed, the model's unit of work: an engine
+    that needs more events per row (here a process waking every few femtoseconds) stops the
+    stream at the same completion with the same measurement.  Counted in events, the
+    budget would stop it far earlier."""
+    options = SimOptions(stream_rows=1_000)
+    plain = simulate(tiny_study, "wpr", options)
+    # the budget stops it: unbounded, the stream runs on to an exact period
+    unbounded = simulate(tiny_study, "wpr", SimOptions(stream_rows=10**9))
+    assert plain.steady["images"] < unbounded.steady["images"]
+
+    start = sim_module._Simulation.start
+
+    def start_with_ticks(self):
+        start(self)
+
+        def ticks():
+            while len(self.done) < self.images:
+                yield self.env.timeout(FS // 10**9)  # a no-op event every nanosecond
+        self.env.process(ticks())
+    monkeypatch.setattr(sim_module._Simulation, "start", start_with_ticks)
+    busy = simulate(tiny_study, "wpr", dataclasses.replace(options, max_events=10**8))
+    assert busy.events > 2 * plain.events
+    assert busy.steady == plain.steady
+    assert busy.throughput_ips == plain.throughput_ips
