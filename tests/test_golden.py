@@ -3,7 +3,8 @@
 The files in ``tests/golden/`` record, for a few small commands (``cr2des run tiny``,
 ``cr2des profile alexnet --n 2``) and for the weight-pattern counts of every band of
 AlexNet and the tiny network on three architectures, every number the code produced when
-they were recorded; only wall-clock times are left out.  The numbers come from the code
+they were recorded; only the engine's own cost is left out (wall-clock times and the
+number of SimPy events).  The numbers come from the code
 itself, not from a derivation: they guard against unintended change (a speed-up, a
 refactoring) and say nothing about correctness, which the analytic and exact tests check.
 

@@ -31,6 +31,7 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,13 +89,14 @@ class SimOptions:
         Measure the steady state: keep streaming images (the testing images' counts in a
         cycle) until the mean completion interval is known to ``tolerance`` (the 95 %
         confidence half-width relative to the mean, :mod:`.steady`), or the stage replicas
-        have computed ``stream_rows`` output rows, or ``max_images`` have been fed; the
-        throughput is one over that mean.
+        have computed ``stream_rows`` output rows (after one turnover of the images in
+        flight), or ``max_images`` have been fed; the throughput is one over that mean.
+        ``False`` simulates the testing images only (throughput = images / makespan,
+        pipeline fill included).
     stream_rows
         The stream's work budget, in output rows computed over all stage replicas: the
         model's own unit of work, so that how many SimPy events the engine spends on a
-        row never changes where a stream stops (45,000 rows: about 20 ResNet-50 images).  ``False`` simulates the testing images only (throughput = images /
-        makespan, pipeline fill included).
+        row never changes where a stream stops (45,000 rows: about 20 ResNet-50 images).
     """
 
     granularity: str = "coarse"
@@ -173,13 +175,13 @@ class SimResult:
 
 # ----------------------------------------------------------------------------- runtime
 class _Tracker:
-    """Rows of one producer, one image, at one consumer replica."""
+    """Rows of one producer, one image, at one consumer replica: each row's arrival time
+    (fs; known when the row is sent), ``None`` until it is sent."""
 
-    __slots__ = ("arrived", "event", "held", "missing")
+    __slots__ = ("arrived", "event", "missing")
 
-    def __init__(self) -> None:
-        self.arrived: dict[int, int] = {}  # row -> arrival time (fs), known when sent
-        self.held: set[int] = set()
+    def __init__(self, rows: int) -> None:
+        self.arrived: list[int | None] = [None] * rows
         self.missing: set[int] = set()
         self.event: simpy.Event | None = None
 
@@ -311,6 +313,8 @@ class _Simulation:
         self.batch = images or len(study.test)
         self.cap = max(self.batch, options.max_images) if options.stream else self.batch
         self.events = 0
+        self.processes: list[simpy.Process] = []
+        self.ended = self.env.event()  # never triggered: where the processes end
         self.in_flight = in_flight  # images admitted but not finished, at most
         # images to finish before measuring: one turnover of the images in flight
         self.warmup = in_flight or 0
@@ -409,8 +413,8 @@ class _Simulation:
                 rt.pending.append({})
                 rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.cap,
                                                  [int(i) for i in np.flatnonzero(readers)]))
-            rt.trackers = [[defaultdict(_Tracker) for _ in stage.deps]
-                           for _ in range(rt.replicas)]
+            rt.trackers = [[defaultdict(partial(_Tracker, self.stages[dep.producer].rows))
+                            for dep in stage.deps] for _ in range(rt.replicas)]
             rt.state = ["idle"] * rt.replicas
             rt.windows = []
             for dep in stage.deps:
@@ -503,11 +507,20 @@ class _Simulation:
 
     # -- processes ------------------------------------------------------------------
     def start(self) -> None:
-        self.env.process(self._source(self.runtimes["input"]))
+        self.processes = [_start(self.env, self._source(self.runtimes["input"]))]
         for rt in self.runtimes.values():
             if rt.stage.kind != "input":  # replicas that will get a row (of a short batch)
                 for r in range(min(rt.replicas, self.images * rt.stage.rows)):
-                    self.env.process(self._replica(rt, r))
+                    self.processes.append(_start(self.env, self._replica(rt, r)))
+
+    def _stop(self) -> None:
+        """The run is over: close its processes and drop the events left, so that
+        reference counting frees the run's objects (a process and its generator refer to
+        each other through the simulation) instead of the cyclic collector scanning them."""
+        for process in self.processes:
+            process._generator.close()
+        self.processes = []
+        self.env._queue.clear()
 
     def _source(self, rt: _Runtime) -> Process:
         rows = rt.stage.rows
@@ -528,6 +541,7 @@ class _Simulation:
                 self.started.setdefault(m, start)
                 self._send(rt, 0, m, i, plan, at=end)
             m += 1
+        yield self.ended
 
     def _replica(self, rt: _Runtime, r: int) -> Process:
         stage = rt.stage
@@ -541,26 +555,32 @@ class _Simulation:
         unit = None if crossbar else self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
         sink = self.sinks.get(stage.name)
         row_bytes = stage.row_bytes
+        image = 0
         while True:
             q += rt.replicas
             m, j = divmod(q, rows)
+            if m != image:  # no row of the image it left comes to this replica again
+                for _, _, trackers in deps:
+                    trackers.pop(image, None)
+                image = m
             if m >= self.images:
                 break
             ready, last = env.now, None
             for dep, (los, his), trackers in deps:
                 lo, hi = los[j], his[j]
                 tracker = trackers[m]
-                arrived = tracker.arrived
-                if len(arrived) <= hi - lo or any(i not in arrived for i in range(lo, hi + 1)):
-                    missing = {i for i in range(lo, hi + 1) if i not in arrived}
+                window = tracker.arrived[lo:hi + 1]
+                if None in window:
+                    missing = {lo + k for k, at in enumerate(window) if at is None}
                     asked = env.now
                     rt.state[r] = ("waits for rows {}-{} of image {} from {!r}", min(missing),
                                    max(missing), m, dep.producer)
                     tracker.missing, tracker.event = missing, env.event()
                     yield tracker.event
                     stats.stall(stage.name, INPUT, dep.producer, env.now - asked)
+                    window = tracker.arrived[lo:hi + 1]
                 # rows sent but still on the network: one wait for the last of them
-                at = max([arrived[i] for i in range(lo, hi + 1)]) if hi > lo else arrived[lo]
+                at = max(window)  # type: ignore[type-var]
                 if at > ready:
                     ready, last = at, dep.producer
             if last is not None and ready > env.now:
@@ -603,6 +623,7 @@ class _Simulation:
                     if self._completed is not None and not self._completed.triggered:
                         self._completed.succeed()
         rt.state[r] = "done"
+        yield self.ended  # ends without an event (see _start)
 
     def _check_steady(self) -> None:
         """After a completion: stop feeding images once the steady state is measured to
@@ -886,6 +907,7 @@ class _Simulation:
                               f"{self.images} images finished")
                     break
         finally:
+            self._stop()
             if collecting:
                 gc.enable()
         wall = time.perf_counter() - wall
@@ -982,6 +1004,32 @@ PLANNED = 8
 
 #: the cause of an input limited by the chip's off-chip links
 OFF_CHIP = "off-chip links"
+
+
+def _start(env: simpy.Environment, generator: Process) -> simpy.Process:
+    """A process of the run, started at once: its generator runs to its first wait now.
+
+    ``env.process`` would start it with an *Initialize* event (urgent, at the current
+    time), and schedule the process itself when its generator returns.  The simulation
+    starts its processes at time 0 before the run, in a fixed order, and nothing waits for
+    one to end (each ends by waiting forever on :attr:`_Simulation.ended`), so starting
+    them at once in that order makes the same calls in the same order -- every other
+    event keeps its place in the queue and every result is the same -- with two events
+    fewer per process."""
+    process = simpy.Process.__new__(simpy.Process)
+    process.env, process.callbacks, process._generator = env, [], generator
+    process._resume(_GO)
+    return process
+
+
+class _Go:
+    """What a process is resumed with when it starts (an event processed with no value)."""
+
+    _ok = True
+    _value = None
+
+
+_GO: Any = _Go()
 
 
 def io_row_fs(arch: Any, row_bytes: int) -> int:
