@@ -17,6 +17,7 @@ schemes the point will then find.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -107,6 +108,9 @@ def _simulate_all(jobs: Sequence[Job], workers: int, tick: Callable[[int], None]
             results.append(simulate(study, scheme, options))
         return results
     _JOBS = jobs
+    # the study's objects are moved out of the collector's reach before the workers fork:
+    # their collections then neither scan them nor copy the pages they sit on
+    gc.freeze()
     try:
         with ProcessPoolExecutor(max_workers=workers,
                                  mp_context=multiprocessing.get_context("fork")) as pool:
@@ -119,6 +123,7 @@ def _simulate_all(jobs: Sequence[Job], workers: int, tick: Callable[[int], None]
                 tick(i)
             return results
     finally:
+        gc.unfreeze()
         _JOBS = ()
 
 
