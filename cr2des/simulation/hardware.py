@@ -295,6 +295,21 @@ class TileUnits:
         return self._pes[index]
 
 
+class _Path:
+    """The links a message from one tile to a set of tiles holds, with what is kept to
+    book it quickly: each link's free times, the message cost per size, and the link
+    time booked on the path and not yet added to the links' busy time."""
+
+    __slots__ = ("busy", "costs", "frees", "links", "longest", "single")
+
+    def __init__(self, links: list[Link], longest: int) -> None:
+        self.links, self.longest = links, longest
+        self.frees = [link.free_at for link in links]
+        self.single = all(len(free_at) == 1 for free_at in self.frees)
+        self.costs: dict[int, tuple[int, int]] = {}
+        self.busy = 0
+
+
 class Chip:
     """Tiles and the network; every connection is made here."""
 
@@ -306,7 +321,7 @@ class Chip:
         self._tiles: dict[int, TileUnits] = {}
         self._links: dict[tuple[int, int], Link] = {}
         self._channels = topology.links()
-        self._paths: dict[tuple[int, tuple[int, ...]], tuple[list[Link], int]] = {}
+        self._paths: dict[tuple[int, tuple[int, ...]], _Path] = {}
         self.bandwidth = topology.link_bandwidth_bytes_per_s
         self.router_fs = round(topology.router_latency_s * FS)
         self._hops: dict[int, np.ndarray] = {}
@@ -342,42 +357,66 @@ class Chip:
         false: the caller charges what the message delays)."""
         key = (src_tile, tuple(dst_tiles))
         path = self._paths.get(key)
-        if path is None:  # the links of the routes' union and the longest route, once
-            routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
-            hops = list(dict.fromkeys(hop for route in routes for hop in route))
-            path = self._paths[key] = ([self.link(hop) for hop in hops],
-                                       max((len(route) for route in routes), default=0))
-        links, longest = path
+        if path is None:
+            path = self._paths[key] = self._path(src_tile, dst_tiles)
         now = self.env.now if after is None else after
+        links = path.links
         if not links:
             return now
         stats = self.stats
-        flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
-        stats.actions[(stage, "flit_hops")] += flits * len(links)
-        duration = longest * self.router_fs + self.serialization_fs(nbytes)
+        cost = path.costs.get(nbytes)
+        if cost is None:  # flits x links crossed, and how long the links are held
+            flits = -(-nbytes * 8 // self.spec.chip.network.link_width_bits)
+            cost = path.costs[nbytes] = (flits * len(links), path.longest * self.router_fs
+                                         + self.serialization_fs(nbytes))
+        flit_hops, duration = cost
+        stats.actions[(stage, "flit_hops")] += flit_hops
         start = now
-        blocked = None
+        if path.single and not stats.trace:  # one channel per link: its free time
+            frees = path.frees
+            blocked = -1
+            for k, free_at in enumerate(frees):
+                if free_at[0] > start:
+                    start, blocked = free_at[0], k
+            if blocked >= 0 and stall:
+                stats.stall(stage, LINK, links[blocked].name, start - now)
+            end = start + duration
+            for free_at in frees:
+                free_at[0] = end
+            path.busy += duration  # added to each link's busy time by :meth:`settle`
+            return end
+        blocked_link = None
         for link in links:
             free = min(link.free_at)
             if free > start:
-                start, blocked = free, link
-        if blocked is not None and stall:
-            stats.stall(stage, LINK, blocked.name, start - now)
+                start, blocked_link = free, link
+        if blocked_link is not None and stall:
+            stats.stall(stage, LINK, blocked_link.name, start - now)
         end = start + duration
-        if stats.trace:
-            for link in links:
-                link.book(1, duration, start, stage)
+        for link in links:
+            link.book(1, duration, start, stage)
+            if stats.trace:
                 stats.counter(f"{link.name} load (bytes)", start, nbytes)
                 stats.counter(f"{link.name} load (bytes)", end, 0)
-            return end
-        busy = stats.busy
-        for link in links:
-            if len(link.free_at) == 1:  # Reservations.book of the one channel, inlined
-                link.free_at[0] = end
-                busy[link._track] += duration
-            else:
-                link.book(1, duration, start, stage)
         return end
+
+    def _path(self, src_tile: int, dst_tiles: list[int]) -> _Path:
+        """The links of the routes' union from ``src_tile`` to ``dst_tiles`` and the
+        longest route's length."""
+        routes = [self.topology.route(src_tile, tile) for tile in dst_tiles]
+        hops = list(dict.fromkeys(hop for route in routes for hop in route))
+        return _Path([self.link(hop) for hop in hops],
+                     max((len(route) for route in routes), default=0))
+
+    def settle(self) -> None:
+        """Add the link time that messages booked on their paths to each link's busy time
+        (kept per path while running: one addition per message instead of one per link)."""
+        busy = self.stats.busy
+        for path in self._paths.values():
+            if path.busy:
+                for link in path.links:
+                    busy[link._track] += path.busy
+                path.busy = 0
 
     def hops_from(self, tile: int) -> np.ndarray:
         """Links crossed from ``tile`` to every tile (routes are minimal: the shortest

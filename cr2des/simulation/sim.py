@@ -290,7 +290,7 @@ class _Runtime:
     # per output row), the home tile's eDRAM, and per replica the delivery plans of its rows
     windows: list[tuple[list[int], list[int]]] = field(default_factory=list)
     edram: Any = None
-    plans: list[dict[tuple[int, int], _Plan]] = field(default_factory=list)
+    plans: dict[tuple[int, int, int], _Plan] = field(default_factory=dict)
     coarse: tuple[list[int], list[int], bool] = ([], [], False)  # row and ADC-wait times
     period: int = 1  # images after which the consumers' replica assignment repeats
     outs: list[tuple[Any, ...]] = field(default_factory=list)  # per consumer, see _build
@@ -421,7 +421,7 @@ class _Simulation:
                 bounds = [dep.window.rows(j) for j in range(stage.rows)]
                 rt.windows.append(([lo for lo, _ in bounds], [hi for _, hi in bounds]))
             rt.edram = self.chip.tile(rt.homes[0]).edram
-            rt.plans = [{} for _ in range(rt.replicas)]
+            rt.plans = {}
         for rt in self.runtimes.values():
             period = 1
             for consumer, _ in rt.consumers:  # (m * rows) mod replicas repeats with this
@@ -823,14 +823,16 @@ class _Simulation:
                      remote, [t for tile in remote for t in by_tile[tile]])
 
     def _plan_of(self, rt: _Runtime, r: int, m: int, j: int, send: bool) -> _Plan:
-        """The delivery plan of row ``j`` of image ``m`` from replica ``r`` (kept for reuse
-        when the consumers' replica assignment repeats within :data:`PLANNED` images)."""
+        """The delivery plan of row ``j`` of image ``m`` from replica ``r``: it depends on
+        the image only through the consumers' replica assignment, which repeats every
+        ``rt.period`` images, and on the replica only through its tile; kept for reuse
+        when the assignment repeats within :data:`PLANNED` images."""
         if rt.period > PLANNED:
             return self._plan(rt, r, m, j, send)
-        key = (j, m % rt.period)
-        plan = rt.plans[r].get(key)
+        key = (j, m % rt.period, rt.homes[r])
+        plan = rt.plans.get(key)
         if plan is None:
-            plan = rt.plans[r][key] = self._plan(rt, r, m, j, send)
+            plan = rt.plans[key] = self._plan(rt, r, m, j, send)
         return plan
 
     @staticmethod
@@ -908,6 +910,7 @@ class _Simulation:
                     break
         finally:
             self._stop()
+            self.chip.settle()
             if collecting:
                 gc.enable()
         wall = time.perf_counter() - wall
@@ -998,8 +1001,8 @@ BUSY = 0.8
 GC_EVERY = 1 << 18
 
 #: delivery plans are kept for reuse when the consumers' replica assignment repeats within
-#: this many images (otherwise a plan is rarely met again)
-PLANNED = 8
+#: this many images (a stream runs tens of images; a longer period rarely meets a plan again)
+PLANNED = 32
 
 
 #: the cause of an input limited by the chip's off-chip links
