@@ -312,7 +312,6 @@ class _Simulation:
         self.periphery = Periphery.of(self.arch)
         self.batch = images or len(study.test)
         self.cap = max(self.batch, options.max_images) if options.stream else self.batch
-        self.events = 0
         self.processes: list[simpy.Process] = []
         self.ended = self.env.event()  # never triggered: where the processes end
         self.in_flight = in_flight  # images admitted but not finished, at most
@@ -893,6 +892,7 @@ class _Simulation:
         # every GC_EVERY events for the few cycles.
         collecting = gc.isenabled()
         gc.disable()
+        check = min(GC_EVERY, limit)  # the next event count to act at
         try:
             while True:
                 try:
@@ -900,14 +900,15 @@ class _Simulation:
                 except simpy.core.EmptySchedule:
                     break
                 events += 1
-                self.events = events
-                if not events % GC_EVERY:
-                    gc.collect(0)
+                if events < check:
+                    continue
                 if events >= limit:
                     reason = (f"stopped after --max-events {limit:,} events at simulated time "
                               f"{self.env.now / FS:.6g} s with {len(self.done)} of "
                               f"{self.images} images finished")
                     break
+                gc.collect(0)
+                check = min(check + GC_EVERY, limit)
         finally:
             self._stop()
             self.chip.settle()
