@@ -269,7 +269,7 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
         table.add_row(*row)
     console.print(table)
     if any(not r.steady.get("converged") and r.steady.get("streamed") for r in sims.values()):
-        console.print("* the steady state was not measured to its tolerance within the event "
+        console.print("* the steady state was not measured to its tolerance within the row "
                       "budget: " + ", ".join(
                           f"{scheme} ±{r.steady['precision']:.1%}" if r.steady.get("precision")
                           is not None else f"{scheme} (too few completions for a precision)"
