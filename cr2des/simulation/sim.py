@@ -295,6 +295,9 @@ class _Runtime:
     period: int = 1  # images after which the consumers' replica assignment repeats
     outs: list[tuple[Any, ...]] = field(default_factory=list)  # per consumer, see _build
     computed: int = 0  # rows computed, over all replicas and images
+    #: per input read by windows: (first rows, last rows, readers left per image, readers
+    #: per row, its buffer, its row bytes), for freeing rows
+    frees: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class _Simulation:
@@ -420,6 +423,9 @@ class _Simulation:
                 bounds = [dep.window.rows(j) for j in range(stage.rows)]
                 rt.windows.append(([lo for lo, _ in bounds], [hi for _, hi in bounds]))
             rt.edram = self.chip.tile(rt.homes[0]).edram
+            rt.frees = [(*rt.windows[index], rt.pending[index], rt.readers[index].tolist(),
+                         rt.buffers[index], self.stages[dep.producer].row_bytes)
+                        for index, dep in enumerate(stage.deps) if dep.window.kind != "all"]
             rt.plans = {}
         for rt in self.runtimes.values():
             period = 1
@@ -554,6 +560,10 @@ class _Simulation:
         unit = None if crossbar else self.chip.tile(rt.homes[0]).units[_UNIT_OF[stage.op]]
         sink = self.sinks.get(stage.name)
         row_bytes = stage.row_bytes
+        fine = self.options.granularity == "fine"
+        compute_fs, adc_fs, has_buffer = rt.coarse
+        cycle = len(compute_fs)
+        stalls, adc_wait = stats.stalls, (stage.name, ADC, rt.adcs)
         image = 0
         while True:
             q += rt.replicas
@@ -589,10 +599,15 @@ class _Simulation:
             rt.state[r] = ("computes row {} of image {}", j, m)  # formatted if deadlocked
             start = env.now
             if crossbar:
-                if self.options.granularity == "fine":
+                if fine:
                     yield from self._compute(rt, r, q)
-                else:
+                elif has_buffer:
                     yield env.timeout(self._compute_coarse(rt, r, q))
+                else:  # _compute_coarse without a buffer, inlined
+                    k = q % cycle
+                    if adc_fs[k] > 0:
+                        stalls[adc_wait] += adc_fs[k]
+                    yield env.timeout(compute_fs[k])
             else:  # Slots.use, inlined
                 assert unit is not None
                 req = unit.resource.request()
@@ -764,21 +779,18 @@ class _Simulation:
 
     def _free(self, rt: _Runtime, m: int, j: int) -> None:
         """Output row ``j`` is done: input rows no other output row reads leave the buffer."""
-        for index, dep in enumerate(rt.stage.deps):
-            if dep.window.kind == "all":
-                continue
-            los, his = rt.windows[index]
-            pending = rt.pending[index].get(m)
+        for los, his, pendings, readers, buffer, row_bytes in rt.frees:
+            pending = pendings.get(m)
             if pending is None:  # readers left of each input row of image m
-                pending = rt.pending[index][m] = rt.readers[index].tolist()
+                pending = pendings[m] = readers.copy()
             stale = 0
             for i in range(los[j], his[j] + 1):
                 pending[i] -= 1
                 if not pending[i]:
                     stale += 1
             if stale:
-                rt.buffers[index].release(stale)
-                rt.edram.change(-self.stages[dep.producer].row_bytes * stale)
+                buffer.release(stale)
+                rt.edram.change(-row_bytes * stale)
 
     def _plan(self, rt: _Runtime, r: int, m: int, j: int, send: bool) -> _Plan:
         """Where row ``j`` of image ``m`` from replica ``r`` goes: the consumer replicas
@@ -872,12 +884,18 @@ class _Simulation:
         consumers wait for it themselves, no event per message)."""
         now = self.env.now if at is None else at
         for trackers in plan.local:
-            trackers[m].arrive(j, now)
+            tracker = trackers[m]  # _Tracker.arrive, inlined
+            tracker.arrived[j] = now
+            if tracker.event is not None and j in tracker.missing:
+                tracker.arrive(j, now)
         if plan.remote:
             arrival = self.chip.book_multicast(rt.stage.row_bytes, rt.homes[r], plan.remote,
                                                stage=rt.stage.name)
             for trackers in plan.far:
-                trackers[m].arrive(j, arrival)
+                tracker = trackers[m]
+                tracker.arrived[j] = arrival
+                if tracker.event is not None and j in tracker.missing:
+                    tracker.arrive(j, arrival)
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> SimResult:
