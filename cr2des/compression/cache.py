@@ -108,15 +108,16 @@ class Memo:
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        # an entry's metadata is kept as JSON text: every ``get`` hands out a fresh copy
         self._entries: collections.OrderedDict[
-            str, tuple[dict[str, np.ndarray], dict[str, Any], int]] = collections.OrderedDict()
+            str, tuple[dict[str, np.ndarray], str, int]] = collections.OrderedDict()
 
     def get(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
         self._entries.move_to_end(key)
-        return dict(entry[0]), copy_meta(entry[1])
+        return dict(entry[0]), dict(json.loads(entry[1]))
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], *,
             copy: bool = False) -> None:
@@ -132,16 +133,11 @@ class Memo:
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= old[2]
-        self._entries[key] = (frozen, copy_meta(meta), size)
+        self._entries[key] = (frozen, json.dumps(meta), size)
         self.bytes += size
         while self.bytes > self.max_bytes:
             _, (_, _, dropped) = self._entries.popitem(last=False)
             self.bytes -= dropped
-
-
-def copy_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of an entry's JSON metadata."""
-    return dict(json.loads(json.dumps(meta)))
 
 
 @dataclass

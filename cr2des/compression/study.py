@@ -157,6 +157,8 @@ class Study:
     time_tables: TimeTables | None = field(default=None, repr=False, compare=False)
     _stages: dict[tuple[str, str, bool], CrossbarStage] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _copies: dict[str, int] = field(default_factory=dict, init=False, repr=False,
+                                    compare=False)
 
     def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
         """Row times of crossbar layer ``name`` under ``scheme`` on the testing images
@@ -175,8 +177,12 @@ class Study:
         hosting its ``cr2`` replicas (``pattern_buffer.copies: router``), else one."""
         if not copies_per_router(self.arch):
             return 1
-        homes = replica_homes(self.placements["cr2"], self.arch)[name]
-        return len(layer_routers(homes, self.arch.chip.network.concentration))
+        if not self._copies:  # every layer's at once (computed once)
+            concentration = self.arch.chip.network.concentration
+            self._copies.update(
+                {n: len(layer_routers(homes, concentration))
+                 for n, homes in replica_homes(self.placements["cr2"], self.arch).items()})
+        return self._copies[name]
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]

@@ -135,11 +135,7 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS, *,
     tables = tables or learned_tables(study)
     candidates, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables
     method = study.allocation.method
-    grid = curve_capacities(study.arch, factors)
-    held = sum(c.count * c.width_bytes for c in candidates)
-    if copies_per_router(study.arch):  # every router's copies: the curve reaches it
-        held = capacity_for_all_entries(study, method)
-        grid = sorted(set(grid) | {held})
+    grid, held = curve_grid(study, tables, method, factors)
     on_grid = cached_curve(study, grid, tables, cache)
     capacities = sorted(set(grid) | {capacity})
     rates, test_rates, used = [], [], []
@@ -164,16 +160,30 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS, *,
             "bytes_for_all_entries": held}
 
 
+def curve_grid(study: Study, tables: LearnedTables, method: str,
+               factors: Iterable[float] = CURVE_FACTORS) -> tuple[list[int], int]:
+    """The capacities of ``method``'s hit-rate curve that do not depend on the study's own
+    capacity (:func:`curve_capacities`, and with copies per router the capacity that holds
+    every entry of value), and the bytes that hold every learned entry of value."""
+    grid = curve_capacities(study.arch, factors)
+    held = sum(c.count * c.width_bytes for c in tables[0])
+    if copies_per_router(study.arch):  # every router's copies: the curve reaches it
+        held = capacity_for_all_entries(study, method)
+        grid = sorted(set(grid) | {held})
+    return grid, held
+
+
 def cached_curve(study: Study, capacities: list[int], tables: LearnedTables,
-                 cache: Cache | None) -> dict[str, list[Any]]:
-    """Used bytes and hit rates of the study's allocation method at each of ``capacities``
-    (every allocation from one pass, :func:`cr2des.compression.study.reallocate_many`).
+                 cache: Cache | None, method: str | None = None) -> dict[str, list[Any]]:
+    """Used bytes and hit rates of ``method``'s allocation (default: the study's) at each of
+    ``capacities`` (every allocation from one pass,
+    :func:`cr2des.compression.study.reallocate_many`).
 
     Cached under a digest of what they depend on: the method, the capacities, the
     architecture and every layer's mapping, learned and testing histograms, entry width
     and key bits (not the study's own capacity or allocation)."""
     _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables
-    method = study.allocation.method
+    method = method or study.allocation.method
     key = None
     if cache is not None:
         key = cache.key("curve", method, capacities, study.arch,
