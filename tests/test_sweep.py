@@ -155,7 +155,7 @@ def test_study_with_cache_equals_study_without(tmp_path):
     assert plain == cold == warm
     assert cold_cache.stats.hits == 0 and cold_cache.stats.misses > 0
     assert warm_cache.stats.misses == 0 and warm_cache.stats.hits == cold_cache.stats.misses
-    assert set(warm_cache.stats.kinds) == {"weights", "reference", "map", "learned"}
+    assert set(warm_cache.stats.kinds) == {"weights", "images", "reference", "map", "learned"}
 
 
 def test_a_buffer_change_reuses_every_cached_part(tmp_path):

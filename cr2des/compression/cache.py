@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,15 +109,17 @@ class Memo:
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        self._lock = threading.Lock()  # a study reads entries from several threads
         # an entry's metadata is kept as JSON text: every ``get`` hands out a fresh copy
         self._entries: collections.OrderedDict[
             str, tuple[dict[str, np.ndarray], str, int]] = collections.OrderedDict()
 
     def get(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
         return dict(entry[0]), dict(json.loads(entry[1]))
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], *,
@@ -130,14 +133,16 @@ class Memo:
         size = sum(a.nbytes for a in frozen.values())
         if size > self.max_bytes:
             return
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old[2]
-        self._entries[key] = (frozen, json.dumps(meta), size)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, (_, _, dropped) = self._entries.popitem(last=False)
-            self.bytes -= dropped
+        text = json.dumps(meta)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old[2]
+            self._entries[key] = (frozen, text, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self.bytes -= dropped
 
 
 @dataclass
@@ -148,11 +153,13 @@ class CacheStats:
     misses: int = 0
     corrupt: int = 0
     kinds: dict[str, dict[str, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, kind: str, what: str) -> None:
-        setattr(self, what, getattr(self, what) + 1)
-        per = self.kinds.setdefault(kind, {"hits": 0, "misses": 0, "corrupt": 0})
-        per[what] += 1
+        with self._lock:  # entries may be read from several threads
+            setattr(self, what, getattr(self, what) + 1)
+            per = self.kinds.setdefault(kind, {"hits": 0, "misses": 0, "corrupt": 0})
+            per[what] += 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt,
@@ -386,6 +393,41 @@ def cached_learning(cache: Cache | None, reference: str | None, name: str, layer
     cache.store(key, {"band": counts.band, "key": counts.key, "count": counts.count},
                 {"n_bands": counts.n_bands, "layer": name})
     return counts
+
+
+#: the image source whose content the installation fixes: scikit-image's bundled photographs
+INSTALLED_IMAGES = "samples"
+
+
+def cached_images(cache: Cache | None, workload: Any, options: Any,
+                  load: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
+    """The learning and testing images of a study (``load()``,
+    :func:`cr2des.compression.study.study_images`), from ``cache`` when both sets come from
+    :data:`INSTALLED_IMAGES`, whose photographs the installed scikit-image fixes.  Keyed by
+    the workload's preprocessing, the sources, the numbers of images, the seed and
+    scikit-image's version.  Folders and array files, which can change without cr2des
+    knowing, are read every time (synthetic activations cost nothing to draw)."""
+    import skimage
+
+    from ..data.datapath import preprocessing
+    from ..data.images import ImageSet
+
+    data = options.data
+    sources = (options.learn_images or data.images, options.test_images or data.images)
+    if cache is None or any(str(s) != INSTALLED_IMAGES for s in sources):
+        return load()
+    classes = {"ImageSet": ImageSet}
+    key = cache.key("images", preprocessing(workload, data.normalize), sources,
+                    options.n_learn, options.n_test, data.seed, skimage.__version__)
+    hit = cache.load(key)
+    if hit is not None:
+        arrays, meta = hit
+        learn, test = unpack(arrays, meta["sets"], classes)
+        return learn, test
+    sets = load()
+    arrays, packed = pack(tuple(sets), classes)
+    cache.store(key, arrays, {"sets": packed})
+    return sets
 
 
 def _file_digests(*candidates: Any) -> dict[str, str]:

@@ -43,7 +43,14 @@ from .allocation import (
     own_sites,
     router_capacities,
 )
-from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
+from .cache import (
+    Cache,
+    cached_images,
+    cached_learning,
+    cached_map,
+    cached_reference,
+    cached_weights,
+)
 from .mapping import SCHEMES, LayerMap, Placement, place
 from .patterns import (
     InputCounts,
@@ -296,7 +303,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     # the weights and the images are independent: prepared side by side
     weights, (learn_set, test_set) = map_ordered(lambda prepare: prepare(), (
         lambda: cached_weights(cache, workload, arch, options.data),
-        lambda: study_images(workload, options)))
+        lambda: cached_images(cache, workload, options,
+                              lambda: study_images(workload, options))))
     lap("data")
     if cache is None:  # the two runs side by side, layer by layer
         (learn_run, test_run), learn_key, test_key = run_reference_pair(

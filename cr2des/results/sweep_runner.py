@@ -127,7 +127,13 @@ def prepare_cache(part: str, workload: Any, arch: Any, options: Any, cache: Any)
     mappings, the reference run on the learning images and their pattern tables.  Run side
     by side, each computes what the other has not stored yet (the mappings first in
     ``learn``, the references first in ``reference``)."""
-    from ..compression.cache import cached_learning, cached_map, cached_reference, cached_weights
+    from ..compression.cache import (
+        cached_images,
+        cached_learning,
+        cached_map,
+        cached_reference,
+        cached_weights,
+    )
     from ..compression.study import study_images
 
     weights = cached_weights(cache, workload, arch, options.data)
@@ -138,7 +144,8 @@ def prepare_cache(part: str, workload: Any, arch: Any, options: Any, cache: Any)
                 for layer in layers}
 
     mapped = maps() if part == "learn" else {}
-    learn_set, test_set = study_images(workload, options)
+    learn_set, test_set = cached_images(cache, workload, options,
+                                        lambda: study_images(workload, options))
     run, key = cached_reference(cache, workload, arch, weights, learn_set)
     if part != "learn":
         run, key = cached_reference(cache, workload, arch, weights, test_set,
