@@ -46,6 +46,10 @@ SHARED_LOG = "shared.jsonl"
 SUMMARY = "summary.csv"
 MANIFEST = "sweep.json"
 
+#: the variables of dask's worker environment a local cluster leaves out: glibc's own
+#: allocation thresholds, as in a standalone run (:func:`_client`)
+NATIVE_MALLOC = ("MALLOC_TRIM_THRESHOLD_",)
+
 #: fields of a record that depend on the machine and the moment, not on the model
 VOLATILE = ("wall_s", "worker", "cache", "started_at", "finished_at")
 
@@ -409,9 +413,16 @@ def _client(workers: int | None, scheduler: str | None) -> Any:
     import dask
 
     n = workers or os.cpu_count() or 1
-    # a worker is sent its next task only when it is free, so the queue's priorities decide
-    # what runs next (the scheduler of a local cluster runs in this process)
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
+    # A worker is sent its next task only when it is free, so the queue's priorities decide
+    # what runs next (the scheduler of a local cluster runs in this process).  Workers
+    # allocate memory as a standalone run does: dask sets MALLOC_TRIM_THRESHOLD_, which
+    # turns off glibc's adaptive thresholds, so that every large numpy temporary is mapped
+    # and unmapped again, and a point's study took twice as long (docs/sweeps.md).
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ",
+                                                 {}).items()
+               if k not in NATIVE_MALLOC}
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.nanny.pre-spawn-environ": environ}), \
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
@@ -528,12 +539,20 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
 
     def start_points(members: list[Point], allocations: Any) -> None:
         """Every point; of points with the same allocation, the first alone, the others
-        once it is done."""
+        once it is done.  The first of such points go before the other points (so that
+        the ones waiting for them can fill the gaps), those waiting last."""
         alike: dict[str, list[Point]] = {}
         for point in members:
             digest = (allocations.get(point.point_id) if isinstance(allocations, dict)
                       else None)
             alike.setdefault(digest or point.point_id, []).append(point)
+        order = ([same[0] for same in alike.values() if len(same) > 1]
+                 + [same[0] for same in alike.values() if len(same) == 1]
+                 + [p for same in alike.values() for p in same[1:]])
+        keys = [f"cr2des-point-{p.point_id}" for p in order]
+        for key, value in zip(keys, sorted((priority[k] for k in keys), reverse=True),
+                              strict=True):
+            priority[key] = value
         for first, *others in alike.values():
             start_point(first)
             if others:
