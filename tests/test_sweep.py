@@ -215,6 +215,70 @@ def test_a_point_record_equals_the_standalone_run(tmp_path, capsys):
         assert comparable(swept) == comparable(alone)
 
 
+def test_prepare_parts_fill_what_every_point_reads_and_the_curve_gives_each_allocation(
+        tmp_path):
+    """The two prepare tasks compute every entry a study of the group reads (in either
+    order); the curve task caches each method's curve and gives every point the digest
+    of the allocation the point's own study makes."""
+    from cr2des.compression.study import run_study
+    from cr2des.results.record import ipr_curve
+    from cr2des.results.sweep_runner import PREPARE, _inputs, execute_shared
+
+    points = sweep_of({"base": TINY, "axes": {"run.buffer": ["256B", "512B", "4KiB"],
+                                              "run.alloc": ["time", "exact"]}})
+    cache = str(tmp_path)
+    for part in reversed(PREPARE):
+        assert execute_shared(point_payload(points[0]), part, cache)["error"] is None
+    wanted = [{"id": p.point_id, "buffer": p.options.buffer_bytes, "alloc": p.options.alloc}
+              for p in points]
+    done = execute_shared(point_payload(points[0]), "curve", cache, wanted)
+    assert done["error"] is None and done["cache"]["by_kind"]["curve"]["misses"] == 2
+    digests = done["allocations"]
+    for point in points:
+        workload, arch, options, _ = _inputs(point_payload(point))
+        found = Cache(tmp_path)
+        study = run_study(workload, arch, options, cache=found)
+        ipr_curve(study, cache=found)
+        assert found.stats.misses == 0, found.stats.to_dict()
+        a = study.allocation
+        assert digests[point.point_id] == digest(a.entries, a.bytes_per_layer, a.copies)
+    # nothing fits in 256B or 512B (whole banks); 4KiB holds entries
+    by_buffer = {p.values["run.buffer"]: digests[p.point_id] for p in points
+                 if p.options.alloc == "time"}
+    assert by_buffer["256B"] == by_buffer["512B"] != by_buffer["4KiB"]
+
+
+def test_points_with_one_allocation_share_their_cr2_simulation(tmp_path, capsys):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(SWEEP.replace("[128B, 256B, 512B, 1KiB, 2KiB, 4KiB]",
+                                   "[256B, 512B, 1KiB]"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--workers", "1", "--out", str(out)]) == 0
+    records = {r["values"]["run.buffer"]: r for r in read_records(out / RECORDS)}
+    misses = {b: r["cache"]["by_kind"]["simulation"]["misses"] for b, r in records.items()}
+    assert misses["1KiB"] == 1 and sorted([misses["256B"], misses["512B"]]) == [0, 1]
+    follower = next(r for b, r in records.items() if misses[b] == 0)
+    capsys.readouterr()
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer",
+                 follower["values"]["run.buffer"], "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    swept = json.loads(json.dumps(follower["result"]))
+    for data in (alone, swept):
+        data["arch"].pop("source")
+    assert comparable(swept) == comparable(alone)
+
+
+def test_local_workers_keep_glibc_allocation_thresholds():
+    """dask's MALLOC_TRIM_THRESHOLD_ doubled a point's study time; its one-thread settings
+    stay."""
+    from cr2des.results.sweep_runner import _client
+
+    with _client(1, None) as client:
+        environ = client.submit(lambda: dict(os.environ), pure=False).result()
+    assert "MALLOC_TRIM_THRESHOLD_" not in environ
+    assert environ.get("OPENBLAS_NUM_THREADS") == "1"
+
+
 def test_a_failing_point_becomes_a_failed_record(tmp_path):
     (point,) = sweep_of({"base": {**TINY, "images": str(tmp_path / "no-such-folder")}})
     record = execute_point(point_payload(point), None)
