@@ -45,6 +45,7 @@ from .allocation import (
 )
 from .cache import (
     Cache,
+    cached_counts,
     cached_images,
     cached_learning,
     cached_map,
@@ -59,7 +60,6 @@ from .patterns import (
     SchemeCounts,
     best_entries,
     classify_and_learn,
-    classify_layer,
     key_bytes,
     make_buffer,
     scheme_counts,
@@ -336,7 +336,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands, dac,
                               lmap.groups) for name, lmap in learning.maps.items()}
     if copies:
-        unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+        unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+                                       cache=cache, reference=test_key)
         placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation)
         learning = dataclasses.replace(learning, tables=[],  # tables follow the homes
                                        homes=replica_homes(placements["cr2"], arch))
@@ -346,10 +347,12 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         # a layer without entries counts as it did without buffers
         layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
                                    known={n: layer for n, layer in unbuffered.items()
-                                          if not allocation.entries[n]})
+                                          if not allocation.entries[n]},
+                                   cache=cache, reference=test_key)
         lap("testing")
     else:
-        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+                                   cache=cache, reference=test_key)
         lap("testing")
         placements = place_schemes(layers, learning.maps, arch, learning.allocation)
         lap("placement")
@@ -360,7 +363,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         allocation, buffers = fill_buffers(learning, capacity, method)
         alt_layers = classify_test_run(learning, buffers, test_run, dac,
                                        lambda phase, item, m=method: tick(f"test ({m})", item),
-                                       {name: layer.tested for name, layer in layers.items()})
+                                       {name: layer.tested for name, layer in layers.items()},
+                                       cache=cache, reference=test_key)
         alternatives[method] = Study(
             workload, arch, weights, learn_set, test_set, alt_layers, allocation,
             place_schemes(alt_layers, learning.maps, arch, allocation), {},
@@ -389,12 +393,16 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
 def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
                       dac_bits: int, tick: Callable[[str, str], None],
                       tested: dict[str, PatternCounts | None] | None = None,
-                      known: dict[str, LayerStudy] | None = None) -> dict[str, LayerStudy]:
+                      known: dict[str, LayerStudy] | None = None, *,
+                      cache: Cache | None = None, reference: str | None = None
+                      ) -> dict[str, LayerStudy]:
     """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
 
     Each layer also keeps the histogram of the testing images' patterns (``tested``, made
     here unless given), from which the hit rate of any buffer follows without a re-run.
-    Layers in ``known`` (classified against the same buffer) are taken as they are.
+    Layers in ``known`` (classified against the same buffer) are taken as they are.  With
+    a ``cache`` and the ``reference`` key of ``run``, a layer's classification against the
+    same buffer is reused.
     """
     def test(name: str) -> tuple[InputCounts, PatternCounts]:
         lmap, buffer = learning.maps[name], buffers[name]
@@ -402,8 +410,8 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
         if histogram is None:
             return classify_and_learn(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
                                       buffer)
-        return classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
-                              buffer), histogram
+        return cached_counts(cache, reference, name, run.inputs[name], lmap.bands, dac_bits,
+                             lmap.groups, buffer), histogram
 
     known = known or {}
     todo = [name for name in learning.maps if name not in known]
