@@ -540,9 +540,20 @@ def own_sites(homes: Sequence[int], site_tiles: Sequence[int], concentration: in
     Routers hosting more replicas come first (ties: lower router); on a router, tiles
     hosting more replicas, then its other tiles (ties: lower tile), each tile's sites in
     site order.  A site's weight is the fraction of the replicas on its router."""
+    return _own_sites(homes, _sites_on_tiles(site_tiles), concentration)
+
+
+def _sites_on_tiles(site_tiles: Sequence[int]) -> dict[int, list[int]]:
+    """The sites of every tile that has some, in site order."""
     on_tile: dict[int, list[int]] = {}
     for site, tile in enumerate(site_tiles):
         on_tile.setdefault(tile, []).append(site)
+    return on_tile
+
+
+def _own_sites(homes: Sequence[int], on_tile: Mapping[int, list[int]], concentration: int
+               ) -> tuple[list[int], np.ndarray]:
+    """:func:`own_sites` with the sites of every tile (:func:`_sites_on_tiles`) given."""
     replicas: dict[int, int] = {}
     routers: dict[int, int] = {}
     for tile in homes:
@@ -577,10 +588,11 @@ def place_banks(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
         raise AllocationError("the chip has no pattern-buffer sites")
     taken = np.zeros(len(site_tiles), dtype=bool)
     out: dict[str, list[int]] = {name: [] for name in banks}
+    on_tile = _sites_on_tiles(site_tiles)
     for name, count in banks.items():
         if count <= 0:
             continue
-        for site in own_sites(homes[name], site_tiles, concentration)[0]:
+        for site in _own_sites(homes[name], on_tile, concentration)[0]:
             if len(out[name]) == count:
                 break
             if not taken[site]:
@@ -815,13 +827,14 @@ def place_copies(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
     order, with the banks already there."""
     taken = np.zeros(len(site_tiles), dtype=bool)
     out: dict[str, dict[int, tuple[int, ...]]] = {}
+    on_tile = _sites_on_tiles(site_tiles)
     for name, count in banks.items():
         out[name] = {}
         if count <= 0:
             continue
         for router in layer_routers(homes[name], concentration):
             local = [h for h in homes[name] if int(h) // concentration == router]
-            sites = own_sites(local, site_tiles, concentration)[0]
+            sites = _own_sites(local, on_tile, concentration)[0]
             if not sites:
                 raise AllocationError(f"layer {name!r} has a copy of its pattern-buffer "
                                       f"entries on router {router}, which has no buffer site")
