@@ -159,6 +159,21 @@ def test_study_with_cache_equals_study_without(tmp_path):
                                            "counts"}
 
 
+def test_images_are_cached_only_from_the_bundled_photographs(tmp_path):
+    """An array file (or a folder) can change without cr2des knowing: read every time."""
+    from cr2des import StudyOptions, load_arch, load_workload, run_study
+    from cr2des.data.datapath import DataOptions
+
+    array = tmp_path / "images.npy"
+    np.save(array, np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8))
+    workload, arch = load_workload("tiny"), load_arch("tiny")
+    for images, cached in ((str(array), False), ("samples", True)):
+        cache = Cache(tmp_path / "cache")
+        run_study(workload, arch, StudyOptions(data=DataOptions(images=images), n_learn=1,
+                                               n_test=1), cache=cache)
+        assert ("images" in cache.stats.kinds) is cached, images
+
+
 def test_a_buffer_change_reuses_every_cached_part(tmp_path):
     from cr2des import StudyOptions, load_arch, load_workload, run_study
 

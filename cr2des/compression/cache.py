@@ -404,9 +404,11 @@ def cached_images(cache: Cache | None, workload: Any, options: Any,
     """The learning and testing images of a study (``load()``,
     :func:`cr2des.compression.study.study_images`), from ``cache`` when both sets come from
     :data:`INSTALLED_IMAGES`, whose photographs the installed scikit-image fixes.  Keyed by
-    the workload's preprocessing, the sources, the numbers of images, the seed and
-    scikit-image's version.  Folders and array files, which can change without cr2des
-    knowing, are read every time (synthetic activations cost nothing to draw)."""
+    the workload's preprocessing, the sources, the numbers of images, the seed, and the
+    versions of scikit-image (the files) and Pillow (their decoder).  Folders and array
+    files, which can change without cr2des knowing, are read every time (synthetic
+    activations cost nothing to draw)."""
+    import PIL
     import skimage
 
     from ..data.datapath import preprocessing
@@ -418,7 +420,8 @@ def cached_images(cache: Cache | None, workload: Any, options: Any,
         return load()
     classes = {"ImageSet": ImageSet}
     key = cache.key("images", preprocessing(workload, data.normalize), sources,
-                    options.n_learn, options.n_test, data.seed, skimage.__version__)
+                    options.n_learn, options.n_test, data.seed, skimage.__version__,
+                    PIL.__version__)
     hit = cache.load(key)
     if hit is not None:
         arrays, meta = hit
