@@ -255,15 +255,30 @@ def allocate(layers: Sequence[LayerValues], capacity_bytes: int, method: str = "
         raise AllocationError(f"unknown allocation method {method!r}; known: "
                               f"{', '.join(METHODS)}")
     capacity = _check_inputs(layers, capacity_bytes)
-    if method == "exact":
-        counts = _exact_entries(layers, capacity)
-    elif method == "uniform":
-        share = capacity // len(layers) if layers else 0
-        counts = [min(layer.count, share // layer.width_bytes) for layer in layers]
-    elif method == "proportional":
-        counts = _proportional_entries(layers, capacity, work)
-    else:
-        counts = _greedy_entries(layers, capacity)
+    counts = (_exact_entries(layers, capacity) if method == "exact"
+              else _baseline_entries(layers, capacity, method, work))
+    return _allocation(layers, method, capacity, counts)
+
+
+def allocate_many(layers: Sequence[LayerValues], capacities_bytes: Sequence[int],
+                  method: str = "exact", *, work: Mapping[str, float] | None = None
+                  ) -> list[Allocation]:
+    """:func:`allocate` at each of ``capacities_bytes`` (the same allocations); ``exact``
+    solves one table for all of them (:func:`_exact_entries_many`)."""
+    if method not in METHODS:
+        raise AllocationError(f"unknown allocation method {method!r}; known: "
+                              f"{', '.join(METHODS)}")
+    capacities = [_check_inputs(layers, c) for c in capacities_bytes]
+    if method != "exact":
+        return [_allocation(layers, method, c, _baseline_entries(layers, c, method, work))
+                for c in capacities]
+    return [_allocation(layers, method, c, counts)
+            for c, counts in zip(capacities, _exact_entries_many(layers, capacities),
+                                 strict=True)]
+
+
+def _allocation(layers: Sequence[LayerValues], method: str, capacity: int,
+                counts: Sequence[int]) -> Allocation:
     return Allocation(
         method=method,
         capacity_bytes=capacity,
@@ -272,6 +287,19 @@ def allocate(layers: Sequence[LayerValues], capacity_bytes: int, method: str = "
                          for layer, k in zip(layers, counts, strict=True)},
         value=sum(layer.value_of(k) for layer, k in zip(layers, counts, strict=True)),
     )
+
+
+def _baseline_entries(layers: Sequence[LayerValues], capacity: int, method: str,
+                      work: Mapping[str, float] | None) -> list[int]:
+    """The entries of a baseline method (module docstring)."""
+    if method == "uniform":
+        share = capacity // len(layers) if layers else 0
+        counts = [min(layer.count, share // layer.width_bytes) for layer in layers]
+    elif method == "proportional":
+        counts = _proportional_entries(layers, capacity, work)
+    else:
+        counts = _greedy_entries(layers, capacity)
+    return counts
 
 
 def _as_int(value: Any) -> int:
@@ -308,22 +336,42 @@ def _check_inputs(layers: Sequence[LayerValues], capacity_bytes: int) -> int:
 def _exact_entries(layers: Sequence[LayerValues], capacity_bytes: int, *,
                    kernel: str = "auto") -> list[int]:
     """The optimal ``B_j`` (ties: lexicographically smallest ``(B_L, ..., B_1)``)."""
+    return _exact_entries_many(layers, [capacity_bytes], kernel=kernel)[0]
+
+
+def _exact_entries_many(layers: Sequence[LayerValues], capacities_bytes: Sequence[int], *,
+                        kernel: str = "auto") -> list[list[int]]:
+    """:func:`_exact_entries` at each capacity, from one table at the largest that not
+    every entry fits in.
+
+    Entry ``c`` of the table after a layer depends only on entries ``<= c`` of the table
+    before, so the tables of a larger capacity hold those of every smaller one, and
+    backtracking from ``c`` makes the same comparisons (the same ties) as a table built for
+    ``c`` alone.  The unit is the gcd of the widths of the layers that fit in the largest
+    capacity; a smaller capacity's own unit may be larger, but the allocations that fit are
+    the same in either (every total is a multiple of both), and a layer wider than ``c``
+    gets nothing at ``c`` in both."""
     if kernel not in KERNELS:
         raise AllocationError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}")
-    counts = [0] * len(layers)
+    out = [[0] * len(layers) for _ in capacities_bytes]
     # A zero value can only tie, and ties go to fewer entries: drop zero tails.  A layer
     # wider than the whole buffer cannot hold one entry.
+    largest = max(capacities_bytes, default=0)
     useful = [(j, int(np.count_nonzero(layer.values)), layer) for j, layer in enumerate(layers)]
     active = [(j, x, layer) for j, x, layer in useful
-              if x > 0 and layer.width_bytes <= capacity_bytes]
+              if x > 0 and layer.width_bytes <= largest]
     if not active:
-        return counts
+        return out
     unit = math.gcd(*(layer.width_bytes for _, _, layer in active))
-    capacity = capacity_bytes // unit
-    if sum(x * (layer.width_bytes // unit) for _, x, layer in active) <= capacity:
-        for j, x, _ in active:
-            counts[j] = x
-        return counts
+    units = [c // unit for c in capacities_bytes]
+    total = sum(x * (layer.width_bytes // unit) for _, x, layer in active)
+    for counts, c in zip(out, units, strict=True):
+        if total <= c:  # everything fits (then every active layer's width fits too)
+            for j, x, _ in active:
+                counts[j] = x
+    capacity = max((c for c in units if c < total), default=-1)
+    if capacity < 0:
+        return out
 
     table = np.zeros(1, dtype=np.int64)
     choices: list[tuple[int, int, np.ndarray]] = []   # (layer index, width units, k by c)
@@ -341,13 +389,15 @@ def _exact_entries(layers: Sequence[LayerValues], capacity_bytes: int, *,
         table, choice = _layer_update(old, prefix, width, kernel)
         choices.append((j, width, choice))
 
-    remaining = capacity
-    for j, width, choice in reversed(choices):
-        # beyond its table a layer (and all before it) takes everything, as at its end
-        k = int(choice[min(remaining, choice.size - 1)])
-        counts[j] = k
-        remaining -= k * width
-    return counts
+    for counts, remaining in zip(out, units, strict=True):
+        if remaining >= total:
+            continue
+        for j, width, choice in reversed(choices):
+            # beyond its table a layer (and all before it) takes everything, as at its end
+            k = int(choice[min(remaining, choice.size - 1)])
+            counts[j] = k
+            remaining -= k * width
+    return out
 
 
 def _layer_update(old: np.ndarray, prefix: np.ndarray, width: int, kernel: str
