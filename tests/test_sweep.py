@@ -217,17 +217,23 @@ def test_latest_record_wins():
         "status"] == "ok"
 
 
-def test_a_point_record_equals_the_standalone_run(tmp_path, capsys):
+COPIES_NONE = ROOT / "tests" / "golden" / "cr2_copies_none.yaml"
+
+
+@pytest.mark.parametrize("arch", ["tiny", str(COPIES_NONE)])
+def test_a_point_record_equals_the_standalone_run(tmp_path, capsys, arch):
     """Alone, in a sweep with a cold cache, and with every part found in the cache: one
-    result."""
-    (point,) = sweep_of({"base": {**TINY, "buffer": "1KiB"}})
+    result (entries held once per router and once per layer, whose byte methods'
+    allocations are cached)."""
+    (point,) = sweep_of({"base": {**TINY, "arch": arch, "buffer": "1KiB"}})
     cold = execute_point(point_payload(point), str(tmp_path / "cache"))
     warm = execute_point(point_payload(point), str(tmp_path / "cache"))
     assert cold["status"] == warm["status"] == "ok", cold["error"]
     assert cold["cache"]["by_kind"]["simulation"]["misses"] == 4
     assert warm["cache"]["misses"] == 0
     assert {"simulation", "curve"} <= set(warm["cache"]["by_kind"])
-    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer", "1KiB",
+    assert ("allocation" in warm["cache"]["by_kind"]) is (arch != "tiny")
+    assert main(["run", "tiny", "--arch", arch, "--sl", "1", "--st", "1", "--buffer", "1KiB",
                  "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
     alone["arch"].pop("source")
@@ -293,6 +299,27 @@ def test_points_with_one_allocation_share_their_cr2_simulation(tmp_path, capsys)
     for data in (alone, swept):
         data["arch"].pop("source")
     assert comparable(swept) == comparable(alone)
+
+
+def test_byte_allocations_at_many_capacities_equal_each_alone_and_are_cached(tmp_path):
+    from cr2des.compression.allocation import METHODS
+    from cr2des.compression.study import reallocate, run_study
+    from cr2des.results.record import byte_allocations, learned_tables
+    from cr2des.results.sweep_runner import _inputs
+
+    (point,) = sweep_of({"base": {**TINY, "arch": str(COPIES_NONE)}})
+    workload, arch, options, _ = _inputs(point_payload(point))
+    study = run_study(workload, arch, options)
+    tables = learned_tables(study)
+    capacities = [4096, 0, 256, 1024, 96]
+    cache = Cache(tmp_path)
+    for method in METHODS:
+        expected = [reallocate(study, c, method) for c in capacities]
+        assert len({tuple(a.entries.values()) for a in expected}) > 2, method
+        assert byte_allocations(study, tables, capacities, method) == expected
+        assert byte_allocations(study, tables, capacities, method, cache) == expected
+        assert byte_allocations(study, tables, capacities[1:3], method, cache) == expected[1:3]
+    assert cache.stats.kinds["allocation"] == {"hits": 8, "misses": 20, "corrupt": 0}
 
 
 def test_local_workers_keep_glibc_allocation_thresholds():

@@ -257,7 +257,7 @@ def allocate(layers: Sequence[LayerValues], capacity_bytes: int, method: str = "
     capacity = _check_inputs(layers, capacity_bytes)
     counts = (_exact_entries(layers, capacity) if method == "exact"
               else _baseline_entries(layers, capacity, method, work))
-    return _allocation(layers, method, capacity, counts)
+    return allocation_of(layers, method, capacity, counts)
 
 
 def allocate_many(layers: Sequence[LayerValues], capacities_bytes: Sequence[int],
@@ -270,15 +270,16 @@ def allocate_many(layers: Sequence[LayerValues], capacities_bytes: Sequence[int]
                               f"{', '.join(METHODS)}")
     capacities = [_check_inputs(layers, c) for c in capacities_bytes]
     if method != "exact":
-        return [_allocation(layers, method, c, _baseline_entries(layers, c, method, work))
+        return [allocation_of(layers, method, c, _baseline_entries(layers, c, method, work))
                 for c in capacities]
-    return [_allocation(layers, method, c, counts)
+    return [allocation_of(layers, method, c, counts)
             for c, counts in zip(capacities, _exact_entries_many(layers, capacities),
                                  strict=True)]
 
 
-def _allocation(layers: Sequence[LayerValues], method: str, capacity: int,
-                counts: Sequence[int]) -> Allocation:
+def allocation_of(layers: Sequence[LayerValues], method: str, capacity: int,
+                  counts: Sequence[int]) -> Allocation:
+    """The :class:`Allocation` of ``counts[j]`` entries to layer ``j``."""
     return Allocation(
         method=method,
         capacity_bytes=capacity,

@@ -174,13 +174,23 @@ def point_allocation(point: dict[str, Any], study: Any) -> str:
 
 
 def shared_curves(study: Any, points: list[dict[str, Any]], cache: Any) -> dict[str, str]:
-    """The hit-rate curve of every allocation method of ``points`` into ``cache``; the
-    digest of every point's allocation (:func:`point_allocation`) by point id."""
-    from .record import cached_curve, curve_grid, learned_tables
+    """The hit-rate curve of every allocation method of ``points`` into ``cache``, and with
+    entries held once, every byte method's allocation at every point's capacity (what each
+    point's record compares, :func:`~cr2des.results.record.byte_allocations`: the exact
+    knapsack is one table for all of them); the digest of every point's allocation
+    (:func:`point_allocation`) by point id."""
+    from ..compression.allocation import METHODS
+    from ..compression.study import copies_per_router
+    from .record import byte_allocations, cached_curve, curve_grid, learned_tables
 
     tables = learned_tables(study)
     for method in dict.fromkeys(p["alloc"] for p in points):
         cached_curve(study, curve_grid(study, tables, method)[0], tables, cache, method)
+    if not copies_per_router(study.arch):
+        capacities = sorted({int(p["buffer"]) if p["buffer"] is not None
+                             else int(study.arch.pattern_buffer_bytes) for p in points})
+        for method in METHODS:
+            byte_allocations(study, tables, capacities, method, cache)
     return {p["id"]: point_allocation(p, study) for p in points}
 
 
