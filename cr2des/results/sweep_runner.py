@@ -224,7 +224,9 @@ def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
             study = run_study(workload, arch, dataclasses.replace(
                 study_options, capacity_bytes=0, compare_alloc=()), cache=cache)
             if part == "curve":
-                out["allocations"] = shared_curves(study, points or [], cache)
+                own = {"id": payload["id"], "buffer": payload["options"]["buffer"],
+                       "alloc": payload["options"]["alloc"]}
+                out["allocations"] = shared_curves(study, points or [own], cache)
             elif timing.engine in ("event", "both"):
                 simulate_cached(study, part, sim_options(timing), cache)
     except (Cr2desError, MemoryError, RecursionError, ValueError, ArithmeticError,
