@@ -21,7 +21,9 @@ from cr2des.compression.allocation import (
     AllocationError,
     LayerValues,
     _exact_entries,
+    _exact_entries_many,
     allocate,
+    allocate_many,
 )
 from cr2des.errors import Cr2desError
 
@@ -118,6 +120,23 @@ def test_exact_equals_plain_recurrence_on_larger_instances(instance):
     assert result.value == plain_optimum(layers, capacity)
     assert (_exact_entries(layers, capacity, kernel="monotone")
             == _exact_entries(layers, capacity, kernel="loop"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(instances(max_layers=12, max_entries=40, max_width=40, max_capacity=1500),
+       st.lists(st.integers(0, 1600), min_size=1, max_size=6))
+def test_many_capacities_from_one_table_equal_each_alone(instance, capacities):
+    # the largest capacity's table holds every smaller one's, ties included, even where
+    # a smaller capacity leaves out layers wider than it (a coarser unit alone)
+    layers, capacity = instance
+    capacities = [*capacities, capacity]
+    alone = [_exact_entries(layers, c) for c in capacities]
+    for kernel in ("monotone", "loop"):
+        assert _exact_entries_many(layers, capacities, kernel=kernel) == alone
+    for method in METHODS:
+        work = {lv.name: j + 1 for j, lv in enumerate(layers)}
+        assert allocate_many(layers, capacities, method, work=work) == [
+            allocate(layers, c, method, work=work) for c in capacities]
 
 
 def test_exact_with_values_too_large_to_pack_matches_brute_force():

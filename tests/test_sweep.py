@@ -155,7 +155,23 @@ def test_study_with_cache_equals_study_without(tmp_path):
     assert plain == cold == warm
     assert cold_cache.stats.hits == 0 and cold_cache.stats.misses > 0
     assert warm_cache.stats.misses == 0 and warm_cache.stats.hits == cold_cache.stats.misses
-    assert set(warm_cache.stats.kinds) == {"weights", "reference", "map", "learned"}
+    assert set(warm_cache.stats.kinds) == {"weights", "images", "reference", "map", "learned",
+                                           "counts"}
+
+
+def test_images_are_cached_only_from_the_bundled_photographs(tmp_path):
+    """An array file (or a folder) can change without cr2des knowing: read every time."""
+    from cr2des import StudyOptions, load_arch, load_workload, run_study
+    from cr2des.data.datapath import DataOptions
+
+    array = tmp_path / "images.npy"
+    np.save(array, np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8))
+    workload, arch = load_workload("tiny"), load_arch("tiny")
+    for images, cached in ((str(array), False), ("samples", True)):
+        cache = Cache(tmp_path / "cache")
+        run_study(workload, arch, StudyOptions(data=DataOptions(images=images), n_learn=1,
+                                               n_test=1), cache=cache)
+        assert ("images" in cache.stats.kinds) is cached, images
 
 
 def test_a_buffer_change_reuses_every_cached_part(tmp_path):
@@ -165,9 +181,15 @@ def test_a_buffer_change_reuses_every_cached_part(tmp_path):
     run_study(workload, arch, StudyOptions(n_learn=1, n_test=1, capacity_bytes=256),
               cache=Cache(tmp_path))
     second = Cache(tmp_path)
-    run_study(workload, arch, StudyOptions(n_learn=1, n_test=1, capacity_bytes=4096),
-              cache=second)
-    assert second.stats.misses == 0
+    study = run_study(workload, arch, StudyOptions(n_learn=1, n_test=1, capacity_bytes=4096),
+                      cache=second)
+    # only the layers given entries are classified again (256 bytes give none)
+    assert second.stats.misses == second.stats.kinds["counts"]["misses"] == sum(
+        1 for n in study.allocation.entries.values() if n) > 0
+    third = Cache(tmp_path)
+    assert run_study(workload, arch, StudyOptions(n_learn=1, n_test=1, capacity_bytes=4096),
+                     cache=third).to_dict()["layers"] == study.to_dict()["layers"]
+    assert third.stats.misses == 0
 
 
 # ------------------------------------------------------------------ records
@@ -195,17 +217,23 @@ def test_latest_record_wins():
         "status"] == "ok"
 
 
-def test_a_point_record_equals_the_standalone_run(tmp_path, capsys):
+COPIES_NONE = ROOT / "tests" / "golden" / "cr2_copies_none.yaml"
+
+
+@pytest.mark.parametrize("arch", ["tiny", str(COPIES_NONE)])
+def test_a_point_record_equals_the_standalone_run(tmp_path, capsys, arch):
     """Alone, in a sweep with a cold cache, and with every part found in the cache: one
-    result."""
-    (point,) = sweep_of({"base": {**TINY, "buffer": "1KiB"}})
+    result (entries held once per router and once per layer, whose byte methods'
+    allocations are cached)."""
+    (point,) = sweep_of({"base": {**TINY, "arch": arch, "buffer": "1KiB"}})
     cold = execute_point(point_payload(point), str(tmp_path / "cache"))
     warm = execute_point(point_payload(point), str(tmp_path / "cache"))
     assert cold["status"] == warm["status"] == "ok", cold["error"]
     assert cold["cache"]["by_kind"]["simulation"]["misses"] == 4
     assert warm["cache"]["misses"] == 0
     assert {"simulation", "curve"} <= set(warm["cache"]["by_kind"])
-    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer", "1KiB",
+    assert ("allocation" in warm["cache"]["by_kind"]) is (arch != "tiny")
+    assert main(["run", "tiny", "--arch", arch, "--sl", "1", "--st", "1", "--buffer", "1KiB",
                  "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
     alone["arch"].pop("source")
@@ -213,6 +241,96 @@ def test_a_point_record_equals_the_standalone_run(tmp_path, capsys):
         swept = json.loads(json.dumps(record["result"]))
         swept["arch"].pop("source")
         assert comparable(swept) == comparable(alone)
+
+
+def test_prepare_parts_fill_what_every_point_reads_and_the_curve_gives_each_allocation(
+        tmp_path):
+    """The two prepare tasks and the curve task compute every entry a study of the group
+    reads but the classifications against its buffers (the prepare tasks in either
+    order); the curve task caches each method's curve and gives every point the digest of
+    the allocation the point's own study makes."""
+    from cr2des.compression.study import run_study
+    from cr2des.results.record import ipr_curve
+    from cr2des.results.sweep_runner import PREPARE, _inputs, execute_shared
+
+    points = sweep_of({"base": TINY, "axes": {"run.buffer": ["256B", "512B", "4KiB"],
+                                              "run.alloc": ["time", "exact"]}})
+    cache = str(tmp_path)
+    for part in reversed(PREPARE):
+        assert execute_shared(point_payload(points[0]), part, cache)["error"] is None
+    wanted = [{"id": p.point_id, "buffer": p.options.buffer_bytes, "alloc": p.options.alloc}
+              for p in points]
+    done = execute_shared(point_payload(points[0]), "curve", cache, wanted)
+    assert done["error"] is None and done["cache"]["by_kind"]["curve"]["misses"] == 2
+    digests = done["allocations"]
+    for point in points:
+        workload, arch, options, _ = _inputs(point_payload(point))
+        found = Cache(tmp_path)
+        study = run_study(workload, arch, options, cache=found)
+        ipr_curve(study, cache=found)
+        # only classifications against buffers with entries are left to compute (or found
+        # when an earlier point's layer held the same entries)
+        buffered = sum(1 for n in study.allocation.entries.values() if n)
+        assert found.stats.misses == found.stats.kinds["counts"]["misses"] <= buffered, \
+            found.stats.to_dict()
+        a = study.allocation
+        assert digests[point.point_id] == digest(a.entries, a.bytes_per_layer, a.copies)
+    # nothing fits in 256B or 512B (whole banks); 4KiB holds entries
+    by_buffer = {p.values["run.buffer"]: digests[p.point_id] for p in points
+                 if p.options.alloc == "time"}
+    assert by_buffer["256B"] == by_buffer["512B"] != by_buffer["4KiB"]
+
+
+def test_points_with_one_allocation_share_their_cr2_simulation(tmp_path, capsys):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(SWEEP.replace("[128B, 256B, 512B, 1KiB, 2KiB, 4KiB]",
+                                   "[256B, 512B, 1KiB]"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--workers", "1", "--out", str(out)]) == 0
+    records = {r["values"]["run.buffer"]: r for r in read_records(out / RECORDS)}
+    misses = {b: r["cache"]["by_kind"]["simulation"]["misses"] for b, r in records.items()}
+    assert misses["1KiB"] == 1 and sorted([misses["256B"], misses["512B"]]) == [0, 1]
+    follower = next(r for b, r in records.items() if misses[b] == 0)
+    capsys.readouterr()
+    assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer",
+                 follower["values"]["run.buffer"], "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    swept = json.loads(json.dumps(follower["result"]))
+    for data in (alone, swept):
+        data["arch"].pop("source")
+    assert comparable(swept) == comparable(alone)
+
+
+def test_byte_allocations_at_many_capacities_equal_each_alone_and_are_cached(tmp_path):
+    from cr2des.compression.allocation import METHODS
+    from cr2des.compression.study import reallocate, run_study
+    from cr2des.results.record import byte_allocations, learned_tables
+    from cr2des.results.sweep_runner import _inputs
+
+    (point,) = sweep_of({"base": {**TINY, "arch": str(COPIES_NONE)}})
+    workload, arch, options, _ = _inputs(point_payload(point))
+    study = run_study(workload, arch, options)
+    tables = learned_tables(study)
+    capacities = [4096, 0, 256, 1024, 96]
+    cache = Cache(tmp_path)
+    for method in METHODS:
+        expected = [reallocate(study, c, method) for c in capacities]
+        assert len({tuple(a.entries.values()) for a in expected}) > 2, method
+        assert byte_allocations(study, tables, capacities, method) == expected
+        assert byte_allocations(study, tables, capacities, method, cache) == expected
+        assert byte_allocations(study, tables, capacities[1:3], method, cache) == expected[1:3]
+    assert cache.stats.kinds["allocation"] == {"hits": 8, "misses": 20, "corrupt": 0}
+
+
+def test_local_workers_keep_glibc_allocation_thresholds():
+    """dask's MALLOC_TRIM_THRESHOLD_ doubled a point's study time; its one-thread settings
+    stay."""
+    from cr2des.results.sweep_runner import _client
+
+    with _client(1, None) as client:
+        environ = client.submit(lambda: dict(os.environ), pure=False).result()
+    assert "MALLOC_TRIM_THRESHOLD_" not in environ
+    assert environ.get("OPENBLAS_NUM_THREADS") == "1"
 
 
 def test_a_failing_point_becomes_a_failed_record(tmp_path):

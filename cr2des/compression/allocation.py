@@ -255,15 +255,31 @@ def allocate(layers: Sequence[LayerValues], capacity_bytes: int, method: str = "
         raise AllocationError(f"unknown allocation method {method!r}; known: "
                               f"{', '.join(METHODS)}")
     capacity = _check_inputs(layers, capacity_bytes)
-    if method == "exact":
-        counts = _exact_entries(layers, capacity)
-    elif method == "uniform":
-        share = capacity // len(layers) if layers else 0
-        counts = [min(layer.count, share // layer.width_bytes) for layer in layers]
-    elif method == "proportional":
-        counts = _proportional_entries(layers, capacity, work)
-    else:
-        counts = _greedy_entries(layers, capacity)
+    counts = (_exact_entries(layers, capacity) if method == "exact"
+              else _baseline_entries(layers, capacity, method, work))
+    return allocation_of(layers, method, capacity, counts)
+
+
+def allocate_many(layers: Sequence[LayerValues], capacities_bytes: Sequence[int],
+                  method: str = "exact", *, work: Mapping[str, float] | None = None
+                  ) -> list[Allocation]:
+    """:func:`allocate` at each of ``capacities_bytes`` (the same allocations); ``exact``
+    solves one table for all of them (:func:`_exact_entries_many`)."""
+    if method not in METHODS:
+        raise AllocationError(f"unknown allocation method {method!r}; known: "
+                              f"{', '.join(METHODS)}")
+    capacities = [_check_inputs(layers, c) for c in capacities_bytes]
+    if method != "exact":
+        return [allocation_of(layers, method, c, _baseline_entries(layers, c, method, work))
+                for c in capacities]
+    return [allocation_of(layers, method, c, counts)
+            for c, counts in zip(capacities, _exact_entries_many(layers, capacities),
+                                 strict=True)]
+
+
+def allocation_of(layers: Sequence[LayerValues], method: str, capacity: int,
+                  counts: Sequence[int]) -> Allocation:
+    """The :class:`Allocation` of ``counts[j]`` entries to layer ``j``."""
     return Allocation(
         method=method,
         capacity_bytes=capacity,
@@ -272,6 +288,19 @@ def allocate(layers: Sequence[LayerValues], capacity_bytes: int, method: str = "
                          for layer, k in zip(layers, counts, strict=True)},
         value=sum(layer.value_of(k) for layer, k in zip(layers, counts, strict=True)),
     )
+
+
+def _baseline_entries(layers: Sequence[LayerValues], capacity: int, method: str,
+                      work: Mapping[str, float] | None) -> list[int]:
+    """The entries of a baseline method (module docstring)."""
+    if method == "uniform":
+        share = capacity // len(layers) if layers else 0
+        counts = [min(layer.count, share // layer.width_bytes) for layer in layers]
+    elif method == "proportional":
+        counts = _proportional_entries(layers, capacity, work)
+    else:
+        counts = _greedy_entries(layers, capacity)
+    return counts
 
 
 def _as_int(value: Any) -> int:
@@ -308,22 +337,42 @@ def _check_inputs(layers: Sequence[LayerValues], capacity_bytes: int) -> int:
 def _exact_entries(layers: Sequence[LayerValues], capacity_bytes: int, *,
                    kernel: str = "auto") -> list[int]:
     """The optimal ``B_j`` (ties: lexicographically smallest ``(B_L, ..., B_1)``)."""
+    return _exact_entries_many(layers, [capacity_bytes], kernel=kernel)[0]
+
+
+def _exact_entries_many(layers: Sequence[LayerValues], capacities_bytes: Sequence[int], *,
+                        kernel: str = "auto") -> list[list[int]]:
+    """:func:`_exact_entries` at each capacity, from one table at the largest that not
+    every entry fits in.
+
+    Entry ``c`` of the table after a layer depends only on entries ``<= c`` of the table
+    before, so the tables of a larger capacity hold those of every smaller one, and
+    backtracking from ``c`` makes the same comparisons (the same ties) as a table built for
+    ``c`` alone.  The unit is the gcd of the widths of the layers that fit in the largest
+    capacity; a smaller capacity's own unit may be larger, but the allocations that fit are
+    the same in either (every total is a multiple of both), and a layer wider than ``c``
+    gets nothing at ``c`` in both."""
     if kernel not in KERNELS:
         raise AllocationError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}")
-    counts = [0] * len(layers)
+    out = [[0] * len(layers) for _ in capacities_bytes]
     # A zero value can only tie, and ties go to fewer entries: drop zero tails.  A layer
     # wider than the whole buffer cannot hold one entry.
+    largest = max(capacities_bytes, default=0)
     useful = [(j, int(np.count_nonzero(layer.values)), layer) for j, layer in enumerate(layers)]
     active = [(j, x, layer) for j, x, layer in useful
-              if x > 0 and layer.width_bytes <= capacity_bytes]
+              if x > 0 and layer.width_bytes <= largest]
     if not active:
-        return counts
+        return out
     unit = math.gcd(*(layer.width_bytes for _, _, layer in active))
-    capacity = capacity_bytes // unit
-    if sum(x * (layer.width_bytes // unit) for _, x, layer in active) <= capacity:
-        for j, x, _ in active:
-            counts[j] = x
-        return counts
+    units = [c // unit for c in capacities_bytes]
+    total = sum(x * (layer.width_bytes // unit) for _, x, layer in active)
+    for counts, c in zip(out, units, strict=True):
+        if total <= c:  # everything fits (then every active layer's width fits too)
+            for j, x, _ in active:
+                counts[j] = x
+    capacity = max((c for c in units if c < total), default=-1)
+    if capacity < 0:
+        return out
 
     table = np.zeros(1, dtype=np.int64)
     choices: list[tuple[int, int, np.ndarray]] = []   # (layer index, width units, k by c)
@@ -341,13 +390,15 @@ def _exact_entries(layers: Sequence[LayerValues], capacity_bytes: int, *,
         table, choice = _layer_update(old, prefix, width, kernel)
         choices.append((j, width, choice))
 
-    remaining = capacity
-    for j, width, choice in reversed(choices):
-        # beyond its table a layer (and all before it) takes everything, as at its end
-        k = int(choice[min(remaining, choice.size - 1)])
-        counts[j] = k
-        remaining -= k * width
-    return counts
+    for counts, remaining in zip(out, units, strict=True):
+        if remaining >= total:
+            continue
+        for j, width, choice in reversed(choices):
+            # beyond its table a layer (and all before it) takes everything, as at its end
+            k = int(choice[min(remaining, choice.size - 1)])
+            counts[j] = k
+            remaining -= k * width
+    return out
 
 
 def _layer_update(old: np.ndarray, prefix: np.ndarray, width: int, kernel: str
@@ -540,9 +591,20 @@ def own_sites(homes: Sequence[int], site_tiles: Sequence[int], concentration: in
     Routers hosting more replicas come first (ties: lower router); on a router, tiles
     hosting more replicas, then its other tiles (ties: lower tile), each tile's sites in
     site order.  A site's weight is the fraction of the replicas on its router."""
+    return _own_sites(homes, _sites_on_tiles(site_tiles), concentration)
+
+
+def _sites_on_tiles(site_tiles: Sequence[int]) -> dict[int, list[int]]:
+    """The sites of every tile that has some, in site order."""
     on_tile: dict[int, list[int]] = {}
     for site, tile in enumerate(site_tiles):
         on_tile.setdefault(tile, []).append(site)
+    return on_tile
+
+
+def _own_sites(homes: Sequence[int], on_tile: Mapping[int, list[int]], concentration: int
+               ) -> tuple[list[int], np.ndarray]:
+    """:func:`own_sites` with the sites of every tile (:func:`_sites_on_tiles`) given."""
     replicas: dict[int, int] = {}
     routers: dict[int, int] = {}
     for tile in homes:
@@ -577,10 +639,11 @@ def place_banks(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
         raise AllocationError("the chip has no pattern-buffer sites")
     taken = np.zeros(len(site_tiles), dtype=bool)
     out: dict[str, list[int]] = {name: [] for name in banks}
+    on_tile = _sites_on_tiles(site_tiles)
     for name, count in banks.items():
         if count <= 0:
             continue
-        for site in own_sites(homes[name], site_tiles, concentration)[0]:
+        for site in _own_sites(homes[name], on_tile, concentration)[0]:
             if len(out[name]) == count:
                 break
             if not taken[site]:
@@ -815,13 +878,14 @@ def place_copies(banks: Mapping[str, int], homes: Mapping[str, Sequence[int]],
     order, with the banks already there."""
     taken = np.zeros(len(site_tiles), dtype=bool)
     out: dict[str, dict[int, tuple[int, ...]]] = {}
+    on_tile = _sites_on_tiles(site_tiles)
     for name, count in banks.items():
         out[name] = {}
         if count <= 0:
             continue
         for router in layer_routers(homes[name], concentration):
             local = [h for h in homes[name] if int(h) // concentration == router]
-            sites = own_sites(local, site_tiles, concentration)[0]
+            sites = _own_sites(local, on_tile, concentration)[0]
             if not sites:
                 raise AllocationError(f"layer {name!r} has a copy of its pattern-buffer "
                                       f"entries on router {router}, which has no buffer site")

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,15 +109,18 @@ class Memo:
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        self._lock = threading.Lock()  # a study reads entries from several threads
+        # an entry's metadata is kept as JSON text: every ``get`` hands out a fresh copy
         self._entries: collections.OrderedDict[
-            str, tuple[dict[str, np.ndarray], dict[str, Any], int]] = collections.OrderedDict()
+            str, tuple[dict[str, np.ndarray], str, int]] = collections.OrderedDict()
 
     def get(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
-        return dict(entry[0]), copy_meta(entry[1])
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        return dict(entry[0]), dict(json.loads(entry[1]))
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], *,
             copy: bool = False) -> None:
@@ -129,19 +133,16 @@ class Memo:
         size = sum(a.nbytes for a in frozen.values())
         if size > self.max_bytes:
             return
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old[2]
-        self._entries[key] = (frozen, copy_meta(meta), size)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, (_, _, dropped) = self._entries.popitem(last=False)
-            self.bytes -= dropped
-
-
-def copy_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of an entry's JSON metadata."""
-    return dict(json.loads(json.dumps(meta)))
+        text = json.dumps(meta)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old[2]
+            self._entries[key] = (frozen, text, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self.bytes -= dropped
 
 
 @dataclass
@@ -152,11 +153,13 @@ class CacheStats:
     misses: int = 0
     corrupt: int = 0
     kinds: dict[str, dict[str, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, kind: str, what: str) -> None:
-        setattr(self, what, getattr(self, what) + 1)
-        per = self.kinds.setdefault(kind, {"hits": 0, "misses": 0, "corrupt": 0})
-        per[what] += 1
+        with self._lock:  # entries may be read from several threads
+            setattr(self, what, getattr(self, what) + 1)
+            per = self.kinds.setdefault(kind, {"hits": 0, "misses": 0, "corrupt": 0})
+            per[what] += 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt,
@@ -389,6 +392,74 @@ def cached_learning(cache: Cache | None, reference: str | None, name: str, layer
     counts = learn_layer(layer_input, bands, dac_bits, groups)
     cache.store(key, {"band": counts.band, "key": counts.key, "count": counts.count},
                 {"n_bands": counts.n_bands, "layer": name})
+    return counts
+
+
+#: the image source whose content the installation fixes: scikit-image's bundled photographs
+INSTALLED_IMAGES = "samples"
+
+
+def cached_images(cache: Cache | None, workload: Any, options: Any,
+                  load: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
+    """The learning and testing images of a study (``load()``,
+    :func:`cr2des.compression.study.study_images`), from ``cache`` when both sets come from
+    :data:`INSTALLED_IMAGES`, whose photographs the installed scikit-image fixes.  Keyed by
+    the workload's preprocessing, the sources, the numbers of images, the seed, and the
+    versions of scikit-image (the files) and Pillow (their decoder).  Folders and array
+    files, which can change without cr2des knowing, are read every time (synthetic
+    activations cost nothing to draw)."""
+    import PIL
+    import skimage
+
+    from ..data.datapath import preprocessing
+    from ..data.images import ImageSet
+
+    data = options.data
+    sources = (options.learn_images or data.images, options.test_images or data.images)
+    if cache is None or any(str(s) != INSTALLED_IMAGES for s in sources):
+        return load()
+    classes = {"ImageSet": ImageSet}
+    key = cache.key("images", preprocessing(workload, data.normalize), sources,
+                    options.n_learn, options.n_test, data.seed, skimage.__version__,
+                    PIL.__version__)
+    hit = cache.load(key)
+    if hit is not None:
+        arrays, meta = hit
+        learn, test = unpack(arrays, meta["sets"], classes)
+        return learn, test
+    sets = load()
+    arrays, packed = pack(tuple(sets), classes)
+    cache.store(key, arrays, {"sets": packed})
+    return sets
+
+
+#: the arrays of a layer's :class:`~cr2des.compression.patterns.InputCounts`
+_COUNT_ARRAYS = ("cycles", "zero", "hits", "batch_nonzero", "batch_hits", "vectors_nonzero",
+                 "vectors_computed")
+
+
+def cached_counts(cache: Cache | None, reference: str | None, name: str, layer_input: Any,
+                  bands: Any, dac_bits: int, groups: int, buffer: Any) -> Any:
+    """A layer's classification of a run against ``buffer``
+    (:func:`cr2des.compression.patterns.classify_layer`), from ``cache`` when present;
+    keyed as the layer's pattern table (:func:`cached_learning`) and by the buffer's
+    entries.  A buffer sweep classifies a layer again only when its entries change."""
+    from .patterns import InputCounts, classify_layer
+
+    if cache is None or reference is None:
+        return classify_layer(layer_input, bands, dac_bits, groups, buffer)
+    key = cache.key("counts", reference, name, bands.k, bands.ou_rows, bands.starts,
+                    bands.sizes, bands.crossbar_row, dac_bits, groups, buffer)
+    hit = cache.load(key)
+    if hit is not None:
+        arrays, meta = hit
+        return InputCounts(**{field: arrays[field] for field in _COUNT_ARRAYS},
+                           batch_vectors=int(meta["batch_vectors"]),
+                           per_vector=int(meta["per_vector"]))
+    counts = classify_layer(layer_input, bands, dac_bits, groups, buffer)
+    cache.store(key, {field: getattr(counts, field) for field in _COUNT_ARRAYS},
+                {"batch_vectors": counts.batch_vectors, "per_vector": counts.per_vector,
+                 "layer": name})
     return counts
 
 

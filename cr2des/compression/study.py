@@ -43,7 +43,15 @@ from .allocation import (
     own_sites,
     router_capacities,
 )
-from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
+from .cache import (
+    Cache,
+    cached_counts,
+    cached_images,
+    cached_learning,
+    cached_map,
+    cached_reference,
+    cached_weights,
+)
 from .mapping import SCHEMES, LayerMap, Placement, place
 from .patterns import (
     InputCounts,
@@ -52,7 +60,6 @@ from .patterns import (
     SchemeCounts,
     best_entries,
     classify_and_learn,
-    classify_layer,
     key_bytes,
     make_buffer,
     scheme_counts,
@@ -157,6 +164,8 @@ class Study:
     time_tables: TimeTables | None = field(default=None, repr=False, compare=False)
     _stages: dict[tuple[str, str, bool], CrossbarStage] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _copies: dict[str, int] = field(default_factory=dict, init=False, repr=False,
+                                    compare=False)
 
     def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
         """Row times of crossbar layer ``name`` under ``scheme`` on the testing images
@@ -175,8 +184,12 @@ class Study:
         hosting its ``cr2`` replicas (``pattern_buffer.copies: router``), else one."""
         if not copies_per_router(self.arch):
             return 1
-        homes = replica_homes(self.placements["cr2"], self.arch)[name]
-        return len(layer_routers(homes, self.arch.chip.network.concentration))
+        if not self._copies:  # every layer's at once (computed once)
+            concentration = self.arch.chip.network.concentration
+            self._copies.update(
+                {n: len(layer_routers(homes, concentration))
+                 for n, homes in replica_homes(self.placements["cr2"], self.arch).items()})
+        return self._copies[name]
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -290,7 +303,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     # the weights and the images are independent: prepared side by side
     weights, (learn_set, test_set) = map_ordered(lambda prepare: prepare(), (
         lambda: cached_weights(cache, workload, arch, options.data),
-        lambda: study_images(workload, options)))
+        lambda: cached_images(cache, workload, options,
+                              lambda: study_images(workload, options))))
     lap("data")
     if cache is None:  # the two runs side by side, layer by layer
         (learn_run, test_run), learn_key, test_key = run_reference_pair(
@@ -322,7 +336,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands, dac,
                               lmap.groups) for name, lmap in learning.maps.items()}
     if copies:
-        unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+        unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+                                       cache=cache, reference=test_key)
         placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation)
         learning = dataclasses.replace(learning, tables=[],  # tables follow the homes
                                        homes=replica_homes(placements["cr2"], arch))
@@ -332,10 +347,12 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         # a layer without entries counts as it did without buffers
         layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
                                    known={n: layer for n, layer in unbuffered.items()
-                                          if not allocation.entries[n]})
+                                          if not allocation.entries[n]},
+                                   cache=cache, reference=test_key)
         lap("testing")
     else:
-        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+                                   cache=cache, reference=test_key)
         lap("testing")
         placements = place_schemes(layers, learning.maps, arch, learning.allocation)
         lap("placement")
@@ -346,7 +363,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         allocation, buffers = fill_buffers(learning, capacity, method)
         alt_layers = classify_test_run(learning, buffers, test_run, dac,
                                        lambda phase, item, m=method: tick(f"test ({m})", item),
-                                       {name: layer.tested for name, layer in layers.items()})
+                                       {name: layer.tested for name, layer in layers.items()},
+                                       cache=cache, reference=test_key)
         alternatives[method] = Study(
             workload, arch, weights, learn_set, test_set, alt_layers, allocation,
             place_schemes(alt_layers, learning.maps, arch, allocation), {},
@@ -375,12 +393,16 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
 def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
                       dac_bits: int, tick: Callable[[str, str], None],
                       tested: dict[str, PatternCounts | None] | None = None,
-                      known: dict[str, LayerStudy] | None = None) -> dict[str, LayerStudy]:
+                      known: dict[str, LayerStudy] | None = None, *,
+                      cache: Cache | None = None, reference: str | None = None
+                      ) -> dict[str, LayerStudy]:
     """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
 
     Each layer also keeps the histogram of the testing images' patterns (``tested``, made
     here unless given), from which the hit rate of any buffer follows without a re-run.
-    Layers in ``known`` (classified against the same buffer) are taken as they are.
+    Layers in ``known`` (classified against the same buffer) are taken as they are.  With
+    a ``cache`` and the ``reference`` key of ``run``, a layer's classification against the
+    same buffer is reused.
     """
     def test(name: str) -> tuple[InputCounts, PatternCounts]:
         lmap, buffer = learning.maps[name], buffers[name]
@@ -388,8 +410,8 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
         if histogram is None:
             return classify_and_learn(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
                                       buffer)
-        return classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
-                              buffer), histogram
+        return cached_counts(cache, reference, name, run.inputs[name], lmap.bands, dac_bits,
+                             lmap.groups, buffer), histogram
 
     known = known or {}
     todo = [name for name in learning.maps if name not in known]

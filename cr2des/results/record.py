@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..compression.allocation import LayerValues
+from ..compression.allocation import (
+    METHODS,
+    Allocation,
+    LayerValues,
+    allocate_many,
+    allocation_of,
+)
 from ..compression.patterns import PatternCounts, best_entries
 from ..compression.study import (
     ALLOCS,
@@ -135,11 +141,7 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS, *,
     tables = tables or learned_tables(study)
     candidates, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables
     method = study.allocation.method
-    grid = curve_capacities(study.arch, factors)
-    held = sum(c.count * c.width_bytes for c in candidates)
-    if copies_per_router(study.arch):  # every router's copies: the curve reaches it
-        held = capacity_for_all_entries(study, method)
-        grid = sorted(set(grid) | {held})
+    grid, held = curve_grid(study, tables, method, factors)
     on_grid = cached_curve(study, grid, tables, cache)
     capacities = sorted(set(grid) | {capacity})
     rates, test_rates, used = [], [], []
@@ -164,16 +166,30 @@ def ipr_curve(study: Study, factors: Iterable[float] = CURVE_FACTORS, *,
             "bytes_for_all_entries": held}
 
 
+def curve_grid(study: Study, tables: LearnedTables, method: str,
+               factors: Iterable[float] = CURVE_FACTORS) -> tuple[list[int], int]:
+    """The capacities of ``method``'s hit-rate curve that do not depend on the study's own
+    capacity (:func:`curve_capacities`, and with copies per router the capacity that holds
+    every entry of value), and the bytes that hold every learned entry of value."""
+    grid = curve_capacities(study.arch, factors)
+    held = sum(c.count * c.width_bytes for c in tables[0])
+    if copies_per_router(study.arch):  # every router's copies: the curve reaches it
+        held = capacity_for_all_entries(study, method)
+        grid = sorted(set(grid) | {held})
+    return grid, held
+
+
 def cached_curve(study: Study, capacities: list[int], tables: LearnedTables,
-                 cache: Cache | None) -> dict[str, list[Any]]:
-    """Used bytes and hit rates of the study's allocation method at each of ``capacities``
-    (every allocation from one pass, :func:`cr2des.compression.study.reallocate_many`).
+                 cache: Cache | None, method: str | None = None) -> dict[str, list[Any]]:
+    """Used bytes and hit rates of ``method``'s allocation (default: the study's) at each of
+    ``capacities`` (every allocation from one pass,
+    :func:`cr2des.compression.study.reallocate_many`).
 
     Cached under a digest of what they depend on: the method, the capacities, the
     architecture and every layer's mapping, learned and testing histograms, entry width
     and key bits (not the study's own capacity or allocation)."""
     _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables
-    method = study.allocation.method
+    method = method or study.allocation.method
     key = None
     if cache is not None:
         key = cache.key("curve", method, capacities, study.arch,
@@ -186,7 +202,9 @@ def cached_curve(study: Study, capacities: list[int], tables: LearnedTables,
                     "hit_rate_learn": [float(v) for v in arrays["hit_rate_learn"]],
                     "hit_rate_test": ([float(v) for v in arrays["hit_rate_test"]]
                                       if meta["tested"] else [None] * len(capacities))}
-    allocations = reallocate_many(study, capacities, method)
+    allocations = (byte_allocations(study, tables, capacities, method)
+                   if method in METHODS and not copies_per_router(study.arch)
+                   else reallocate_many(study, capacities, method))
     out: dict[str, list[Any]] = {
         "used_bytes": [a.used_bytes for a in allocations],
         "hit_rate_learn": [_rate(learn_cum, a.entries, learn_nonzero) for a in allocations],
@@ -248,14 +266,56 @@ def counts_in(band: np.ndarray, key: np.ndarray, histogram: PatternCounts) -> np
     return np.where(table[index] == probe, histogram.count[index], 0).astype(np.int64)
 
 
-def alloc_methods(study: Study, tables: LearnedTables | None = None) -> dict[str, Any]:
+def byte_allocations(study: Study, tables: LearnedTables, capacities: list[int], method: str,
+                     cache: Cache | None = None) -> list[Allocation]:
+    """The allocation of a byte method (MODEL.md's knapsack ``exact`` or a baseline) at each
+    of ``capacities``, with every layer's entries held once (:func:`reallocate` without
+    copies per router): ``exact`` solves one table for all of them
+    (:func:`~cr2des.compression.allocation.allocate_many`).
+
+    With a ``cache``, each capacity's allocation is found there when a run on the same
+    candidate entries and work computed it (a sweep's curve task computes those of all
+    its points at once); addressed by the method, the capacity, and every layer's name,
+    entry width, entry values and work, which are all an allocation reads."""
+    candidates, _, _, work, _ = tables
+    found: dict[int, Allocation] = {}
+    keys: dict[int, str] = {}
+    if cache is not None:
+        content = [(c.name, c.width_bytes, c.values, work[c.name]) for c in candidates]
+        for capacity in dict.fromkeys(int(c) for c in capacities):
+            keys[capacity] = key = cache.key("allocation", method, capacity, content)
+            hit = cache.load(key)
+            if hit is not None:
+                found[capacity] = allocation_of(candidates, method, capacity,
+                                                [int(k) for k in hit[0]["entries"]])
+    missing = [c for c in dict.fromkeys(int(c) for c in capacities) if c not in found]
+    for capacity, allocation in zip(missing, allocate_many(candidates, missing, method,
+                                                           work=work), strict=True):
+        found[capacity] = allocation
+        if capacity in keys and cache is not None:
+            cache.store(keys[capacity], {"entries": np.array(
+                [allocation.entries[c.name] for c in candidates], dtype=np.int64)},
+                {"method": method, "capacity_bytes": capacity})
+    return [found[int(c)] for c in capacities]
+
+
+def alloc_methods(study: Study, tables: LearnedTables | None = None,
+                  cache: Cache | None = None) -> dict[str, Any]:
     """Every allocation method on the study's learned tables and capacity: bytes per layer
-    and the hit rate on the learning images (no testing run; ``--compare-alloc`` adds one)."""
-    _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables or learned_tables(study)
+    and the hit rate on the learning images (no testing run; ``--compare-alloc`` adds one).
+    With entries held once, the byte methods' allocations come from ``cache`` when found
+    there (:func:`byte_allocations`)."""
+    tables = tables or learned_tables(study)
+    _, learn_cum, test_cum, _, (learn_nonzero, test_nonzero) = tables
+    capacity = int(study.allocation.capacity_bytes)
     out = {}
     for method in ALLOCS:
-        allocation = (study.allocation if method == study.allocation.method else
-                      reallocate(study, int(study.allocation.capacity_bytes), method))
+        if method == study.allocation.method:
+            allocation = study.allocation
+        elif method in METHODS and not copies_per_router(study.arch):
+            allocation = byte_allocations(study, tables, [capacity], method, cache)[0]
+        else:
+            allocation = reallocate(study, capacity, method)
         out[method] = {**allocation.to_dict(),
                        "hit_rate_learn": _rate(learn_cum, allocation.entries, learn_nonzero),
                        "hit_rate_test": (_rate(test_cum, allocation.entries, test_nonzero)
@@ -326,7 +386,7 @@ def model_record(study: Study, sims: Mapping[str, SimResult],
     all_sims = dict(alt_sims or {})
     all_sims.setdefault(study.allocation.method, sims)
     data["alloc_compare"] = alloc_comparison(study, all_sims, sims.get("dense"))
-    data["alloc_methods"] = alloc_methods(study, tables)
+    data["alloc_methods"] = alloc_methods(study, tables, cache)
     data["area_power"] = chip_area(area_power(study.arch))
     return data
 

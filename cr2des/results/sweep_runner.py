@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import functools
 import heapq
 import io
 import json
@@ -43,6 +45,10 @@ RECORDS = "points.jsonl"
 SHARED_LOG = "shared.jsonl"
 SUMMARY = "summary.csv"
 MANIFEST = "sweep.json"
+
+#: the variables of dask's worker environment a local cluster leaves out: glibc's own
+#: allocation thresholds, as in a standalone run (:func:`_client`)
+NATIVE_MALLOC = ("MALLOC_TRIM_THRESHOLD_",)
 
 #: fields of a record that depend on the machine and the moment, not on the model
 VOLATILE = ("wall_s", "worker", "cache", "started_at", "finished_at")
@@ -107,21 +113,104 @@ def _inputs(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
     return workload, arch, study_options, timing
 
 
-#: what a group's shared tasks compute: the hit-rate curve and the buffer-free schemes
-SHARED = ("curve", "dense", "sparse", "wpr")
+#: the parts that fill the cache for a group of points (run side by side, before the
+#: rest): the reference runs and the testing tables; the mappings and the learned tables
+PREPARE = ("reference", "learn")
+
+#: what a group's shared tasks compute: the hit-rate curves and the allocations of the
+#: points (first: the points wait for it), then the buffer-free schemes, longest first
+SHARED = ("curve", "wpr", "sparse", "dense")
 
 
-def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None
-                   ) -> dict[str, Any]:
-    """Compute one part a group shares (``prepare``: the study's cached parts; or one of
-    :data:`SHARED`) into the cache, from the study of the group's point ``payload``.
+def prepare_cache(part: str, workload: Any, arch: Any, options: Any, cache: Any) -> None:
+    """Compute one of the :data:`PREPARE` parts into ``cache``: the entries
+    :func:`cr2des.compression.study.run_study` reads, under the same keys.
+
+    ``reference``: the weights, the reference runs on the learning and the testing images,
+    the mappings and the testing images' pattern tables.  ``learn``: the weights, the
+    mappings, the reference run on the learning images and their pattern tables.  Run side
+    by side, each computes what the other has not stored yet (the mappings first in
+    ``learn``, the references first in ``reference``)."""
+    from ..compression.cache import (
+        cached_images,
+        cached_learning,
+        cached_map,
+        cached_reference,
+        cached_weights,
+    )
+    from ..compression.study import study_images
+
+    weights = cached_weights(cache, workload, arch, options.data)
+    layers = workload.crossbar_layers
+
+    def maps() -> dict[str, Any]:
+        return {layer.name: cached_map(cache, layer, weights.layers[layer.name].q, arch)
+                for layer in layers}
+
+    mapped = maps() if part == "learn" else {}
+    learn_set, test_set = cached_images(cache, workload, options,
+                                        lambda: study_images(workload, options))
+    run, key = cached_reference(cache, workload, arch, weights, learn_set)
+    if part != "learn":
+        run, key = cached_reference(cache, workload, arch, weights, test_set,
+                                    scales=run.scales)
+        mapped = maps()
+    for name, lmap in mapped.items():
+        cached_learning(cache, key, name, run.inputs[name], lmap.bands, arch.dac_bits,
+                        lmap.groups)
+
+
+def point_allocation(point: dict[str, Any], study: Any) -> str:
+    """A digest of the allocation of a point of ``study``'s group (``point``: its
+    ``buffer`` and ``alloc``): points with one digest hold the same entries, so their
+    ``cr2`` simulations have the same inputs (:mod:`cr2des.simulation.cached`)."""
+    from ..compression.cache import digest
+    from ..compression.study import reallocate
+
+    capacity = (int(point["buffer"]) if point["buffer"] is not None
+                else int(study.arch.pattern_buffer_bytes))
+    allocation = reallocate(study, capacity, point["alloc"])
+    return digest(allocation.entries, allocation.bytes_per_layer, allocation.copies)
+
+
+def shared_curves(study: Any, points: list[dict[str, Any]], cache: Any) -> dict[str, str]:
+    """The hit-rate curve of every allocation method of ``points`` into ``cache``, and with
+    entries held once, every byte method's allocation at every point's capacity (what each
+    point's record compares, :func:`~cr2des.results.record.byte_allocations`: the exact
+    knapsack is one table for all of them); the digest of every point's allocation
+    (:func:`point_allocation`) by point id."""
+    from ..compression.allocation import METHODS
+    from ..compression.study import copies_per_router
+    from .record import byte_allocations, cached_curve, curve_grid, learned_tables
+
+    tables = learned_tables(study)
+    for method in dict.fromkeys(p["alloc"] for p in points):
+        cached_curve(study, curve_grid(study, tables, method)[0], tables, cache, method)
+    if not copies_per_router(study.arch):
+        capacities = sorted({int(p["buffer"]) if p["buffer"] is not None
+                             else int(study.arch.pattern_buffer_bytes) for p in points})
+        for method in METHODS:
+            byte_allocations(study, tables, capacities, method, cache)
+    return {p["id"]: point_allocation(p, study) for p in points}
+
+
+def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
+                   points: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Compute one part a group shares into the cache: one of :data:`PREPARE` (for the
+    group of the point ``payload``), or one of :data:`SHARED` for ``points`` (each point's
+    ``id``, ``buffer`` and ``alloc``), which differ from ``payload`` at most in the
+    pattern-buffer capacity and the allocation method.
+
+    A shared part reads the study at a capacity of zero (the cheapest: no layer is tested
+    against a buffer); nothing it computes depends on the capacity, and every entry's
+    address says what it depends on, so a point finds only what its own inputs give.
 
     Never raises for a bad point: the points record their own errors.  Returns what the
-    task did (for tests and logs)."""
+    task did (for tests and logs); ``curve`` also gives the digest of every point's
+    allocation (``allocations``, :func:`point_allocation`)."""
     from ..compression.study import run_study
     from ..simulation.cached import simulate_cached
     from .pipeline import sim_options
-    from .record import ipr_curve
 
     start = time.perf_counter()
     cache = worker_cache(cache_dir)
@@ -129,11 +218,17 @@ def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None
                            "started_at": time.time()}
     try:
         workload, arch, study_options, timing = _inputs(payload)
-        study = run_study(workload, arch, study_options, cache=cache)
-        if part == "curve":
-            ipr_curve(study, cache=cache)
-        elif part != "prepare" and timing.engine in ("event", "both"):
-            simulate_cached(study, part, sim_options(timing), cache)
+        if part in PREPARE:
+            prepare_cache(part, workload, arch, study_options, cache)
+        else:
+            study = run_study(workload, arch, dataclasses.replace(
+                study_options, capacity_bytes=0, compare_alloc=()), cache=cache)
+            if part == "curve":
+                own = {"id": payload["id"], "buffer": payload["options"]["buffer"],
+                       "alloc": payload["options"]["alloc"]}
+                out["allocations"] = shared_curves(study, points or [own], cache)
+            elif timing.engine in ("event", "both"):
+                simulate_cached(study, part, sim_options(timing), cache)
     except (Cr2desError, MemoryError, RecursionError, ValueError, ArithmeticError,
             OSError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -330,9 +425,16 @@ def _client(workers: int | None, scheduler: str | None) -> Any:
     import dask
 
     n = workers or os.cpu_count() or 1
-    # a worker is sent its next task only when it is free, so the queue's priorities decide
-    # what runs next (the scheduler of a local cluster runs in this process)
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
+    # A worker is sent its next task only when it is free, so the queue's priorities decide
+    # what runs next (the scheduler of a local cluster runs in this process).  Workers
+    # allocate memory as a standalone run does: dask sets MALLOC_TRIM_THRESHOLD_, which
+    # turns off glibc's adaptive thresholds, so that every large numpy temporary is mapped
+    # and unmapped again, and a point's study took twice as long (docs/sweeps.md).
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ",
+                                                 {}).items()
+               if k not in NATIVE_MALLOC}
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.nanny.pre-spawn-environ": environ}), \
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
@@ -360,7 +462,7 @@ _CLASS = 1 << 40
 
 @dataclass
 class _Group:
-    """The tasks of one group (module docstring): its prepare task, then per set of points
+    """The tasks of one group (module docstring): its prepare tasks, then per set of points
     that share work, the shared tasks, then those points."""
 
     prepare: Point | None
@@ -385,16 +487,25 @@ def _plan(pending: list[Point], cache: str | None) -> list[_Group]:
     return plan
 
 
+def _sharing_points(members: list[Point]) -> list[dict[str, Any]]:
+    """What the ``curve`` task needs of every point it plans for."""
+    return [{"id": p.point_id, "buffer": p.options.buffer_bytes, "alloc": p.options.alloc}
+            for p in members]
+
+
 def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | None,
             outcome: SweepOutcome, progress: Any) -> None:
     """Run the tasks of :func:`_plan`.  A task is submitted once the tasks it reads from
-    are done (prepare, then shared, then points), without a dask dependency: dask would
-    place a dependent task beside its dependency's (tiny) result.  Of the ready tasks, the
-    one of highest priority goes first: every prepare task, then every shared task, then
-    the points, each class in the order of the plan (larger buffers first).  The client
-    keeps one task in flight per worker thread of the cluster: dask queues only large
-    groups of alike tasks itself and would hand the others out at once, several to one
-    worker while another is idle."""
+    are done, without a dask dependency: dask would place a dependent task beside its
+    dependency's (tiny) result.  A group's two prepare tasks run side by side; then its
+    shared tasks, the ``curve`` first; the points once the curve is done (it gives their
+    allocations).  Points whose allocations are the same have the same ``cr2``
+    simulation: the first of them runs first and the others once it is done, so they find
+    it.  Of the ready tasks, the one of highest priority goes first: every prepare task,
+    then every shared task, then the points, each class in the order of the plan (larger
+    buffers first).  The client keeps one task in flight per worker thread of the
+    cluster: dask queues only large groups of alike tasks itself and would hand the others
+    out at once, several to one worker while another is idle."""
     from distributed import as_completed
 
     plan = _plan(pending, cache)
@@ -407,7 +518,8 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
 
     for group in plan:
         if group.prepare is not None:
-            rank_of(f"cr2des-prepare-{group.prepare.point_id}", 3)
+            for part in PREPARE:
+                rank_of(f"cr2des-{part}-{group.prepare.point_id}", 3)
         for parts, members in group.sharing:
             for part in parts:
                 rank_of(f"cr2des-{part}-{members[0].point_id}", 2)
@@ -417,7 +529,8 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
                 rank_of(f"cr2des-point-{point.point_id}", 1)
 
     running = as_completed()
-    then: dict[str, Any] = {}  # task key -> what to submit once it is done
+    # task key -> what to do once it is done (with its result)
+    then: dict[str, Callable[[dict[str, Any]], None]] = {}
     ready: list[tuple[int, str, Any, tuple[Any, ...]]] = []  # a heap, highest priority first
     flying = 0
 
@@ -433,34 +546,59 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
                                       priority=-minus))
             flying += 1
 
-    def start_points(members: list[Point]) -> None:
+    def start_point(point: Point) -> None:
+        submit(execute_point, f"cr2des-point-{point.point_id}", point_payload(point), cache)
+
+    def start_points(members: list[Point], allocations: Any) -> None:
+        """Every point; of points with the same allocation, the first alone, the others
+        once it is done.  The first of such points go before the other points (so that
+        the ones waiting for them can fill the gaps), those waiting last."""
+        alike: dict[str, list[Point]] = {}
         for point in members:
-            submit(execute_point, f"cr2des-point-{point.point_id}", point_payload(point), cache)
+            digest = (allocations.get(point.point_id) if isinstance(allocations, dict)
+                      else None)
+            alike.setdefault(digest or point.point_id, []).append(point)
+        order = ([same[0] for same in alike.values() if len(same) > 1]
+                 + [same[0] for same in alike.values() if len(same) == 1]
+                 + [p for same in alike.values() for p in same[1:]])
+        keys = [f"cr2des-point-{p.point_id}" for p in order]
+        for key, value in zip(keys, sorted((priority[k] for k in keys), reverse=True),
+                              strict=True):
+            priority[key] = value
+        for first, *others in alike.values():
+            start_point(first)
+            if others:
+                then[f"cr2des-point-{first.point_id}"] = (
+                    lambda _, others=others: [start_point(p) for p in others])
 
     def start_sharing(group: _Group) -> None:
         for parts, members in group.sharing:
             if not parts:
-                start_points(members)
+                start_points(members, None)
                 continue
-            keys = {f"cr2des-{part}-{members[0].point_id}": part for part in parts}
-            left = set(keys)
-
-            def one_done(key: str, left: set[str] = left, members: list[Point] = members
-                         ) -> None:
-                left.discard(key)
-                if not left:
-                    start_points(members)
-            for key, part in keys.items():
-                then[key] = one_done
-                submit(execute_shared, key, point_payload(members[0]), part, cache)
+            for part in parts:
+                key = f"cr2des-{part}-{members[0].point_id}"
+                if part == "curve":
+                    then[key] = (lambda done, members=members:
+                                 start_points(members, done.get("allocations")))
+                submit(execute_shared, key, point_payload(members[0]), part, cache,
+                       _sharing_points(members) if part == "curve" else None)
 
     for group in plan:
         if group.prepare is None:
             start_sharing(group)
-        else:
-            key = f"cr2des-prepare-{group.prepare.point_id}"
-            then[key] = lambda _, group=group: start_sharing(group)
-            submit(execute_shared, key, point_payload(group.prepare), "prepare", cache)
+            continue
+        keys = {part: f"cr2des-{part}-{group.prepare.point_id}" for part in PREPARE}
+        left = set(keys.values())
+
+        def prepared(_: dict[str, Any], key: str, left: set[str] = left,
+                     group: _Group = group) -> None:
+            left.discard(key)
+            if not left:
+                start_sharing(group)
+        for part, key in keys.items():
+            then[key] = functools.partial(prepared, key=key)
+            submit(execute_shared, key, point_payload(group.prepare), part, cache)
 
     pump()
     for future in running:
@@ -475,7 +613,9 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
                 done = {"part": key, "error": f"{type(exc).__name__}: {exc}"}
             append_record(records_path.parent / SHARED_LOG,
                           {"id": key, **done, "finished_at": time.time()})
-            then.pop(key)(key)
+            follow = then.pop(key, None)
+            if follow is not None:
+                follow(done)
             pump()
             continue
         try:
@@ -495,6 +635,9 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
         stats = record.get("cache") or {}
         outcome.cache_hits += int(stats.get("hits", 0))
         outcome.cache_misses += int(stats.get("misses", 0))
+        follow = then.pop(key, None)
+        if follow is not None:
+            follow(record)
         if progress is not None:
             progress(outcome, record)
         pump()

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from cr2des.cli import main
-from cr2des.results.sweep_runner import RECORDS, read_records
+from cr2des.results.sweep_runner import PREPARE, RECORDS, SHARED_LOG, read_records
 
 #: medians of this many interleaved repeats (CR2DES_BENCH_REPEATS overrides: each repeat runs
 #: two 8-point sweeps and a standalone run of ResNet-50)
@@ -36,6 +36,21 @@ axes:
 """
 
 
+def phases(out: Path) -> str:
+    """When the prepare tasks, the shared tasks and the points ended (seconds from the
+    first task's start), and the points' own cr2 simulations (run, found)."""
+    shared = read_records(out / SHARED_LOG)
+    points = read_records(out / RECORDS)
+    start = min(r["started_at"] for r in [*shared, *points])
+    prepare = [r for r in shared if r["part"] in PREPARE]
+    rest = [r for r in shared if r["part"] not in PREPARE]
+    cr2 = sum(r["cache"]["by_kind"]["simulation"]["misses"] for r in points)
+    return (f"prepare done at {max(r['finished_at'] for r in prepare) - start:.1f} s, "
+            f"shared at {max(r['finished_at'] for r in rest) - start:.1f} s, points at "
+            f"{max(r['finished_at'] for r in points) - start:.1f} s; {cr2} cr2 simulations "
+            f"run by the 8 points")
+
+
 def timed_sweep(folder: Path, workers: int) -> tuple[float, dict[str, list[int]], int]:
     """Wall time of a sweep from a cold cache; the points' cache hits and misses by kind;
     the most points that ran at once."""
@@ -48,6 +63,7 @@ def timed_sweep(folder: Path, workers: int) -> tuple[float, dict[str, list[int]]
     wall = time.perf_counter() - t
     records = read_records(out / RECORDS)
     assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    print(f"\n{workers} worker(s): {phases(out)}", end="", flush=True)
     kinds: dict[str, list[int]] = {}
     for record in records:
         for kind, stats in record["cache"]["by_kind"].items():
