@@ -25,11 +25,13 @@ the stages involved.  ``max_events`` stops a run early; its result is marked par
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -328,7 +330,8 @@ class _Simulation:
         self.steady: dict[str, Any] = {"streamed": options.stream, "converged": False}
         self.stages = stage_graph(study.workload)
         self.runtimes: dict[str, _Runtime] = {}
-        self._build(study.placements[scheme])
+        with _collector_paused():  # its containers live as long as the run (see run)
+            self._build(study.placements[scheme])
         self.started: dict[int, int] = {}
         self._hops: dict[tuple[int, int], bool] = {}  # (tile, tile) -> on different routers
         # images come in over the chip's off-chip links, each row striped over all of them
@@ -901,37 +904,16 @@ class _Simulation:
     def run(self) -> SimResult:
         self.start()
         wall = time.perf_counter()
-        events, reason = 0, None
-        limit = self.options.max_events
-        step = self.env.step
         # The run makes and drops millions of small objects (events, generators) that
         # reference counting frees; the cyclic collector would scan them again and again
         # (a third of the run).  It is paused during the run, with a young-generation pass
         # every GC_EVERY events for the few cycles.
-        collecting = gc.isenabled()
-        gc.disable()
-        check = min(GC_EVERY, limit)  # the next event count to act at
-        try:
-            while True:
-                try:
-                    step()
-                except simpy.core.EmptySchedule:
-                    break
-                events += 1
-                if events < check:
-                    continue
-                if events >= limit:
-                    reason = (f"stopped after --max-events {limit:,} events at simulated time "
-                              f"{self.env.now / FS:.6g} s with {len(self.done)} of "
-                              f"{self.images} images finished")
-                    break
-                gc.collect(0)
-                check = min(check + GC_EVERY, limit)
-        finally:
-            self._stop()
-            self.chip.settle()
-            if collecting:
-                gc.enable()
+        with _collector_paused():
+            try:
+                events, reason = self._steps(self.options.max_events)
+            finally:
+                self._stop()
+                self.chip.settle()
         wall = time.perf_counter() - wall
         if reason is None and len(self.done) < self.images:
             blocked = [f"{name} (replica {r}) {_said(state)}"
@@ -943,6 +925,27 @@ class _Simulation:
                 + "; ".join(blocked[:6]) + (f"; and {len(blocked) - 6} more"
                                             if len(blocked) > 6 else ""))
         return self._result(events, wall, reason)
+
+    def _steps(self, limit: int) -> tuple[int, str | None]:
+        """Process events until none is left or ``limit`` have run: ``(events, why it
+        stopped early or None)``."""
+        step = self.env.step
+        events = 0
+        check = min(GC_EVERY, limit)  # the next event count to act at
+        while True:
+            try:
+                step()
+            except simpy.core.EmptySchedule:
+                return events, None
+            events += 1
+            if events < check:
+                continue
+            if events >= limit:
+                return events, (f"stopped after --max-events {limit:,} events at simulated "
+                                f"time {self.env.now / FS:.6g} s with {len(self.done)} of "
+                                f"{self.images} images finished")
+            gc.collect(0)
+            check = min(check + GC_EVERY, limit)
 
     def _result(self, events: int, wall: float, reason: str | None) -> SimResult:
         batch = [m for m in range(self.batch) if m in self.done]
@@ -1026,6 +1029,20 @@ PLANNED = 32
 
 #: the cause of an input limited by the chip's off-chip links
 OFF_CHIP = "off-chip links"
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (and resumed as it was): the simulation's
+    objects are freed by reference counting, and a collection would scan the whole heap
+    again and again while a run builds and drops them."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _start(env: simpy.Environment, generator: Process) -> simpy.Process:
