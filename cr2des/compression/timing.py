@@ -171,6 +171,53 @@ def _rewindow(window: Window, rows: int) -> Window:
     return Window(window.kind, rows, window.kernel, window.stride, window.pad, window.dilation)
 
 
+
+def ready_fs(stage: Stage, finish: dict[str, np.ndarray]) -> np.ndarray:
+    """When each output row of ``stage`` has its inputs: per row ``j``, the latest of
+    ``finish[producer][lo:hi + 1]`` over its dependencies' windows (0 without any), for
+    integer finish times of every producer row."""
+    rows = np.arange(stage.rows)
+    ready = np.zeros(stage.rows, dtype=np.int64)
+    for dep in stage.deps:
+        w, done = dep.window, np.asarray(finish[dep.producer], dtype=np.int64)
+        if w.kind == "same":
+            lo = hi = rows
+        elif w.kind == "all":
+            lo, hi = np.zeros_like(rows), np.full_like(rows, w.in_rows - 1)
+        else:
+            start = rows * w.stride - w.pad
+            lo = np.maximum(0, start)
+            hi = np.minimum(w.in_rows - 1, start + (w.kernel - 1) * w.dilation)
+        if len(rows) and (not (lo <= hi).all() or int(hi.max()) >= len(done)):
+            raise ValueError(f"stage {stage.name!r}: a row's window on {dep.producer!r} is "
+                             f"empty or beyond its {len(done)} rows")
+        # the maximum of every window at once: reduceat over the interleaved bounds, a
+        # sentinel after the last row letting ``hi + 1`` reach the end
+        bounds = np.empty(2 * len(rows), dtype=np.intp)
+        bounds[0::2], bounds[1::2] = lo, hi + 1
+        window_max = np.maximum.reduceat(np.append(done, np.int64(0)), bounds)[0::2]
+        np.maximum(ready, window_max, out=ready)
+    return ready
+
+
+def row_finish_fs(ready: np.ndarray, times: np.ndarray, replicas: int) -> np.ndarray:
+    """Finish of every row, rows dealt round-robin over ``replicas``: row ``j`` starts when
+    it is ready and row ``j - replicas`` is done, and lasts ``times[j]`` (integers).
+
+    Down one replica's rows the recurrence ``d_k = max(r_k, d_(k-1)) + t_k`` is, with the
+    prefix sums ``S_k = t_0 + ... + t_k``, ``d_k = S_k + max_(m <= k) (r_m - S_(m-1))``:
+    cumulative sums and maxima, exact in integers."""
+    n = len(times)
+    rounds = -(-n // replicas)
+    t = np.zeros(rounds * replicas, dtype=np.int64)
+    r = np.zeros(rounds * replicas, dtype=np.int64)
+    t[:n], r[:n] = times, ready
+    t, r = t.reshape(rounds, replicas), r.reshape(rounds, replicas)
+    sums = np.cumsum(t, axis=0)
+    best = np.maximum.accumulate(r - (sums - t), axis=0)
+    return (sums + best).ravel()[:n]
+
+
 # ----------------------------------------------------------------------------- row times
 @dataclass(frozen=True)
 class RowTimes:

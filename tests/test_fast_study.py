@@ -1,0 +1,73 @@
+"""Vectorized study and bound computations against their plain per-row definitions, bit for
+bit.  The end-to-end results are checked by ``tests/test_golden.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cr2des.compression.timing import (
+    Dependency,
+    Stage,
+    Window,
+    ready_fs,
+    row_finish_fs,
+)
+
+
+# ----------------------------------------------------------------------------- row bounds
+def loop_finish(stage: Stage, finish: dict[str, np.ndarray], times: np.ndarray,
+                replicas: int) -> np.ndarray:
+    """The definition, row by row: a row starts when the producer rows of its windows are
+    done and its replica's previous row is done."""
+    done = np.zeros(stage.rows, dtype=np.int64)
+    for j in range(stage.rows):
+        ready = max((int(finish[d.producer][lo:hi + 1].max())
+                     for d in stage.deps for lo, hi in (d.window.rows(j),)), default=0)
+        if j >= replicas:
+            ready = max(ready, int(done[j - replicas]))
+        done[j] = ready + int(times[j])
+    return done
+
+
+@st.composite
+def stages(draw):
+    rows = draw(st.integers(1, 40))
+    producers, deps = {}, []
+    for i in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["same", "all", "conv"]))
+        if kind == "conv":
+            kernel, stride = draw(st.integers(1, 7)), draw(st.integers(1, 3))
+            dilation = draw(st.integers(1, 2))
+            pad = draw(st.integers(0, (kernel - 1) * dilation // 2))
+            in_rows = max(1, (rows - 1) * stride + (kernel - 1) * dilation + 1 - 2 * pad)
+            window = Window("conv", in_rows, kernel, stride, pad, dilation)
+        else:
+            in_rows = rows if kind == "same" else draw(st.integers(1, 30))
+            window = Window(kind, in_rows)
+        name = f"p{i}"
+        # finish times need not grow with the row (replicated producers)
+        producers[name] = np.asarray(draw(st.lists(st.integers(0, 10**12), min_size=in_rows,
+                                                   max_size=in_rows)), dtype=np.int64)
+        deps.append(Dependency(name, window))
+    times = np.asarray(draw(st.lists(st.integers(0, 10**9), min_size=rows, max_size=rows)),
+                       dtype=np.int64)
+    replicas = draw(st.integers(1, 6))
+    return Stage("s", "conv", rows, 1, tuple(deps), "crossbar"), producers, times, replicas
+
+
+@settings(max_examples=300, deadline=None)
+@given(stages())
+def test_row_finish_is_the_row_by_row_recurrence(case):
+    stage, finish, times, replicas = case
+    fast = row_finish_fs(ready_fs(stage, finish), times, replicas)
+    assert fast.dtype == np.int64
+    np.testing.assert_array_equal(fast, loop_finish(stage, finish, times, replicas))
+
+
+def test_row_finish_of_a_replicated_stage_by_hand():
+    # two replicas: rows 0, 2 on one, 1, 3 on the other
+    ready = np.array([0, 0, 5, 100])
+    times = np.array([10, 1, 10, 1])
+    np.testing.assert_array_equal(row_finish_fs(ready, times, 2), [10, 1, 20, 101])
