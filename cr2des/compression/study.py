@@ -44,7 +44,7 @@ from .allocation import (
     router_capacities,
 )
 from .cache import Cache, cached_learning, cached_map, cached_reference, cached_weights
-from .mapping import SCHEMES, LayerMap, Placement, place
+from .mapping import SCHEMES, LayerMap, LayerPlacement, Placement, place
 from .patterns import (
     InputCounts,
     PatternBuffer,
@@ -175,7 +175,7 @@ class Study:
         hosting its ``cr2`` replicas (``pattern_buffer.copies: router``), else one."""
         if not copies_per_router(self.arch):
             return 1
-        homes = replica_homes(self.placements["cr2"], self.arch)[name]
+        homes = _replica_tiles(self.placements["cr2"].layers[name], self.arch.chip.tile.pes)
         return len(layer_routers(homes, self.arch.chip.network.concentration))
 
     def totals(self, scheme: str) -> SchemeCounts:
@@ -428,8 +428,13 @@ def copies_per_router(arch: Arch) -> bool:
 def replica_homes(placement: Placement, arch: Arch) -> dict[str, tuple[int, ...]]:
     """The home tile of every replica of every layer of ``placement``."""
     per_tile = arch.chip.tile.pes
-    return {name: tuple((lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas))
-            for name, lp in placement.layers.items()}
+    return {name: _replica_tiles(lp, per_tile) for name, lp in placement.layers.items()}
+
+
+def _replica_tiles(lp: LayerPlacement, per_tile: int) -> tuple[int, ...]:
+    """The home tile of every replica of one placed layer (its first PE's tile)."""
+    return tuple(((lp.first_pe + np.arange(lp.replicas, dtype=np.int64) * lp.pes)
+                  // per_tile).tolist())
 
 
 def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
