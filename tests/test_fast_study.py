@@ -4,6 +4,7 @@ bit.  The end-to-end results are checked by ``tests/test_golden.py``."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,9 @@ from cr2des.compression.timing import (
     ready_fs,
     row_finish_fs,
 )
+from cr2des.workloads.graph import workload_from_dict
+
+from .test_fast_paths import slow_vectors
 
 
 # ----------------------------------------------------------------------------- row bounds
@@ -71,3 +75,37 @@ def test_row_finish_of_a_replicated_stage_by_hand():
     ready = np.array([0, 0, 5, 100])
     times = np.array([10, 1, 10, 1])
     np.testing.assert_array_equal(row_finish_fs(ready, times, 2), [10, 1, 20, 101])
+
+
+# ----------------------------------------------------------------------------- im2col
+@pytest.mark.parametrize("row_order", ["channel_major", "position_major"])
+@pytest.mark.parametrize("conv", [
+    dict(kernel=3, pad=1), dict(kernel=3, stride=2, pad=1, groups=2),
+    dict(kernel=3, pad=2, dilation=2, groups=3), dict(kernel=3, pad=1, groups=18),
+    dict(kernel=1), dict(kernel=[2, 3], stride=[1, 2], pad=[0, 1])])
+def test_offset_copies_of_channels_last_images_are_the_vectors(row_order, conv):
+    """Channels-last codes with enough channels take the copy per kernel offset; the
+    vectors are those of the definition, and those of the same codes in (N, C, H, W)
+    memory (one strided copy of the window), in every chunking, cast or not."""
+    from cr2des.data.reference import OFFSET_COPY_CHANNELS, LayerInput
+
+    channels = 18
+    assert channels >= OFFSET_COPY_CHANNELS
+    workload = workload_from_dict({"version": 1, "name": "one", "input": [channels, 9, 8],
+                                   "layers": [{"name": "conv", "op": "conv", "out": 18,
+                                               **conv}]})
+    layer = workload["conv"]
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (3, 9, 8, channels)).astype(np.uint8)
+    last = LayerInput(layer, codes.transpose(0, 3, 1, 2), 1.0, False, 8, row_order)
+    first = LayerInput(layer, np.ascontiguousarray(last.q), 1.0, False, 8, row_order)
+    expected = slow_vectors(last)
+    for max_bytes in (10**9, 700):
+        for dtype in (None, np.float32):
+            got = list(last.chunks(max_bytes, dtype=dtype))
+            plain = list(first.chunks(max_bytes, dtype=dtype))
+            assert [f for f, _ in got] == [f for f, _ in plain]
+            for (_, x), (_, y) in zip(got, plain, strict=True):
+                assert x.flags.c_contiguous and x.dtype == y.dtype
+                assert np.array_equal(x, y)
+            assert np.array_equal(np.concatenate([x for _, x in got]), expected)

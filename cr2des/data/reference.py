@@ -137,30 +137,64 @@ class LayerInput:
 
 
 def _pad(x: np.ndarray, p: ConvParams) -> np.ndarray:
+    """Zero padding of ``(N, C, H, W)`` images, kept in the memory layout the images have:
+    channels-last codes (the executor's) stay channels-last, so that :func:`_im2col` copies
+    runs of adjacent channels."""
     t, left, b, r = p.padding
     if not any(p.padding):
         return x
+    if x.strides[1] < x.strides[3]:  # channels-last memory
+        return np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (t, b), (left, r), (0, 0))
+                      ).transpose(0, 3, 1, 2)
     return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)))
+
+
+#: fewest channels for which :func:`_im2col` copies one kernel offset at a time (runs of
+#: a pixel's channels); below it one strided copy of the whole window is faster
+OFFSET_COPY_CHANNELS = 16
 
 
 def _im2col(xp: np.ndarray, layer: Layer, r0: int, r1: int, row_order: str,
             dtype: DTypeLike = None) -> np.ndarray:
     """Vectors of output rows ``r0:r1`` of the padded images ``xp``: ``(V, groups, Kg)``,
-    contiguous, cast to ``dtype`` while gathered when given."""
+    contiguous, cast to ``dtype`` while gathered when given.
+
+    With channels-last images of enough channels, each kernel offset
+    ``(i, j)`` is one copy of a strided slice of the images into its place in every
+    vector (the channels of a pixel are adjacent in memory); otherwise one strided copy of
+    the whole window view.  Both give the same array."""
     p: ConvParams = layer.params
     (kh, kw), (sh, sw), (dh, dw) = p.kernel, p.stride, p.dilation
     wo = layer.shape[2]
+    n, c = xp.shape[:2]
+    groups = p.groups
+    rows = r1 - r0
+    out_dtype = xp.dtype if dtype is None else dtype
+    if xp.strides[1] < xp.strides[3] and c >= OFFSET_COPY_CHANNELS:
+        pixels = xp.transpose(0, 2, 3, 1)  # (N, H, W, C), a view
+        position_major = row_order == "position_major"
+        shape = ((n, rows, wo, groups, kh, kw, c // groups) if position_major
+                 else (n, rows, wo, groups, c // groups, kh, kw))
+        out = np.empty(shape, dtype=out_dtype)
+        for i in range(kh):
+            top = r0 * sh + i * dh
+            band = pixels[:, top:top + (rows - 1) * sh + 1:sh]
+            for j in range(kw):
+                left = j * dw
+                part = band[:, :, left:left + (wo - 1) * sw + 1:sw].reshape(
+                    n, rows, wo, groups, c // groups)
+                np.copyto(out[..., i, j, :] if position_major else out[..., i, j], part,
+                          casting="unsafe")
+        return out.reshape(n * rows * wo, groups, -1)
     window = np.lib.stride_tricks.sliding_window_view(
         xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
     window = window[:, :, r0 * sh:(r1 - 1) * sh + 1:sh, 0:(wo - 1) * sw + 1:sw, ::dh, ::dw]
-    n, c, rows = window.shape[:3]
-    groups = p.groups
     # one strided copy of the window view (also casting when ``dtype`` is given) is several
     # times faster than reshaping the transposed view, then casting the copy
     split = window.reshape(n, groups, c // groups, rows, wo, kh, kw)
     axes = (0, 3, 4, 1, 5, 6, 2) if row_order == "position_major" else (0, 3, 4, 1, 2, 5, 6)
     view = split.transpose(axes)
-    out = np.empty(view.shape, dtype=xp.dtype if dtype is None else dtype)
+    out = np.empty(view.shape, dtype=out_dtype)
     np.copyto(out, view, casting="unsafe")
     return out.reshape(n * rows * wo, groups, -1)
 
