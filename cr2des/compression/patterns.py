@@ -180,10 +180,13 @@ def _from_dense(dense: np.ndarray, n_bands: int, bits: int) -> PatternCounts:
 
 
 def _band_key_index(keys: np.ndarray, n_bands: int, bits: int) -> np.ndarray:
-    """Dense ``band << bits | key`` index (``intp``, what indexing and counting take) of
-    keys shaped ``(V, n_bands, cycles)``."""
-    index = np.empty(keys.shape, dtype=np.intp)
-    np.add((np.arange(n_bands, dtype=np.intp) << bits)[None, :, None], keys, out=index,
+    """Dense ``band << bits | key`` index of keys shaped ``(V, n_bands, cycles)``, in the
+    narrowest unsigned type that holds it (a quarter of the memory traffic of ``intp`` for
+    8-bit keys; counting and indexing take any integer type)."""
+    dtype = next(t for t in (np.uint16, np.uint32, np.uint64)
+                 if n_bands << bits <= np.iinfo(t).max + 1)
+    index = np.empty(keys.shape, dtype=dtype)
+    np.add((np.arange(n_bands, dtype=dtype) << dtype(bits))[None, :, None], keys, out=index,
            casting="unsafe")
     return index
 
@@ -215,7 +218,7 @@ class _Histogram:
             self.dense = np.zeros(self.n_bands << bits, dtype=np.intp)
         if index is None:
             index = _band_key_index(keys, self.n_bands, bits)
-        np.add.at(self.dense, index.ravel(), 1)
+        self.dense += np.bincount(index.ravel(), minlength=len(self.dense))
 
     def result(self) -> PatternCounts:
         if self.dense is not None:
@@ -306,7 +309,7 @@ class PatternBuffer:
         if self.key_bits <= 16:
             if index is None:
                 index = _band_key_index(keys, self.n_bands, self.key_bits)
-            return self._table[index]
+            return np.take(self._table, index)
         stored = np.sort(self._combined(self.band, self.key))
         band = np.broadcast_to(np.arange(self.n_bands)[None, :, None], keys.shape)
         probe = self._combined(band, keys)
