@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cr2des.compression.mapping import row_bands
 from cr2des.compression.timing import (
     Dependency,
     Stage,
@@ -109,3 +110,67 @@ def test_offset_copies_of_channels_last_images_are_the_vectors(row_order, conv):
                 assert x.flags.c_contiguous and x.dtype == y.dtype
                 assert np.array_equal(x, y)
             assert np.array_equal(np.concatenate([x for _, x in got]), expected)
+
+
+# ----------------------------------------------------------------------------- stages
+@pytest.mark.parametrize("copies", ["router", "none"])
+def test_stages_kept_from_placement_are_fresh_stages(copies):
+    """The stages placing the schemes computed (before the buffers were filled, with copies
+    per router) are kept by the study; each is the stage the study computes afresh from
+    its final layers."""
+    from cr2des.compression.mapping import SCHEMES
+    from cr2des.compression.study import StudyOptions, layer_stage, run_study
+    from cr2des.compression.timing import Periphery
+    from cr2des.workloads.load import load_workload
+
+    from .test_sim import tiny_arch
+
+    arch = tiny_arch(chip__tile__pattern_buffer__copies=copies)
+    study = run_study(load_workload("tiny"), arch, StudyOptions(n_learn=2, n_test=2))
+    assert any(layer.entries for layer in study.layers.values())
+    kept = dict(study._stages)
+    assert {scheme for _, scheme, _ in kept} == set(SCHEMES) - {"cr2"}
+    assert len(kept) == 3 * len(study.layers)
+    p = Periphery.of(arch)
+    for (name, scheme, keep), stage in kept.items():
+        assert study.stage(name, scheme) is stage and not keep
+        fresh = layer_stage(study.layers[name], scheme, arch, p,
+                            study.allocation.bytes_per_layer.get(name, 0),
+                            copies=study.copies(name))
+        assert (stage.banks, stage.ports, stage.entry_fs, stage.lookup_fs, stage.copies) == (
+            fresh.banks, fresh.ports, fresh.entry_fs, fresh.lookup_fs, fresh.copies)
+        assert stage.resource_fs == fresh.resource_fs
+        for a, b in ((stage.row_fs, fresh.row_fs), (stage.times.compute_fs,
+                     fresh.times.compute_fs), (stage.times.adc_fs, fresh.times.adc_fs),
+                     (stage.times.buffer_reads, fresh.times.buffer_reads),
+                     (stage.times.lookups, fresh.times.lookups)):
+            assert np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- mapping
+@pytest.mark.parametrize("geometry", [
+    dict(rows=128, ou_rows=8), dict(rows=32, ou_rows=16, cell_bits=1),
+    dict(rows=16, ou_rows=8, cell_bits=4), dict(rows=64, ou_rows=64, encoding="offset")])
+@pytest.mark.parametrize("chunk_bytes", [None, 1])
+def test_band_keys_of_whole_bands_equal_the_cell_keys(monkeypatch, geometry, chunk_bytes):
+    """Bands that tile the rows exactly take their weight indices by a reshape; the keys are
+    those of the cells, in one chunk and one band per chunk."""
+    import cr2des.compression.mapping as mapping
+    from cr2des.compression.mapping import band_keys, column_code, encode_cells, pattern_keys
+
+    from .test_fast_paths import make_arch, weights
+
+    arch = make_arch(**geometry)
+    xb = arch.crossbar
+    k, n = 3 * xb.rows, 7
+    w = weights(np.random.default_rng(8), k, n)
+    bands = row_bands(k, xb.rows, xb.ou_rows)
+    assert bands.contiguous
+    if chunk_bytes is not None:
+        monkeypatch.setattr(mapping, "_CHUNK_BYTES", chunk_bytes)
+    code = column_code(n, arch)
+    chunks = list(band_keys(w, bands, code, arch))
+    assert [last for _, last, _ in chunks][-1] == bands.count
+    keys = np.concatenate([keys for _, _, keys in chunks])
+    cells = encode_cells(w, code, arch)
+    assert np.array_equal(keys, pattern_keys(cells, bands, 0, bands.count, 0, xb.cell_bits))

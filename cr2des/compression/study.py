@@ -311,6 +311,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     # Copies per router follow the replicas of cr2's placement (wpr's, which no buffer
     # changes): the layers are placed on the testing run without buffers, then allocated.
     copies = copies_per_router(arch)
+    # the row times of the schemes without buffers, kept from placing them
+    stages: dict[tuple[str, str, bool], CrossbarStage] = {}
     learning = learn_buffers(workload, arch, weights, learn_run, capacity, options.alloc,
                              progress=lambda name: tick("learn", name), cache=cache,
                              reference=learn_key, fill=not copies)
@@ -323,7 +325,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                               lmap.groups) for name, lmap in learning.maps.items()}
     if copies:
         unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
-        placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation)
+        placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation,
+                                   stages)
         learning = dataclasses.replace(learning, tables=[],  # tables follow the homes
                                        homes=replica_homes(placements["cr2"], arch))
         allocation, buffers = fill_buffers(learning, capacity, options.alloc)
@@ -337,7 +340,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     else:
         layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
         lap("testing")
-        placements = place_schemes(layers, learning.maps, arch, learning.allocation)
+        placements = place_schemes(layers, learning.maps, arch, learning.allocation, stages)
         lap("placement")
     alternatives = {}
     for method in dict.fromkeys(options.compare_alloc):
@@ -353,9 +356,11 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
             time_tables=learning.tables[0] if learning.tables else None)
     if alternatives:
         lap("other allocations")
-    return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
-                 placements, timings, alternatives,
-                 time_tables=learning.tables[0] if learning.tables else None)
+    study = Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
+                  placements, timings, alternatives,
+                  time_tables=learning.tables[0] if learning.tables else None)
+    study._stages.update(stages)
+    return study
 
 
 def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, ImageSet]:
@@ -450,8 +455,15 @@ def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
 
 
 def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch: Arch,
-                  allocation: Allocation) -> dict[str, Placement]:
+                  allocation: Allocation,
+                  stages: dict[tuple[str, str, bool], CrossbarStage] | None = None
+                  ) -> dict[str, Placement]:
     """Place every scheme, replicating layers by their stage time under that scheme.
+
+    The stages of the schemes other than ``cr2`` are put in ``stages`` when given, keyed as
+    :meth:`Study.stage` keeps them: they depend neither on the pattern buffers (which only
+    ``cr2`` reads) nor on their copies, so they are the study's own whichever buffers
+    ``layers`` were classified against.
 
     cr2 stores the same crossbars as wpr and keeps wpr's placement: its buffers then only
     take work off stages that sit where they sat under wpr, with the same eDRAM shares for
@@ -468,6 +480,8 @@ def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch
         for name, layer in layers.items():
             stage = layer_stage(layer, scheme, arch, p,
                                 allocation.bytes_per_layer.get(name, 0))
+            if stages is not None:
+                stages[(name, scheme, False)] = stage
             work[name], shared[name] = stage_work(stage, p.lookahead)
         placements[scheme] = place(maps, arch, scheme, work, shared)
     return placements
