@@ -143,8 +143,6 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .report.headline import print_answer, print_models_summary
-    from .report.tables import print_energy, print_study, print_timing
     from .results.record import document, expand_models, write_folder
 
     models = expand_models(args.model)
@@ -174,6 +172,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _print_json(doc)
         return 0
+    from .report.headline import print_answer, print_models_summary
+    from .report.tables import print_energy, print_study, print_timing
+
     for record, study, sims, estimates in runs:
         print_answer(record, console)
         print_study(study, record, console, layers=args.layers)

@@ -174,3 +174,16 @@ def test_band_keys_of_whole_bands_equal_the_cell_keys(monkeypatch, geometry, chu
     keys = np.concatenate([keys for _, _, keys in chunks])
     cells = encode_cells(w, code, arch)
     assert np.array_equal(keys, pattern_keys(cells, bands, 0, bands.count, 0, xb.cell_bits))
+
+
+# ----------------------------------------------------------------------------- start-up
+def test_json_runs_do_not_import_the_terminal_tables():
+    from .test_startup import modules_after
+
+    loaded = modules_after(
+        "import contextlib, io\nfrom cr2des.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['run', 'tiny', '--sl', '1', '--st', '1', '--engine', 'analytic', "
+        "'--json']) == 0")
+    assert "cr2des.compression.study" in loaded
+    assert not {"cr2des.report.tables", "cr2des.report.headline"} & loaded
