@@ -405,8 +405,30 @@ class Execution:
         return out.reshape(out.shape[0], -1).argmax(axis=1)
 
 
+def _float_matrices(layer: Layer, w: np.ndarray, row_order: str) -> np.ndarray:
+    """The ``(groups, K, N)`` float32 matrices the executor multiplies by."""
+    return weight_matrices(layer, w, row_order).astype(np.float32)
+
+
+class _SharedMatrices:
+    """The float32 matrices of two runs of the same weights, computed once: the first run
+    to reach a layer makes them, the second takes them (and drops them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[str, np.ndarray] = {}
+
+    def __call__(self, layer: Layer, w: np.ndarray, row_order: str) -> np.ndarray:
+        with self._lock:
+            kept = self._kept.pop(layer.name, None)
+            if kept is None:
+                kept = self._kept[layer.name] = _float_matrices(layer, w, row_order)
+            return kept
+
+
 def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits: int,
-              signed: bool, scale: float | None, row_order: str
+              signed: bool, scale: float | None, row_order: str,
+              matrices: Callable[[Layer, np.ndarray, str], np.ndarray] = _float_matrices
               ) -> tuple[LayerInput | None, np.ndarray]:
     """One conv/fc of a channels-last input ``(N, H, W, C)``, output channels-last; float
     weights mean a float reference (no quantization, no LayerInput).
@@ -429,7 +451,7 @@ def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits
         li = source = LayerInput(layer, q, scale, signed, bits, row_order)
         ql = weights.layers[layer.name]
         w, w_scale, bias = ql.q, ql.scale * scale, ql.bias
-    wmat = weight_matrices(layer, w, row_order).astype(np.float32)  # (g, Kg, Ng)
+    wmat = matrices(layer, w, row_order)  # (g, Kg, Ng) float32
     groups, _, ng = wmat.shape
     y = np.empty((source.n_vectors, groups, ng), dtype=np.float32)
     for first, xf in source.chunks(CHUNK_BYTES // max(1, x.itemsize), dtype=np.float32):
@@ -487,10 +509,13 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
              input_bits: int, row_order: str, scale_of: Callable[[str], float | None],
              keep: Collection[str] = (), progress: Callable[[str], None] | None = None,
              input_nonnegative: bool = False,
-             calibrated: Callable[[str, float], None] | None = None) -> Execution:
+             calibrated: Callable[[str, float], None] | None = None,
+             matrices: Callable[[Layer, np.ndarray, str], np.ndarray] = _float_matrices
+             ) -> Execution:
     """:func:`execute`, each crossbar layer's given scale read from ``scale_of`` (``None``:
     calibrate) just before the layer runs; ``calibrated(name, scale)`` hears each scale as
-    soon as the layer has one."""
+    soon as the layer has one; ``matrices`` gives each crossbar layer's float32 weight
+    matrices."""
     if not 1 <= input_bits <= 8:
         raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
                         f"{input_bits} is not supported")
@@ -511,7 +536,7 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
         args = [values[s] for s in layer.inputs]
         if layer.is_crossbar:
             li, out = _crossbar(layer, args[0], weights, input_bits, not signs[layer.inputs[0]],
-                                scale_of(layer.name), row_order)
+                                scale_of(layer.name), row_order, matrices)
             if li is not None:
                 result.inputs[layer.name] = li
                 result.scales[layer.name] = li.scale
@@ -570,8 +595,9 @@ def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
     """:func:`execute` of ``first`` (scales calibrated), then of ``second`` with the scales
     of ``first``, run side by side: ``second`` runs a layer as soon as ``first`` has
     calibrated its scale, in a second thread (numpy's loops leave the interpreter to the
-    other run).  The results are those of the two runs one after the other; ``progress``
-    hears the layers of ``first``.  Errors of ``first`` come before those of ``second``.
+    other run), and each layer's float32 weight matrices are made once for both.  The
+    results are those of the two runs one after the other; ``progress`` hears the layers of
+    ``first``.  Errors of ``first`` come before those of ``second``.
     """
     if threads() <= 1:
         one = execute(workload, weights, first, input_bits=input_bits, row_order=row_order,
@@ -580,14 +606,16 @@ def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
                             row_order=row_order, scales=one.scales,
                             input_nonnegative=second_nonnegative)
     handoff = _Handoff()
+    shared = _SharedMatrices()
     with ThreadPoolExecutor(1) as pool:
         later = pool.submit(_execute, workload, weights, second, input_bits=input_bits,
                             row_order=row_order, scale_of=handoff.get,
-                            input_nonnegative=second_nonnegative)
+                            input_nonnegative=second_nonnegative, matrices=shared)
         try:
             one = _execute(workload, weights, first, input_bits=input_bits,
                            row_order=row_order, scale_of=lambda name: None, progress=progress,
-                           input_nonnegative=first_nonnegative, calibrated=handoff.put)
+                           input_nonnegative=first_nonnegative, calibrated=handoff.put,
+                           matrices=shared)
         finally:
             handoff.abandon()  # wakes the second run if the first stopped early
         return one, later.result()
