@@ -383,9 +383,11 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
     if n_xbar == 0:
         zero = np.zeros(batches, dtype=np.int64)
         return RowTimes(zero, zero, zero, zero)
-    per_slot = computed[:, band] * blocks  # (batches, slots)
+    # slots by rows (contiguous sums of consecutive slots per crossbar), batches along
+    per_slot = np.ascontiguousarray(computed.T)[band]  # (slots, batches)
+    per_slot *= blocks[:, None]
     bounds = np.flatnonzero(np.r_[True, crossbar[1:] != crossbar[:-1]])
-    ou = np.add.reduceat(per_slot, bounds, axis=1)  # (batches, crossbars)
+    ou = np.add.reduceat(per_slot, bounds, axis=0).T  # (batches, crossbars)
     pes = -(-n_xbar // p.crossbars_per_pe)
     padded = np.zeros((batches, pes * p.crossbars_per_pe), dtype=np.int64)
     padded[:, :n_xbar] = ou
@@ -396,10 +398,16 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
     # copied or served) is shifted and added once
     hits = counts.batch_hits.astype(np.int64) if scheme == "cr2" else 0
     sa_band = (computed + hits) * output_columns(lmap, scheme)  # (batches, bands) columns
+    # each band's results go to the PE of its first slot: the first slots in PE order,
+    # summed per PE that has any
     first_slots = np.flatnonzero(first)
-    sa_pe = np.zeros((batches, pes), dtype=np.int64)
-    np.add.at(sa_pe.T, crossbar[first_slots] // p.crossbars_per_pe,
-              sa_band[:, band[first_slots]].T)
+    pe = crossbar[first_slots] // p.crossbars_per_pe
+    runs = np.flatnonzero(np.r_[True, pe[1:] != pe[:-1]]) if len(pe) else pe
+    sa_pe_t = np.zeros((pes, batches), dtype=np.int64)
+    if len(pe):
+        sa_pe_t[pe[runs]] = np.add.reduceat(np.ascontiguousarray(sa_band.T)[band[first_slots]],
+                                            runs, axis=0)
+    sa_pe = sa_pe_t.T
     t_sa = -(-sa_pe * p.sa_fs // p.sa_units)
     busy = np.maximum(np.maximum(t_read, t_adc), t_sa)
     fill = np.where(per_pe.sum(axis=2) > 0, p.conv_fs, 0)
@@ -413,8 +421,8 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
     resource = {READS: int(t_read.max(axis=1).sum()), CONVERSIONS: int(t_adc.max(axis=1).sum()),
                 SHIFT_ADD: int(t_sa.max(axis=1).sum())}
     return RowTimes(compute, adc, reads.astype(np.int64), lookups.astype(np.int64), resource,
-                    ou_per_crossbar=ou if keep_crossbars else None,
-                    columns_per_pe=sa_pe if keep_crossbars else None,
+                    ou_per_crossbar=np.ascontiguousarray(ou) if keep_crossbars else None,
+                    columns_per_pe=np.ascontiguousarray(sa_pe) if keep_crossbars else None,
                     crossbars_per_pe=p.crossbars_per_pe)
 
 
