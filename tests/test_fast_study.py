@@ -187,3 +187,22 @@ def test_json_runs_do_not_import_the_terminal_tables():
         "'--json']) == 0")
     assert "cr2des.compression.study" in loaded
     assert not {"cr2des.report.tables", "cr2des.report.headline"} & loaded
+
+
+# ----------------------------------------------------------------------------- BLAS threads
+def test_products_do_not_depend_on_the_blas_threads():
+    """The paired reference runs limit numpy's BLAS threads; a product of the executor's
+    kind (integer-valued float32 codes times weights, sums beyond float32's exact range)
+    is the same with one thread and with several."""
+    from cr2des.data.reference import _blas_threads
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (1500, 4608)).astype(np.float32)
+    w = rng.integers(-40, 128, (4608, 256)).astype(np.float32)
+    with _blas_threads(1):
+        one = x @ w
+    with _blas_threads(4):
+        several = x @ w
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    assert (one != exact).any()  # float32 rounds these sums: their order shows
+    assert np.array_equal(one.view(np.uint32), several.view(np.uint32))

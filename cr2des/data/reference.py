@@ -16,6 +16,7 @@ so a testing set can be run with the scales learned on the learning set.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -556,6 +557,15 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
     return result
 
 
+def _blas_threads(count: int) -> contextlib.AbstractContextManager[object]:
+    """At most ``count`` threads in numpy's BLAS (the matrix products) while in the context
+    (the number of threads does not change a product's value: each output element is
+    summed by one thread in the same order)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=count, user_api="blas")
+
+
 class _Handoff:
     """Activation scales passed from one run to another as each layer calibrates them."""
 
@@ -596,6 +606,10 @@ def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
     of ``first``, run side by side: ``second`` runs a layer as soon as ``first`` has
     calibrated its scale, in a second thread (numpy's loops leave the interpreter to the
     other run), and each layer's float32 weight matrices are made once for both.  The
+    two runs are the parallelism: meanwhile each matrix product has half the threads
+    (:func:`_blas_threads`; two runs of one-thread products on two cores take half the
+    time and processor of two runs of two-thread products, which wait for each other's
+    threads).  The
     results are those of the two runs one after the other; ``progress`` hears the layers of
     ``first``.  Errors of ``first`` come before those of ``second``.
     """
@@ -607,7 +621,7 @@ def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
                             input_nonnegative=second_nonnegative)
     handoff = _Handoff()
     shared = _SharedMatrices()
-    with ThreadPoolExecutor(1) as pool:
+    with _blas_threads(max(1, threads() // 2)), ThreadPoolExecutor(1) as pool:
         later = pool.submit(_execute, workload, weights, second, input_bits=input_bits,
                             row_order=row_order, scale_of=handoff.get,
                             input_nonnegative=second_nonnegative, matrices=shared)
