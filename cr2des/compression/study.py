@@ -387,14 +387,16 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
     here unless given), from which the hit rate of any buffer follows without a re-run.
     Layers in ``known`` (classified against the same buffer) are taken as they are.
     """
-    def test(name: str) -> tuple[InputCounts, PatternCounts]:
+    def test(name: str) -> tuple[InputCounts, PatternCounts, dict[str, SchemeCounts]]:
         lmap, buffer = learning.maps[name], buffers[name]
         histogram = (tested or {}).get(name)
         if histogram is None:
-            return classify_and_learn(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
-                                      buffer)
-        return classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
-                              buffer), histogram
+            counts, histogram = classify_and_learn(run.inputs[name], lmap.bands, dac_bits,
+                                                   lmap.groups, buffer)
+        else:
+            counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
+                                    buffer)
+        return counts, histogram, {s: scheme_counts(lmap, counts, s) for s in SCHEMES}
 
     known = known or {}
     todo = [name for name in learning.maps if name not in known]
@@ -406,11 +408,9 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
             layers[name] = known[name]
             continue
         tick("test", name)
-        counts, histogram = done[name]
+        counts, histogram, schemes = done[name]
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
-                                  buffers[name], counts,
-                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
-                                  histogram)
+                                  buffers[name], counts, schemes, histogram)
     return layers
 
 
@@ -533,25 +533,26 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
                               f"{', '.join(ALLOCS)}")
     dac = arch.dac_bits
 
-    def learn(layer: Layer) -> tuple[LayerMap, PatternCounts]:
+    def learn(layer: Layer) -> tuple[LayerMap, PatternCounts, np.ndarray, float]:
         lmap = cached_map(cache, layer, weights.layers[layer.name].q, arch)
-        return lmap, cached_learning(cache, reference, layer.name, run.inputs[layer.name],
-                                     lmap.bands, dac, lmap.groups)
+        counts = cached_learning(cache, reference, layer.name, run.inputs[layer.name],
+                                 lmap.bands, dac, lmap.groups)
+        _, values = best_entries(counts, lmap.ous("wpr"))  # kept with the histogram
+        return lmap, counts, values, float(scheme_counts_learned(lmap, counts))
 
     maps, learned, widths, candidates, work = {}, {}, {}, [], {}
     layers = workload.crossbar_layers
     # layers are independent: several at once (one at a time with a cache, whose
     # statistics count from one thread), each layer's results taken in order
-    for layer, (lmap, counts) in zip(layers, map_ordered(learn, layers, 1 if cache else None),
-                                     strict=True):
+    for layer, (lmap, counts, values, layer_work) in zip(
+            layers, map_ordered(learn, layers, 1 if cache else None), strict=True):
         if progress is not None:
             progress(layer.name)
         name = layer.name
         maps[name], learned[name] = lmap, counts
         widths[name] = entry_width(lmap, arch)
-        _, values = best_entries(counts, lmap.ous("wpr"))
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
-        work[name] = float(scheme_counts_learned(lmap, counts))
+        work[name] = layer_work
     learning = Learning(maps, learned, widths, allocate([], 0), {}, tuple(candidates), work,
                         dac, arch)
     if not fill:
