@@ -206,3 +206,85 @@ def test_products_do_not_depend_on_the_blas_threads():
     exact = x.astype(np.float64) @ w.astype(np.float64)
     assert (one != exact).any()  # float32 rounds these sums: their order shows
     assert np.array_equal(one.view(np.uint32), several.view(np.uint32))
+
+
+# ----------------------------------------------------------------------------- kept patterns
+def test_kept_patterns_classify_as_extracted_ones():
+    """A layer classified from the patterns an earlier pass kept counts as one classified
+    from its input; the pass keeps the chunks layer_keys gives."""
+    from cr2des.compression.mapping import map_layer
+    from cr2des.compression.patterns import (
+        classify_and_learn,
+        classify_layer,
+        layer_keys,
+        make_buffer,
+    )
+    from cr2des.data.reference import execute
+    from cr2des.data.weights import quantize_weights, synthetic_weights
+    from cr2des.workloads.load import load_workload
+
+    from .test_fast_paths import make_arch
+
+    arch = make_arch(rows=16, ou_rows=8)
+    workload = load_workload("tiny")
+    qw = quantize_weights(synthetic_weights(workload, 2))
+    run = execute(workload, qw, np.random.default_rng(4).standard_normal(
+        (2, 3, 16, 16)).astype(np.float32))
+    for layer in workload.crossbar_layers:
+        li, lmap = run.inputs[layer.name], map_layer(layer, qw.layers[layer.name].q, arch)
+        kept: list = []
+        _, histogram = classify_and_learn(li, lmap.bands, 1, lmap.groups, None, keep=kept)
+        chunks = list(layer_keys(li, lmap.bands, 1))
+        assert [f for f, _ in kept] == [f for f, _ in chunks]
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(kept, chunks, strict=True))
+        buffer = make_buffer(histogram, lmap.ous("wpr"), 5, 8)
+        assert buffer.size
+        again = classify_layer(li, lmap.bands, 1, lmap.groups, buffer, keys=kept)
+        fresh = classify_layer(li, lmap.bands, 1, lmap.groups, buffer)
+        for field in ("cycles", "zero", "hits", "batch_nonzero", "batch_hits",
+                      "vectors_nonzero", "vectors_computed"):
+            assert np.array_equal(getattr(again, field), getattr(fresh, field)), field
+
+
+@pytest.mark.parametrize("budget", [0, 3000, None])
+def test_studies_with_and_without_kept_patterns_are_the_same(monkeypatch, budget):
+    """Copies per router classify the testing run twice; keeping the first pass's patterns
+    (all, some layers within a budget, none) changes no result."""
+    import cr2des.compression.study as study_module
+    from cr2des.compression.study import KeptKeys, StudyOptions, run_study
+    from cr2des.workloads.load import load_workload
+
+    from .test_sim import tiny_arch
+
+    arch = tiny_arch(chip__tile__pattern_buffer__copies="router")
+    options = StudyOptions(n_learn=2, n_test=2)
+    monkeypatch.setattr(study_module, "KEPT_KEYS_BYTES", 0)
+    reference = run_study(load_workload("tiny"), arch, options).to_dict()
+    made: list[KeptKeys] = []
+
+    class Recorded(KeptKeys):
+        def __init__(self) -> None:
+            super().__init__(10**9 if budget is None else budget)
+            self.reserved: list[bool] = []
+            self.taken: list[bool] = []
+            made.append(self)
+
+        def reserve(self, name, nbytes):
+            kept = super().reserve(name, nbytes)
+            self.reserved.append(kept is not None)
+            return kept
+
+        def take(self, name):
+            kept = super().take(name)
+            self.taken.append(kept is not None)
+            return kept
+
+    monkeypatch.setattr(study_module, "KeptKeys", Recorded)
+    got = run_study(load_workload("tiny"), arch, options).to_dict()
+    (kept,) = made
+    assert not kept.layers  # nothing stays kept after the study
+    expected = {0: {False}, 3000: {True, False}, None: {True}}[budget]
+    assert set(kept.reserved) == expected and set(kept.taken) <= expected
+    for record in (reference, got):
+        record.pop("timings_s")
+    assert got == reference

@@ -399,23 +399,35 @@ def _any_true(mask: np.ndarray) -> np.ndarray:
     return mask.any(axis=-1)
 
 
+#: the ``(first_vector, keys)`` chunks of a layer's patterns (:func:`layer_keys`)
+KeyChunks = list[tuple[int, np.ndarray]]
+
+
 def classify_layer(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
-               buffer: PatternBuffer | None) -> InputCounts:
-    """Classify every OU cycle of a layer: skipped (zero input), buffer hit, or computed."""
-    return _classify(li, bands, dac_bits, groups, buffer, None)
+                   buffer: PatternBuffer | None, *, keys: KeyChunks | None = None,
+                   keep: KeyChunks | None = None) -> InputCounts:
+    """Classify every OU cycle of a layer: skipped (zero input), buffer hit, or computed.
+
+    ``keys``: the layer's patterns (:func:`layer_keys`) as an earlier pass kept them, else
+    they are extracted here; ``keep``: a list the patterns are appended to, for a later
+    pass."""
+    return _classify(li, bands, dac_bits, groups, buffer, None, keys, keep)
 
 
 def classify_and_learn(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
-                       buffer: PatternBuffer | None) -> tuple[InputCounts, PatternCounts]:
+                       buffer: PatternBuffer | None, *, keys: KeyChunks | None = None,
+                       keep: KeyChunks | None = None) -> tuple[InputCounts, PatternCounts]:
     """:func:`classify_layer` and :func:`learn_layer` of the same input in one pass over
     its patterns (the testing images: their classification and their histogram)."""
     histogram = _Histogram(groups * bands.count)
-    counts = _classify(li, bands, dac_bits, groups, buffer, histogram)
+    counts = _classify(li, bands, dac_bits, groups, buffer, histogram, keys, keep)
     return counts, histogram.result()
 
 
 def _classify(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
-              buffer: PatternBuffer | None, histogram: _Histogram | None) -> InputCounts:
+              buffer: PatternBuffer | None, histogram: _Histogram | None,
+              keys_given: KeyChunks | None = None, keep: KeyChunks | None = None
+              ) -> InputCounts:
     """:func:`classify_layer`, also counting every key into ``histogram`` when given."""
     layer = li.layer
     batch = layer.shape[2] if layer.op == "conv" else 1
@@ -426,7 +438,10 @@ def _classify(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
     cycles = 0
     per_vector = li.bits // dac_bits
     looks = buffer is not None and buffer.size > 0
-    for _, keys in layer_keys(li, bands, dac_bits):
+    chunks = layer_keys(li, bands, dac_bits) if keys_given is None else iter(keys_given)
+    for first, keys in chunks:
+        if keep is not None:
+            keep.append((first, keys))
         v = keys.shape[0]
         cycles += v * per_vector
         index = None

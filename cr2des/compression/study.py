@@ -17,6 +17,7 @@ The event simulation consumes the per-batch counts; the report and JSON the tota
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from .cache import Cache, cached_learning, cached_map, cached_reference, cached_
 from .mapping import SCHEMES, LayerMap, LayerPlacement, Placement, place
 from .patterns import (
     InputCounts,
+    KeyChunks,
     PatternBuffer,
     PatternCounts,
     SchemeCounts,
@@ -324,7 +326,10 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands, dac,
                               lmap.groups) for name, lmap in learning.maps.items()}
     if copies:
-        unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
+        # the patterns of the first classification serve the second, as memory allows
+        kept = KeptKeys()
+        unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+                                       keep=kept)
         placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation,
                                    stages)
         learning = dataclasses.replace(learning, tables=[],  # tables follow the homes
@@ -333,9 +338,11 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         learning = dataclasses.replace(learning, allocation=allocation, buffers=buffers)
         lap("placement and allocation")
         # a layer without entries counts as it did without buffers
-        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick,
+                                   {n: layer.tested for n, layer in unbuffered.items()},
                                    known={n: layer for n, layer in unbuffered.items()
-                                          if not allocation.entries[n]})
+                                          if not allocation.entries[n]}, kept=kept)
+        kept.clear()
         lap("testing")
     else:
         layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested)
@@ -377,25 +384,70 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
     return dataclasses.replace(learn, warnings=()), test
 
 
+#: bytes of testing-image patterns a study keeps from classifying its layers without
+#: buffers to classify them again with buffers (copies per router); a layer whose
+#: patterns do not fit any more is read again from its input
+KEPT_KEYS_BYTES = 256 * 2**20
+
+
+class KeptKeys:
+    """Patterns of the testing run kept between two classifications of the same layers,
+    up to a budget of bytes (whole layers, in the order they ask)."""
+
+    def __init__(self, budget_bytes: int = KEPT_KEYS_BYTES) -> None:
+        self.left = budget_bytes
+        self.layers: dict[str, KeyChunks] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, name: str, nbytes: int) -> KeyChunks | None:
+        """A list to keep layer ``name``'s patterns in, if ``nbytes`` still fit."""
+        with self._lock:
+            if nbytes > self.left:
+                return None
+            self.left -= nbytes
+            kept: KeyChunks = []
+            self.layers[name] = kept
+            return kept
+
+    def take(self, name: str) -> KeyChunks | None:
+        """Layer ``name``'s kept patterns (then forgotten), or ``None``."""
+        with self._lock:
+            return self.layers.pop(name, None)
+
+    def clear(self) -> None:
+        """Forget every kept pattern."""
+        with self._lock:
+            self.layers.clear()
+
+
 def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
                       dac_bits: int, tick: Callable[[str, str], None],
                       tested: dict[str, PatternCounts | None] | None = None,
-                      known: dict[str, LayerStudy] | None = None) -> dict[str, LayerStudy]:
+                      known: dict[str, LayerStudy] | None = None, *,
+                      keep: KeptKeys | None = None, kept: KeptKeys | None = None
+                      ) -> dict[str, LayerStudy]:
     """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
 
     Each layer also keeps the histogram of the testing images' patterns (``tested``, made
     here unless given), from which the hit rate of any buffer follows without a re-run.
-    Layers in ``known`` (classified against the same buffer) are taken as they are.
+    Layers in ``known`` (classified against the same buffer) are taken as they are.  The
+    layers' patterns are put in ``keep`` as its budget allows, and read from ``kept`` when
+    an earlier pass kept them there (the same patterns: they depend on the inputs only).
     """
     def test(name: str) -> tuple[InputCounts, PatternCounts, dict[str, SchemeCounts]]:
         lmap, buffer = learning.maps[name], buffers[name]
         histogram = (tested or {}).get(name)
+        li = run.inputs[name]
+        given = kept.take(name) if kept is not None else None
+        into = None if keep is None else keep.reserve(
+            name, li.n_vectors * lmap.n_bands * (li.bits // dac_bits)
+            * key_bytes(lmap.bands, dac_bits))
         if histogram is None:
-            counts, histogram = classify_and_learn(run.inputs[name], lmap.bands, dac_bits,
-                                                   lmap.groups, buffer)
+            counts, histogram = classify_and_learn(li, lmap.bands, dac_bits, lmap.groups,
+                                                   buffer, keys=given, keep=into)
         else:
-            counts = classify_layer(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
-                                    buffer)
+            counts = classify_layer(li, lmap.bands, dac_bits, lmap.groups, buffer, keys=given,
+                                    keep=into)
         return counts, histogram, {s: scheme_counts(lmap, counts, s) for s in SCHEMES}
 
     known = known or {}
