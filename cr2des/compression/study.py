@@ -523,20 +523,26 @@ def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch
     them those shares, and loses more to buffer waits than it gains (GoogLeNet: 2,265
     against 4,782 images/s in the steady state; docs/simulation.md)."""
     p = Periphery.of(arch)
+    placed = [scheme for scheme in SCHEMES if scheme != "cr2"]
+
+    def layer_stages(name: str) -> list[CrossbarStage]:
+        return [layer_stage(layers[name], scheme, arch, p,
+                            allocation.bytes_per_layer.get(name, 0)) for scheme in placed]
+
+    # layers are independent: several at once, each layer's stages taken in order
+    computed = dict(zip(layers, map_ordered(layer_stages, list(layers)), strict=True))
     placements = {}
-    for scheme in SCHEMES:
-        if scheme == "cr2":
-            placements[scheme] = dataclasses.replace(placements["wpr"], scheme="cr2")
-            continue
+    for i, scheme in enumerate(placed):
         work, shared = {}, {}
-        for name, layer in layers.items():
-            stage = layer_stage(layer, scheme, arch, p,
-                                allocation.bytes_per_layer.get(name, 0))
+        for name in layers:
+            stage = computed[name][i]
             if stages is not None:
                 stages[(name, scheme, False)] = stage
             work[name], shared[name] = stage_work(stage, p.lookahead)
         placements[scheme] = place(maps, arch, scheme, work, shared)
-    return placements
+    if "cr2" in SCHEMES:
+        placements["cr2"] = dataclasses.replace(placements["wpr"], scheme="cr2")
+    return {scheme: placements[scheme] for scheme in SCHEMES}
 
 
 @dataclass(frozen=True)
