@@ -861,7 +861,8 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         return TimeTables(names, dict(widths), 0, ())
     p = Periphery.of(arch)
     bank_bytes = int(pb.capacity_bytes * pb.count)
-    timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
+    timing = dict(zip(names, map_ordered(lambda n: LearnedTiming.of(maps[n], learned[n], p),
+                                         names), strict=True))
     learned_placement = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()})
     replicas = learned_placement.layers
     copies = copies_per_router(arch)
