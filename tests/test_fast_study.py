@@ -178,6 +178,7 @@ def test_band_keys_of_whole_bands_equal_the_cell_keys(monkeypatch, geometry, chu
 
 # ----------------------------------------------------------------------------- start-up
 def test_json_runs_do_not_import_the_terminal_tables():
+    """Nor, with stderr not a terminal, the progress bars (which would not be drawn)."""
     from .test_startup import modules_after
 
     loaded = modules_after(
@@ -186,7 +187,7 @@ def test_json_runs_do_not_import_the_terminal_tables():
         "    assert main(['run', 'tiny', '--sl', '1', '--st', '1', '--engine', 'analytic', "
         "'--json']) == 0")
     assert "cr2des.compression.study" in loaded
-    assert not {"cr2des.report.tables", "cr2des.report.headline"} & loaded
+    assert not {"cr2des.report.tables", "cr2des.report.headline", "rich.progress"} & loaded
 
 
 # ----------------------------------------------------------------------------- BLAS threads
