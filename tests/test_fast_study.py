@@ -289,3 +289,17 @@ def test_studies_with_and_without_kept_patterns_are_the_same(monkeypatch, budget
     for record in (reference, got):
         record.pop("timings_s")
     assert got == reference
+
+
+def test_kept_patterns_take_at_most_a_quarter_of_the_memory_available(monkeypatch):
+    import cr2des.compression.study as study_module
+
+    monkeypatch.setattr(study_module, "available_bytes", lambda: 4000)
+    assert study_module.KeptKeys().left == 1000
+    monkeypatch.setattr(study_module, "available_bytes", lambda: None)
+    assert study_module.KeptKeys().left == study_module.KEPT_KEYS_BYTES
+    monkeypatch.setattr(study_module, "available_bytes", lambda: 2**40)
+    assert study_module.KeptKeys().left == study_module.KEPT_KEYS_BYTES
+    kept = study_module.KeptKeys(100)
+    assert kept.reserve("a", 60) == [] and kept.reserve("b", 60) is None
+    assert kept.left == 40 and kept.take("a") == [] and kept.take("a") is None

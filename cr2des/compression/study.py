@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.budget import available_bytes
 from ..data.cores import map_ordered
 from ..data.datapath import DataOptions, preprocessing, run_reference_pair
 from ..data.images import ImageSet, learn_test_split, load_images
@@ -385,16 +386,22 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
 
 
 #: bytes of testing-image patterns a study keeps from classifying its layers without
-#: buffers to classify them again with buffers (copies per router); a layer whose
-#: patterns do not fit any more is read again from its input
+#: buffers to classify them again with buffers (copies per router), and at most a quarter
+#: of the memory available; a layer whose patterns do not fit any more is read again from
+#: its input
 KEPT_KEYS_BYTES = 256 * 2**20
 
 
 class KeptKeys:
     """Patterns of the testing run kept between two classifications of the same layers,
-    up to a budget of bytes (whole layers, in the order they ask)."""
+    up to a budget of bytes (whole layers, in the order they ask; default
+    :data:`KEPT_KEYS_BYTES`, or a quarter of the memory available if less)."""
 
-    def __init__(self, budget_bytes: int = KEPT_KEYS_BYTES) -> None:
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        if budget_bytes is None:
+            available = available_bytes()
+            budget_bytes = (KEPT_KEYS_BYTES if available is None
+                            else min(KEPT_KEYS_BYTES, available // 4))
         self.left = budget_bytes
         self.layers: dict[str, KeyChunks] = {}
         self._lock = threading.Lock()
