@@ -143,8 +143,6 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .report.headline import print_answer, print_models_summary
-    from .report.tables import print_energy, print_study, print_timing
     from .results.record import document, expand_models, write_folder
 
     models = expand_models(args.model)
@@ -174,6 +172,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _print_json(doc)
         return 0
+    from .report.headline import print_answer, print_models_summary
+    from .report.tables import print_energy, print_study, print_timing
+
     for record, study, sims, estimates in runs:
         print_answer(record, console)
         print_study(study, record, console, layers=args.layers)
@@ -403,6 +404,14 @@ class _Phases:
 
     def __init__(self, models: Sequence[str] = ()) -> None:
         from rich.console import Console
+
+        console = Console(stderr=True)
+        self.tasks: dict[str, Any] = {}
+        self.totals: dict[str, int] = {}
+        self.bar: Any = None
+        self.models = None
+        if not console.is_terminal:  # silent: the bars are not even loaded
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -412,25 +421,25 @@ class _Phases:
             TimeElapsedColumn,
         )
 
-        console = Console(stderr=True)
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TextColumn("{task.fields[item]}"),
-                            TimeElapsedColumn(), console=console, transient=True,
-                            disable=not console.is_terminal)
-        self.tasks: dict[str, Any] = {}
-        self.totals: dict[str, int] = {}
+                            TimeElapsedColumn(), console=console, transient=True)
         self.models = (self.bar.add_task("models", total=len(models), item="")
                        if len(models) > 1 else None)
 
     def __enter__(self) -> _Phases:
-        self.bar.start()
+        if self.bar is not None:
+            self.bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.stop()
 
     def model(self, name: str, layers: int, crossbar_layers: int) -> None:
         """A new model starts: its phases replace the last model's."""
+        if self.bar is None:
+            return
         if self.models is not None:
             if self.tasks:
                 self.bar.advance(self.models)
@@ -442,6 +451,8 @@ class _Phases:
                        "learn": crossbar_layers, "test": crossbar_layers, "simulate": 4}
 
     def __call__(self, phase: str, item: str) -> None:
+        if self.bar is None:
+            return
         if phase not in self.tasks:
             for task in self.tasks.values():
                 self.bar.update(task, visible=False)

@@ -226,16 +226,21 @@ def band_keys(w: np.ndarray, bands: RowBands, code: ColumnCode, arch: Arch
     per_band = height * n * np.dtype(np.intp).itemsize + subs * n * table_words * 8 * 2
     chunk = max(1, _CHUNK_BYTES // per_band)
     offsets = np.arange(height)
+    contiguous = bands.contiguous
     for first in range(0, bands.count, chunk):
         last = min(bands.count, first + chunk)
         starts, sizes = bands.starts[first:last, None], bands.sizes[first:last, None]
         row0 = int(starts[0, 0])
-        rows = np.where(offsets < sizes, starts + offsets - row0, -1)  # -1: outside the band
-        block = w[row0:int(starts[-1, 0] + sizes[-1, 0])].astype(np.intp) - lo
-        index = np.full((len(block) + 1, n), len(packed) - 1, dtype=np.intp)
-        index[:-1] = block
-        index = index[rows]  # (bands, height, N), the row -1 is the empty last row
         nb = last - first
+        if contiguous:  # every band is ``height`` consecutive rows: a reshape
+            index = w[row0:row0 + nb * height].astype(np.intp).reshape(nb, height, n)
+            index -= lo
+        else:
+            rows = np.where(offsets < sizes, starts + offsets - row0, -1)  # -1: no row
+            block = w[row0:int(starts[-1, 0] + sizes[-1, 0])].astype(np.intp) - lo
+            index = np.full((len(block) + 1, n), len(packed) - 1, dtype=np.intp)
+            index[:-1] = block
+            index = index[rows]  # (bands, height, N), the row -1 is the empty last row
         words = np.zeros((subs, nb, n, table_words), dtype=np.uint64)
         part = np.empty((nb, n, table_words), dtype=np.uint64)
         for r in range(height):

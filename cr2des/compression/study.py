@@ -17,6 +17,7 @@ The event simulation consumes the per-batch counts; the report and JSON the tota
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.budget import available_bytes
 from ..data.cores import map_ordered
 from ..data.datapath import DataOptions, preprocessing, run_reference_pair
 from ..data.images import ImageSet, learn_test_split, load_images
@@ -52,14 +54,16 @@ from .cache import (
     cached_reference,
     cached_weights,
 )
-from .mapping import SCHEMES, LayerMap, Placement, place
+from .mapping import SCHEMES, LayerMap, LayerPlacement, Placement, place
 from .patterns import (
     InputCounts,
+    KeyChunks,
     PatternBuffer,
     PatternCounts,
     SchemeCounts,
     best_entries,
     classify_and_learn,
+    classify_layer,
     key_bytes,
     make_buffer,
     scheme_counts,
@@ -164,8 +168,6 @@ class Study:
     time_tables: TimeTables | None = field(default=None, repr=False, compare=False)
     _stages: dict[tuple[str, str, bool], CrossbarStage] = field(
         default_factory=dict, init=False, repr=False, compare=False)
-    _copies: dict[str, int] = field(default_factory=dict, init=False, repr=False,
-                                    compare=False)
 
     def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
         """Row times of crossbar layer ``name`` under ``scheme`` on the testing images
@@ -184,12 +186,8 @@ class Study:
         hosting its ``cr2`` replicas (``pattern_buffer.copies: router``), else one."""
         if not copies_per_router(self.arch):
             return 1
-        if not self._copies:  # every layer's at once (computed once)
-            concentration = self.arch.chip.network.concentration
-            self._copies.update(
-                {n: len(layer_routers(homes, concentration))
-                 for n, homes in replica_homes(self.placements["cr2"], self.arch).items()})
-        return self._copies[name]
+        homes = _replica_tiles(self.placements["cr2"].layers[name], self.arch.chip.tile.pes)
+        return len(layer_routers(homes, self.arch.chip.network.concentration))
 
     def totals(self, scheme: str) -> SchemeCounts:
         parts = [layer.schemes[scheme] for layer in self.layers.values()]
@@ -325,6 +323,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
     # Copies per router follow the replicas of cr2's placement (wpr's, which no buffer
     # changes): the layers are placed on the testing run without buffers, then allocated.
     copies = copies_per_router(arch)
+    # the row times of the schemes without buffers, kept from placing them
+    stages: dict[tuple[str, str, bool], CrossbarStage] = {}
     learning = learn_buffers(workload, arch, weights, learn_run, capacity, options.alloc,
                              progress=lambda name: tick("learn", name), cache=cache,
                              reference=learn_key, fill=not copies)
@@ -336,25 +336,30 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
         name: cached_learning(cache, test_key, name, test_run.inputs[name], lmap.bands, dac,
                               lmap.groups) for name, lmap in learning.maps.items()}
     if copies:
+        # the patterns of the first classification serve the second, as memory allows
+        kept = KeptKeys()
         unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
-                                       cache=cache, reference=test_key)
-        placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation)
+                                       cache=cache, reference=test_key, keep=kept)
+        placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation,
+                                   stages)
         learning = dataclasses.replace(learning, tables=[],  # tables follow the homes
                                        homes=replica_homes(placements["cr2"], arch))
         allocation, buffers = fill_buffers(learning, capacity, options.alloc)
         learning = dataclasses.replace(learning, allocation=allocation, buffers=buffers)
         lap("placement and allocation")
         # a layer without entries counts as it did without buffers
-        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
+        layers = classify_test_run(learning, learning.buffers, test_run, dac, tick,
+                                   {n: layer.tested for n, layer in unbuffered.items()},
                                    known={n: layer for n, layer in unbuffered.items()
                                           if not allocation.entries[n]},
-                                   cache=cache, reference=test_key)
+                                   cache=cache, reference=test_key, kept=kept)
+        kept.clear()
         lap("testing")
     else:
         layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
                                    cache=cache, reference=test_key)
         lap("testing")
-        placements = place_schemes(layers, learning.maps, arch, learning.allocation)
+        placements = place_schemes(layers, learning.maps, arch, learning.allocation, stages)
         lap("placement")
     alternatives = {}
     for method in dict.fromkeys(options.compare_alloc):
@@ -371,9 +376,11 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
             time_tables=learning.tables[0] if learning.tables else None)
     if alternatives:
         lap("other allocations")
-    return Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
-                 placements, timings, alternatives,
-                 time_tables=learning.tables[0] if learning.tables else None)
+    study = Study(workload, arch, weights, learn_set, test_set, layers, learning.allocation,
+                  placements, timings, alternatives,
+                  time_tables=learning.tables[0] if learning.tables else None)
+    study._stages.update(stages)
+    return study
 
 
 def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, ImageSet]:
@@ -390,11 +397,54 @@ def study_images(workload: Workload, options: StudyOptions) -> tuple[ImageSet, I
     return dataclasses.replace(learn, warnings=()), test
 
 
+#: bytes of testing-image patterns a study keeps from classifying its layers without
+#: buffers to classify them again with buffers (copies per router), and at most a quarter
+#: of the memory available; a layer whose patterns do not fit any more is read again from
+#: its input
+KEPT_KEYS_BYTES = 256 * 2**20
+
+
+class KeptKeys:
+    """Patterns of the testing run kept between two classifications of the same layers,
+    up to a budget of bytes (whole layers, in the order they ask; default
+    :data:`KEPT_KEYS_BYTES`, or a quarter of the memory available if less)."""
+
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        if budget_bytes is None:
+            available = available_bytes()
+            budget_bytes = (KEPT_KEYS_BYTES if available is None
+                            else min(KEPT_KEYS_BYTES, available // 4))
+        self.left = budget_bytes
+        self.layers: dict[str, KeyChunks] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, name: str, nbytes: int) -> KeyChunks | None:
+        """A list to keep layer ``name``'s patterns in, if ``nbytes`` still fit."""
+        with self._lock:
+            if nbytes > self.left:
+                return None
+            self.left -= nbytes
+            kept: KeyChunks = []
+            self.layers[name] = kept
+            return kept
+
+    def take(self, name: str) -> KeyChunks | None:
+        """Layer ``name``'s kept patterns (then forgotten), or ``None``."""
+        with self._lock:
+            return self.layers.pop(name, None)
+
+    def clear(self) -> None:
+        """Forget every kept pattern."""
+        with self._lock:
+            self.layers.clear()
+
+
 def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run: Execution,
                       dac_bits: int, tick: Callable[[str, str], None],
                       tested: dict[str, PatternCounts | None] | None = None,
                       known: dict[str, LayerStudy] | None = None, *,
-                      cache: Cache | None = None, reference: str | None = None
+                      cache: Cache | None = None, reference: str | None = None,
+                      keep: KeptKeys | None = None, kept: KeptKeys | None = None
                       ) -> dict[str, LayerStudy]:
     """Classify every OU cycle of the testing run against ``buffers``; per-scheme counts.
 
@@ -402,16 +452,30 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
     here unless given), from which the hit rate of any buffer follows without a re-run.
     Layers in ``known`` (classified against the same buffer) are taken as they are.  With
     a ``cache`` and the ``reference`` key of ``run``, a layer's classification against the
-    same buffer is reused.
+    same buffer is reused.  Otherwise the layers' patterns are put in ``keep`` as its
+    budget allows, and read from ``kept`` when an earlier pass kept them there (the same
+    patterns: they depend on the inputs only).
     """
-    def test(name: str) -> tuple[InputCounts, PatternCounts]:
+    def test(name: str) -> tuple[InputCounts, PatternCounts, dict[str, SchemeCounts]]:
         lmap, buffer = learning.maps[name], buffers[name]
         histogram = (tested or {}).get(name)
+        li = run.inputs[name]
+        if histogram is not None and cache is not None and reference is not None:
+            # classified against this buffer before (in this run's cache), or stored now
+            counts = cached_counts(cache, reference, name, li, lmap.bands, dac_bits,
+                                   lmap.groups, buffer)
+            return counts, histogram, {s: scheme_counts(lmap, counts, s) for s in SCHEMES}
+        given = kept.take(name) if kept is not None else None
+        into = None if keep is None else keep.reserve(
+            name, li.n_vectors * lmap.n_bands * (li.bits // dac_bits)
+            * key_bytes(lmap.bands, dac_bits))
         if histogram is None:
-            return classify_and_learn(run.inputs[name], lmap.bands, dac_bits, lmap.groups,
-                                      buffer)
-        return cached_counts(cache, reference, name, run.inputs[name], lmap.bands, dac_bits,
-                             lmap.groups, buffer), histogram
+            counts, histogram = classify_and_learn(li, lmap.bands, dac_bits, lmap.groups,
+                                                   buffer, keys=given, keep=into)
+        else:
+            counts = classify_layer(li, lmap.bands, dac_bits, lmap.groups, buffer, keys=given,
+                                    keep=into)
+        return counts, histogram, {s: scheme_counts(lmap, counts, s) for s in SCHEMES}
 
     known = known or {}
     todo = [name for name in learning.maps if name not in known]
@@ -423,11 +487,9 @@ def classify_test_run(learning: Learning, buffers: dict[str, PatternBuffer], run
             layers[name] = known[name]
             continue
         tick("test", name)
-        counts, histogram = done[name]
+        counts, histogram, schemes = done[name]
         layers[name] = LayerStudy(name, lmap, learning.learned[name], learning.widths[name],
-                                  buffers[name], counts,
-                                  {s: scheme_counts(lmap, counts, s) for s in SCHEMES},
-                                  histogram)
+                                  buffers[name], counts, schemes, histogram)
     return layers
 
 
@@ -450,8 +512,13 @@ def copies_per_router(arch: Arch) -> bool:
 def replica_homes(placement: Placement, arch: Arch) -> dict[str, tuple[int, ...]]:
     """The home tile of every replica of every layer of ``placement``."""
     per_tile = arch.chip.tile.pes
-    return {name: tuple((lp.first_pe + r * lp.pes) // per_tile for r in range(lp.replicas))
-            for name, lp in placement.layers.items()}
+    return {name: _replica_tiles(lp, per_tile) for name, lp in placement.layers.items()}
+
+
+def _replica_tiles(lp: LayerPlacement, per_tile: int) -> tuple[int, ...]:
+    """The home tile of every replica of one placed layer (its first PE's tile)."""
+    return tuple(((lp.first_pe + np.arange(lp.replicas, dtype=np.int64) * lp.pes)
+                  // per_tile).tolist())
 
 
 def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
@@ -467,8 +534,15 @@ def stage_work(stage: CrossbarStage, lookahead: bool) -> tuple[float, float]:
 
 
 def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch: Arch,
-                  allocation: Allocation) -> dict[str, Placement]:
+                  allocation: Allocation,
+                  stages: dict[tuple[str, str, bool], CrossbarStage] | None = None
+                  ) -> dict[str, Placement]:
     """Place every scheme, replicating layers by their stage time under that scheme.
+
+    The stages of the schemes other than ``cr2`` are put in ``stages`` when given, keyed as
+    :meth:`Study.stage` keeps them: they depend neither on the pattern buffers (which only
+    ``cr2`` reads) nor on their copies, so they are the study's own whichever buffers
+    ``layers`` were classified against.
 
     cr2 stores the same crossbars as wpr and keeps wpr's placement: its buffers then only
     take work off stages that sit where they sat under wpr, with the same eDRAM shares for
@@ -476,18 +550,26 @@ def place_schemes(layers: dict[str, LayerStudy], maps: dict[str, LayerMap], arch
     them those shares, and loses more to buffer waits than it gains (GoogLeNet: 2,265
     against 4,782 images/s in the steady state; docs/simulation.md)."""
     p = Periphery.of(arch)
+    placed = [scheme for scheme in SCHEMES if scheme != "cr2"]
+
+    def layer_stages(name: str) -> list[CrossbarStage]:
+        return [layer_stage(layers[name], scheme, arch, p,
+                            allocation.bytes_per_layer.get(name, 0)) for scheme in placed]
+
+    # layers are independent: several at once, each layer's stages taken in order
+    computed = dict(zip(layers, map_ordered(layer_stages, list(layers)), strict=True))
     placements = {}
-    for scheme in SCHEMES:
-        if scheme == "cr2":
-            placements[scheme] = dataclasses.replace(placements["wpr"], scheme="cr2")
-            continue
+    for i, scheme in enumerate(placed):
         work, shared = {}, {}
-        for name, layer in layers.items():
-            stage = layer_stage(layer, scheme, arch, p,
-                                allocation.bytes_per_layer.get(name, 0))
+        for name in layers:
+            stage = computed[name][i]
+            if stages is not None:
+                stages[(name, scheme, False)] = stage
             work[name], shared[name] = stage_work(stage, p.lookahead)
         placements[scheme] = place(maps, arch, scheme, work, shared)
-    return placements
+    if "cr2" in SCHEMES:
+        placements["cr2"] = dataclasses.replace(placements["wpr"], scheme="cr2")
+    return {scheme: placements[scheme] for scheme in SCHEMES}
 
 
 @dataclass(frozen=True)
@@ -536,25 +618,26 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
                               f"{', '.join(ALLOCS)}")
     dac = arch.dac_bits
 
-    def learn(layer: Layer) -> tuple[LayerMap, PatternCounts]:
+    def learn(layer: Layer) -> tuple[LayerMap, PatternCounts, np.ndarray, float]:
         lmap = cached_map(cache, layer, weights.layers[layer.name].q, arch)
-        return lmap, cached_learning(cache, reference, layer.name, run.inputs[layer.name],
-                                     lmap.bands, dac, lmap.groups)
+        counts = cached_learning(cache, reference, layer.name, run.inputs[layer.name],
+                                 lmap.bands, dac, lmap.groups)
+        _, values = best_entries(counts, lmap.ous("wpr"))  # kept with the histogram
+        return lmap, counts, values, float(scheme_counts_learned(lmap, counts))
 
     maps, learned, widths, candidates, work = {}, {}, {}, [], {}
     layers = workload.crossbar_layers
     # layers are independent: several at once (one at a time with a cache, whose
     # statistics count from one thread), each layer's results taken in order
-    for layer, (lmap, counts) in zip(layers, map_ordered(learn, layers, 1 if cache else None),
-                                     strict=True):
+    for layer, (lmap, counts, values, layer_work) in zip(
+            layers, map_ordered(learn, layers, 1 if cache else None), strict=True):
         if progress is not None:
             progress(layer.name)
         name = layer.name
         maps[name], learned[name] = lmap, counts
         widths[name] = entry_width(lmap, arch)
-        _, values = best_entries(counts, lmap.ous("wpr"))
         candidates.append(LayerValues(name, widths[name], values.astype(np.int64)))
-        work[name] = float(scheme_counts_learned(lmap, counts))
+        work[name] = layer_work
     learning = Learning(maps, learned, widths, allocate([], 0), {}, tuple(candidates), work,
                         dac, arch)
     if not fill:
@@ -805,7 +888,8 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         return TimeTables(names, dict(widths), 0, ())
     p = Periphery.of(arch)
     bank_bytes = int(pb.capacity_bytes * pb.count)
-    timing = {n: LearnedTiming.of(maps[n], learned[n], p) for n in names}
+    timing = dict(zip(names, map_ordered(lambda n: LearnedTiming.of(maps[n], learned[n], p),
+                                         names), strict=True))
     learned_placement = place(maps, arch, "wpr", {n: t.wpr_fs for n, t in timing.items()})
     replicas = learned_placement.layers
     copies = copies_per_router(arch)

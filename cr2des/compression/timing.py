@@ -171,6 +171,53 @@ def _rewindow(window: Window, rows: int) -> Window:
     return Window(window.kind, rows, window.kernel, window.stride, window.pad, window.dilation)
 
 
+
+def ready_fs(stage: Stage, finish: dict[str, np.ndarray]) -> np.ndarray:
+    """When each output row of ``stage`` has its inputs: per row ``j``, the latest of
+    ``finish[producer][lo:hi + 1]`` over its dependencies' windows (0 without any), for
+    integer finish times of every producer row."""
+    rows = np.arange(stage.rows)
+    ready = np.zeros(stage.rows, dtype=np.int64)
+    for dep in stage.deps:
+        w, done = dep.window, np.asarray(finish[dep.producer], dtype=np.int64)
+        if w.kind == "same":
+            lo = hi = rows
+        elif w.kind == "all":
+            lo, hi = np.zeros_like(rows), np.full_like(rows, w.in_rows - 1)
+        else:
+            start = rows * w.stride - w.pad
+            lo = np.maximum(0, start)
+            hi = np.minimum(w.in_rows - 1, start + (w.kernel - 1) * w.dilation)
+        if len(rows) and (not (lo <= hi).all() or int(hi.max()) >= len(done)):
+            raise ValueError(f"stage {stage.name!r}: a row's window on {dep.producer!r} is "
+                             f"empty or beyond its {len(done)} rows")
+        # the maximum of every window at once: reduceat over the interleaved bounds, a
+        # sentinel after the last row letting ``hi + 1`` reach the end
+        bounds = np.empty(2 * len(rows), dtype=np.intp)
+        bounds[0::2], bounds[1::2] = lo, hi + 1
+        window_max = np.maximum.reduceat(np.append(done, np.int64(0)), bounds)[0::2]
+        np.maximum(ready, window_max, out=ready)
+    return ready
+
+
+def row_finish_fs(ready: np.ndarray, times: np.ndarray, replicas: int) -> np.ndarray:
+    """Finish of every row, rows dealt round-robin over ``replicas``: row ``j`` starts when
+    it is ready and row ``j - replicas`` is done, and lasts ``times[j]`` (integers).
+
+    Down one replica's rows the recurrence ``d_k = max(r_k, d_(k-1)) + t_k`` is, with the
+    prefix sums ``S_k = t_0 + ... + t_k``, ``d_k = S_k + max_(m <= k) (r_m - S_(m-1))``:
+    cumulative sums and maxima, exact in integers."""
+    n = len(times)
+    rounds = -(-n // replicas)
+    t = np.zeros(rounds * replicas, dtype=np.int64)
+    r = np.zeros(rounds * replicas, dtype=np.int64)
+    t[:n], r[:n] = times, ready
+    t, r = t.reshape(rounds, replicas), r.reshape(rounds, replicas)
+    sums = np.cumsum(t, axis=0)
+    best = np.maximum.accumulate(r - (sums - t), axis=0)
+    return (sums + best).ravel()[:n]
+
+
 # ----------------------------------------------------------------------------- row times
 @dataclass(frozen=True)
 class RowTimes:
@@ -336,9 +383,11 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
     if n_xbar == 0:
         zero = np.zeros(batches, dtype=np.int64)
         return RowTimes(zero, zero, zero, zero)
-    per_slot = computed[:, band] * blocks  # (batches, slots)
+    # slots by rows (contiguous sums of consecutive slots per crossbar), batches along
+    per_slot = np.ascontiguousarray(computed.T)[band]  # (slots, batches)
+    per_slot *= blocks[:, None]
     bounds = np.flatnonzero(np.r_[True, crossbar[1:] != crossbar[:-1]])
-    ou = np.add.reduceat(per_slot, bounds, axis=1)  # (batches, crossbars)
+    ou = np.add.reduceat(per_slot, bounds, axis=0).T  # (batches, crossbars)
     pes = -(-n_xbar // p.crossbars_per_pe)
     padded = np.zeros((batches, pes * p.crossbars_per_pe), dtype=np.int64)
     padded[:, :n_xbar] = ou
@@ -349,10 +398,16 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
     # copied or served) is shifted and added once
     hits = counts.batch_hits.astype(np.int64) if scheme == "cr2" else 0
     sa_band = (computed + hits) * output_columns(lmap, scheme)  # (batches, bands) columns
+    # each band's results go to the PE of its first slot: the first slots in PE order,
+    # summed per PE that has any
     first_slots = np.flatnonzero(first)
-    sa_pe = np.zeros((batches, pes), dtype=np.int64)
-    np.add.at(sa_pe.T, crossbar[first_slots] // p.crossbars_per_pe,
-              sa_band[:, band[first_slots]].T)
+    pe = crossbar[first_slots] // p.crossbars_per_pe
+    runs = np.flatnonzero(np.r_[True, pe[1:] != pe[:-1]]) if len(pe) else pe
+    sa_pe_t = np.zeros((pes, batches), dtype=np.int64)
+    if len(pe):
+        sa_pe_t[pe[runs]] = np.add.reduceat(np.ascontiguousarray(sa_band.T)[band[first_slots]],
+                                            runs, axis=0)
+    sa_pe = sa_pe_t.T
     t_sa = -(-sa_pe * p.sa_fs // p.sa_units)
     busy = np.maximum(np.maximum(t_read, t_adc), t_sa)
     fill = np.where(per_pe.sum(axis=2) > 0, p.conv_fs, 0)
@@ -366,8 +421,8 @@ def crossbar_row_times(lmap: LayerMap, counts: InputCounts, scheme: str, p: Peri
     resource = {READS: int(t_read.max(axis=1).sum()), CONVERSIONS: int(t_adc.max(axis=1).sum()),
                 SHIFT_ADD: int(t_sa.max(axis=1).sum())}
     return RowTimes(compute, adc, reads.astype(np.int64), lookups.astype(np.int64), resource,
-                    ou_per_crossbar=ou if keep_crossbars else None,
-                    columns_per_pe=sa_pe if keep_crossbars else None,
+                    ou_per_crossbar=np.ascontiguousarray(ou) if keep_crossbars else None,
+                    columns_per_pe=np.ascontiguousarray(sa_pe) if keep_crossbars else None,
                     crossbars_per_pe=p.crossbars_per_pe)
 
 

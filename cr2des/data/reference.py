@@ -16,6 +16,7 @@ so a testing set can be run with the scales learned on the learning set.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -137,30 +138,64 @@ class LayerInput:
 
 
 def _pad(x: np.ndarray, p: ConvParams) -> np.ndarray:
+    """Zero padding of ``(N, C, H, W)`` images, kept in the memory layout the images have:
+    channels-last codes (the executor's) stay channels-last, so that :func:`_im2col` copies
+    runs of adjacent channels."""
     t, left, b, r = p.padding
     if not any(p.padding):
         return x
+    if x.strides[1] < x.strides[3]:  # channels-last memory
+        return np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (t, b), (left, r), (0, 0))
+                      ).transpose(0, 3, 1, 2)
     return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)))
+
+
+#: fewest channels for which :func:`_im2col` copies one kernel offset at a time (runs of
+#: a pixel's channels); below it one strided copy of the whole window is faster
+OFFSET_COPY_CHANNELS = 16
 
 
 def _im2col(xp: np.ndarray, layer: Layer, r0: int, r1: int, row_order: str,
             dtype: DTypeLike = None) -> np.ndarray:
     """Vectors of output rows ``r0:r1`` of the padded images ``xp``: ``(V, groups, Kg)``,
-    contiguous, cast to ``dtype`` while gathered when given."""
+    contiguous, cast to ``dtype`` while gathered when given.
+
+    With channels-last images of enough channels, each kernel offset
+    ``(i, j)`` is one copy of a strided slice of the images into its place in every
+    vector (the channels of a pixel are adjacent in memory); otherwise one strided copy of
+    the whole window view.  Both give the same array."""
     p: ConvParams = layer.params
     (kh, kw), (sh, sw), (dh, dw) = p.kernel, p.stride, p.dilation
     wo = layer.shape[2]
+    n, c = xp.shape[:2]
+    groups = p.groups
+    rows = r1 - r0
+    out_dtype = xp.dtype if dtype is None else dtype
+    if xp.strides[1] < xp.strides[3] and c >= OFFSET_COPY_CHANNELS:
+        pixels = xp.transpose(0, 2, 3, 1)  # (N, H, W, C), a view
+        position_major = row_order == "position_major"
+        shape = ((n, rows, wo, groups, kh, kw, c // groups) if position_major
+                 else (n, rows, wo, groups, c // groups, kh, kw))
+        out = np.empty(shape, dtype=out_dtype)
+        for i in range(kh):
+            top = r0 * sh + i * dh
+            band = pixels[:, top:top + (rows - 1) * sh + 1:sh]
+            for j in range(kw):
+                left = j * dw
+                part = band[:, :, left:left + (wo - 1) * sw + 1:sw].reshape(
+                    n, rows, wo, groups, c // groups)
+                np.copyto(out[..., i, j, :] if position_major else out[..., i, j], part,
+                          casting="unsafe")
+        return out.reshape(n * rows * wo, groups, -1)
     window = np.lib.stride_tricks.sliding_window_view(
         xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
     window = window[:, :, r0 * sh:(r1 - 1) * sh + 1:sh, 0:(wo - 1) * sw + 1:sw, ::dh, ::dw]
-    n, c, rows = window.shape[:3]
-    groups = p.groups
     # one strided copy of the window view (also casting when ``dtype`` is given) is several
     # times faster than reshaping the transposed view, then casting the copy
     split = window.reshape(n, groups, c // groups, rows, wo, kh, kw)
     axes = (0, 3, 4, 1, 5, 6, 2) if row_order == "position_major" else (0, 3, 4, 1, 2, 5, 6)
     view = split.transpose(axes)
-    out = np.empty(view.shape, dtype=xp.dtype if dtype is None else dtype)
+    out = np.empty(view.shape, dtype=out_dtype)
     np.copyto(out, view, casting="unsafe")
     return out.reshape(n * rows * wo, groups, -1)
 
@@ -371,8 +406,30 @@ class Execution:
         return out.reshape(out.shape[0], -1).argmax(axis=1)
 
 
+def _float_matrices(layer: Layer, w: np.ndarray, row_order: str) -> np.ndarray:
+    """The ``(groups, K, N)`` float32 matrices the executor multiplies by."""
+    return weight_matrices(layer, w, row_order).astype(np.float32)
+
+
+class _SharedMatrices:
+    """The float32 matrices of two runs of the same weights, computed once: the first run
+    to reach a layer makes them, the second takes them (and drops them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[str, np.ndarray] = {}
+
+    def __call__(self, layer: Layer, w: np.ndarray, row_order: str) -> np.ndarray:
+        with self._lock:
+            kept = self._kept.pop(layer.name, None)
+            if kept is None:
+                kept = self._kept[layer.name] = _float_matrices(layer, w, row_order)
+            return kept
+
+
 def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits: int,
-              signed: bool, scale: float | None, row_order: str
+              signed: bool, scale: float | None, row_order: str,
+              matrices: Callable[[Layer, np.ndarray, str], np.ndarray] = _float_matrices
               ) -> tuple[LayerInput | None, np.ndarray]:
     """One conv/fc of a channels-last input ``(N, H, W, C)``, output channels-last; float
     weights mean a float reference (no quantization, no LayerInput).
@@ -395,7 +452,7 @@ def _crossbar(layer: Layer, x: np.ndarray, weights: QuantWeights | Weights, bits
         li = source = LayerInput(layer, q, scale, signed, bits, row_order)
         ql = weights.layers[layer.name]
         w, w_scale, bias = ql.q, ql.scale * scale, ql.bias
-    wmat = weight_matrices(layer, w, row_order).astype(np.float32)  # (g, Kg, Ng)
+    wmat = matrices(layer, w, row_order)  # (g, Kg, Ng) float32
     groups, _, ng = wmat.shape
     y = np.empty((source.n_vectors, groups, ng), dtype=np.float32)
     for first, xf in source.chunks(CHUNK_BYTES // max(1, x.itemsize), dtype=np.float32):
@@ -453,10 +510,13 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
              input_bits: int, row_order: str, scale_of: Callable[[str], float | None],
              keep: Collection[str] = (), progress: Callable[[str], None] | None = None,
              input_nonnegative: bool = False,
-             calibrated: Callable[[str, float], None] | None = None) -> Execution:
+             calibrated: Callable[[str, float], None] | None = None,
+             matrices: Callable[[Layer, np.ndarray, str], np.ndarray] = _float_matrices
+             ) -> Execution:
     """:func:`execute`, each crossbar layer's given scale read from ``scale_of`` (``None``:
     calibrate) just before the layer runs; ``calibrated(name, scale)`` hears each scale as
-    soon as the layer has one."""
+    soon as the layer has one; ``matrices`` gives each crossbar layer's float32 weight
+    matrices."""
     if not 1 <= input_bits <= 8:
         raise DataError(f"the reference executor keeps activations in 8 bits; input_bits "
                         f"{input_bits} is not supported")
@@ -477,7 +537,7 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
         args = [values[s] for s in layer.inputs]
         if layer.is_crossbar:
             li, out = _crossbar(layer, args[0], weights, input_bits, not signs[layer.inputs[0]],
-                                scale_of(layer.name), row_order)
+                                scale_of(layer.name), row_order, matrices)
             if li is not None:
                 result.inputs[layer.name] = li
                 result.scales[layer.name] = li.scale
@@ -495,6 +555,15 @@ def _execute(workload: Workload, weights: QuantWeights | Weights, pixels: np.nda
         if remaining[layer.name] == 0:
             del values[layer.name]
     return result
+
+
+def _blas_threads(count: int) -> contextlib.AbstractContextManager[object]:
+    """At most ``count`` threads in numpy's BLAS (the matrix products) while in the context
+    (the number of threads does not change a product's value: each output element is
+    summed by one thread in the same order)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=count, user_api="blas")
 
 
 class _Handoff:
@@ -536,8 +605,13 @@ def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
     """:func:`execute` of ``first`` (scales calibrated), then of ``second`` with the scales
     of ``first``, run side by side: ``second`` runs a layer as soon as ``first`` has
     calibrated its scale, in a second thread (numpy's loops leave the interpreter to the
-    other run).  The results are those of the two runs one after the other; ``progress``
-    hears the layers of ``first``.  Errors of ``first`` come before those of ``second``.
+    other run), and each layer's float32 weight matrices are made once for both.  The
+    two runs are the parallelism: meanwhile each matrix product has half the threads
+    (:func:`_blas_threads`; two runs of one-thread products on two cores take half the
+    time and processor of two runs of two-thread products, which wait for each other's
+    threads).  The
+    results are those of the two runs one after the other; ``progress`` hears the layers of
+    ``first``.  Errors of ``first`` come before those of ``second``.
     """
     if threads() <= 1:
         one = execute(workload, weights, first, input_bits=input_bits, row_order=row_order,
@@ -546,14 +620,16 @@ def execute_pair(workload: Workload, weights: QuantWeights, first: np.ndarray,
                             row_order=row_order, scales=one.scales,
                             input_nonnegative=second_nonnegative)
     handoff = _Handoff()
-    with ThreadPoolExecutor(1) as pool:
+    shared = _SharedMatrices()
+    with _blas_threads(max(1, threads() // 2)), ThreadPoolExecutor(1) as pool:
         later = pool.submit(_execute, workload, weights, second, input_bits=input_bits,
                             row_order=row_order, scale_of=handoff.get,
-                            input_nonnegative=second_nonnegative)
+                            input_nonnegative=second_nonnegative, matrices=shared)
         try:
             one = _execute(workload, weights, first, input_bits=input_bits,
                            row_order=row_order, scale_of=lambda name: None, progress=progress,
-                           input_nonnegative=first_nonnegative, calibrated=handoff.put)
+                           input_nonnegative=first_nonnegative, calibrated=handoff.put,
+                           matrices=shared)
         finally:
             handoff.abandon()  # wakes the second run if the first stopped early
         return one, later.result()

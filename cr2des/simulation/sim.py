@@ -1181,6 +1181,8 @@ class Estimate:
 
 def estimate(study: Study, scheme: str) -> Estimate:
     """Closed-form bounds of ``scheme`` (see :class:`Estimate`)."""
+    from ..compression.timing import ready_fs, row_finish_fs
+
     p = Periphery.of(study.arch)
     stages = stage_graph(study.workload)
     images = len(study.test)
@@ -1217,14 +1219,7 @@ def estimate(study: Study, scheme: str) -> Estimate:
             per_image[name] = float(row * stage.rows)
             cause[name] = DIGITAL
             times = np.full(stage.rows, row, dtype=np.int64)
-        done = np.zeros(stage.rows, dtype=np.int64)
-        for j in range(stage.rows):
-            ready = max((int(finish[d.producer][lo:hi + 1].max())
-                         for d in stage.deps for lo, hi in (d.window.rows(j),)), default=0)
-            if j >= replicas:
-                ready = max(ready, int(done[j - replicas]))
-            done[j] = ready + int(times[j])
-        finish[name] = done
+        finish[name] = row_finish_fs(ready_fs(stage, finish), times, replicas)
     bottleneck = max(per_image, key=lambda n: per_image[n])
     latency = max(int(done.max()) for n, done in finish.items() if n != "input") / FS
     slowest = per_image[bottleneck] / FS
