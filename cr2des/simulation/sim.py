@@ -277,8 +277,6 @@ class _Runtime:
     digital_fs: int = 0
     consumers: list[tuple[_Runtime, int]] = field(default_factory=list)
     buffers: list[_OrderedBuffer] = field(default_factory=list)  # per dependency
-    readers: list[np.ndarray] = field(default_factory=list)  # per dep: consumer rows per row
-    pending: list[dict[int, list[int]]] = field(default_factory=list)  # [dep][image]
     trackers: list[list[dict[int, _Tracker]]] = field(default_factory=list)  # [replica][dep]
     state: list[Any] = field(default_factory=list)  # a text or (format, *arguments)
     first_pe: int = 0
@@ -317,8 +315,9 @@ class _Simulation:
         self.periphery = Periphery.of(self.arch)
         self.batch = images or len(study.test)
         self.cap = max(self.batch, options.max_images) if options.stream else self.batch
-        self.processes: list[simpy.Process] = []
-        self.ended = self.env.event()  # never triggered: where the processes end
+        self.generators: list[Process] = []  # of the processes started
+        # never triggered: where the processes end, without an event each
+        self.ended = self.env.event()
         self.in_flight = in_flight  # images admitted but not finished, at most
         # images to finish before measuring: one turnover of the images in flight
         self.warmup = in_flight or 0
@@ -389,7 +388,7 @@ class _Simulation:
         edram_per_pe = self.arch.chip.tile.edram.capacity_bytes / per_tile
         for rt in self.runtimes.values():
             stage = rt.stage
-            rt.buffers, rt.readers, rt.pending = [], [], []
+            rt.buffers, rt.windows, rt.frees = [], [], []
             pes = self._pes_of(rt)
             for dep in stage.deps:
                 row_bytes = self.stages[dep.producer].row_bytes
@@ -410,25 +409,24 @@ class _Simulation:
                         f"deadlock: layer {stage.name!r} needs {dep.window.span} rows of "
                         f"{dep.producer!r} at once ({dep.window.span * row_bytes:,} bytes), but "
                         f"its inter-layer buffer holds {rows} rows ({int(share):,} bytes)")
-                readers = np.zeros(self.stages[dep.producer].rows, dtype=np.int64)
-                for j in range(stage.rows):
-                    lo, hi = dep.window.rows(j)
-                    readers[lo:hi + 1] += 1
-                rt.readers.append(readers)
-                rt.pending.append({})
-                rt.buffers.append(_OrderedBuffer(self.env, max(1, rows), self.cap,
-                                                 [int(i) for i in np.flatnonzero(readers)]))
+                # each output row's window (first, last producer row), and how many
+                # output rows read each producer row
+                bounds = [dep.window.rows(j) for j in range(stage.rows)]
+                window = ([lo for lo, _ in bounds], [hi for _, hi in bounds])
+                edges = np.zeros(self.stages[dep.producer].rows + 1, dtype=np.int64)
+                np.add.at(edges, window[0], 1)
+                np.add.at(edges, np.asarray(window[1], dtype=np.int64) + 1, -1)
+                readers = np.cumsum(edges[:-1])
+                buffer = _OrderedBuffer(self.env, max(1, rows), self.cap,
+                                        np.flatnonzero(readers).tolist())
+                rt.windows.append(window)
+                rt.buffers.append(buffer)
+                if dep.window.kind != "all":  # for freeing rows: readers left per image
+                    rt.frees.append((*window, {}, readers.tolist(), buffer, row_bytes))
             rt.trackers = [[defaultdict(partial(_Tracker, self.stages[dep.producer].rows))
                             for dep in stage.deps] for _ in range(rt.replicas)]
             rt.state = ["idle"] * rt.replicas
-            rt.windows = []
-            for dep in stage.deps:
-                bounds = [dep.window.rows(j) for j in range(stage.rows)]
-                rt.windows.append(([lo for lo, _ in bounds], [hi for _, hi in bounds]))
             rt.edram = self.chip.tile(rt.homes[0]).edram
-            rt.frees = [(*rt.windows[index], rt.pending[index], rt.readers[index].tolist(),
-                         rt.buffers[index], self.stages[dep.producer].row_bytes)
-                        for index, dep in enumerate(stage.deps) if dep.window.kind != "all"]
             rt.plans = {}
         for rt in self.runtimes.values():
             period = 1
@@ -515,20 +513,21 @@ class _Simulation:
 
     # -- processes ------------------------------------------------------------------
     def start(self) -> None:
-        self.processes = [_start(self.env, self._source(self.runtimes["input"]))]
+        self.generators = [self._source(self.runtimes["input"])]
         for rt in self.runtimes.values():
             if rt.stage.kind != "input":  # replicas that will get a row (of a short batch)
                 for r in range(min(rt.replicas, self.images * rt.stage.rows)):
-                    self.processes.append(_start(self.env, self._replica(rt, r)))
+                    self.generators.append(self._replica(rt, r))
+        for generator in self.generators:
+            self.env.process(generator)
 
     def _stop(self) -> None:
-        """The run is over: close its processes and drop the events left, so that
-        reference counting frees the run's objects (a process and its generator refer to
-        each other through the simulation) instead of the cyclic collector scanning them."""
-        for process in self.processes:
-            process._generator.close()
-        self.processes = []
-        self.env._queue.clear()
+        """The run is over: close its processes' generators, so that reference counting
+        frees the run's objects (a generator's frame refers to the simulation, which refers
+        to its processes) instead of the cyclic collector scanning them."""
+        for generator in self.generators:
+            generator.close()
+        self.generators = []
 
     def _source(self, rt: _Runtime) -> Process:
         rows = rt.stage.rows
@@ -564,9 +563,6 @@ class _Simulation:
         sink = self.sinks.get(stage.name)
         row_bytes = stage.row_bytes
         fine = self.options.granularity == "fine"
-        compute_fs, adc_fs, has_buffer = rt.coarse
-        cycle = len(compute_fs)
-        stalls, adc_wait = stats.stalls, (stage.name, ADC, rt.adcs)
         image = 0
         while True:
             q += rt.replicas
@@ -604,13 +600,8 @@ class _Simulation:
             if crossbar:
                 if fine:
                     yield from self._compute(rt, r, q)
-                elif has_buffer:
+                else:
                     yield env.timeout(self._compute_coarse(rt, r, q))
-                else:  # _compute_coarse without a buffer, inlined
-                    k = q % cycle
-                    if adc_fs[k] > 0:
-                        stalls[adc_wait] += adc_fs[k]
-                    yield env.timeout(compute_fs[k])
             else:  # Slots.use, inlined
                 assert unit is not None
                 req = unit.resource.request()
@@ -640,7 +631,7 @@ class _Simulation:
                     if self._completed is not None and not self._completed.triggered:
                         self._completed.succeed()
         rt.state[r] = "done"
-        yield self.ended  # ends without an event (see _start)
+        yield self.ended  # waits forever: nothing waits for a replica to end
 
     def _check_steady(self) -> None:
         """After a completion: stop feeding images once the steady state is measured to
@@ -887,18 +878,12 @@ class _Simulation:
         consumers wait for it themselves, no event per message)."""
         now = self.env.now if at is None else at
         for trackers in plan.local:
-            tracker = trackers[m]  # _Tracker.arrive, inlined
-            tracker.arrived[j] = now
-            if tracker.event is not None and j in tracker.missing:
-                tracker.arrive(j, now)
+            trackers[m].arrive(j, now)
         if plan.remote:
             arrival = self.chip.book_multicast(rt.stage.row_bytes, rt.homes[r], plan.remote,
                                                stage=rt.stage.name)
             for trackers in plan.far:
-                tracker = trackers[m]
-                tracker.arrived[j] = arrival
-                if tracker.event is not None and j in tracker.missing:
-                    tracker.arrive(j, arrival)
+                trackers[m].arrive(j, arrival)
 
     # -- run ------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -1043,32 +1028,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
-
-
-def _start(env: simpy.Environment, generator: Process) -> simpy.Process:
-    """A process of the run, started at once: its generator runs to its first wait now.
-
-    ``env.process`` would start it with an *Initialize* event (urgent, at the current
-    time), and schedule the process itself when its generator returns.  The simulation
-    starts its processes at time 0 before the run, in a fixed order, and nothing waits for
-    one to end (each ends by waiting forever on :attr:`_Simulation.ended`), so starting
-    them at once in that order makes the same calls in the same order -- every other
-    event keeps its place in the queue and every result is the same -- with two events
-    fewer per process."""
-    process = simpy.Process.__new__(simpy.Process)
-    process.env, process.callbacks, process._generator = env, [], generator
-    process._resume(_GO)
-    return process
-
-
-class _Go:
-    """What a process is resumed with when it starts (an event processed with no value)."""
-
-    _ok = True
-    _value = None
-
-
-_GO: Any = _Go()
 
 
 def io_row_fs(arch: Any, row_bytes: int) -> int:

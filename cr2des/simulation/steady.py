@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: batches of the batch-means method (Law recommends 10 to 30 for large runs; the event
+#: batches of the batch-means method (Law recommends 10 to 30 for large runs; the row
 #: budget of a deep network allows a few dozen completions, so 5)
 BATCHES = 5
 #: periods that must repeat exactly before the intervals are taken as periodic
