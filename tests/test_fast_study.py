@@ -286,6 +286,10 @@ def test_studies_with_and_without_kept_patterns_are_the_same(monkeypatch, budget
     assert not kept.layers  # nothing stays kept after the study
     expected = {0: {False}, 3000: {True, False}, None: {True}}[budget]
     assert set(kept.reserved) == expected and set(kept.taken) <= expected
+    # the second pass reads back what the first kept, for every layer it classifies again
+    assert kept.taken
+    if budget is None:
+        assert all(kept.taken)
     for record in (reference, got):
         record.pop("timings_s")
     assert got == reference

@@ -25,7 +25,6 @@ complement: their top bit-plane is extracted like the others and carries weight
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -294,22 +293,25 @@ class PatternBuffer:
     def _combined(self, band: np.ndarray, key: np.ndarray) -> np.ndarray:
         return (band.astype(np.uint64) << np.uint64(self.key_bits)) | key.astype(np.uint64)
 
-    @functools.cached_property
-    def _table(self) -> np.ndarray:
-        """Dense hit bitmap over ``band << key_bits | key`` (keys of at most 16 bits)."""
+    def hit_table(self) -> np.ndarray:
+        """Dense hit bitmap over ``band << key_bits | key`` (keys of at most 16 bits).  Made
+        by the caller once per pass and dropped with it: with 16-bit keys it takes 64 KiB
+        per band, too much to keep with every buffer of a study."""
         table = np.zeros(self.n_bands << self.key_bits, dtype=bool)
         table[(self.band << self.key_bits) + self.key.astype(np.int64)] = True
         return table
 
-    def lookup(self, keys: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
+    def lookup(self, keys: np.ndarray, index: np.ndarray | None = None,
+               table: np.ndarray | None = None) -> np.ndarray:
         """Hit mask of keys shaped ``(V, n_bands, cycles)``; ``index`` is their dense
-        ``band << key_bits | key`` index when the caller has it."""
+        ``band << key_bits | key`` index and ``table`` the :meth:`hit_table` when the
+        caller has them."""
         if self.size == 0:
             return np.zeros(keys.shape, dtype=bool)
         if self.key_bits <= 16:
             if index is None:
                 index = _band_key_index(keys, self.n_bands, self.key_bits)
-            return np.take(self._table, index)
+            return np.take(self.hit_table() if table is None else table, index)
         stored = np.sort(self._combined(self.band, self.key))
         band = np.broadcast_to(np.arange(self.n_bands)[None, :, None], keys.shape)
         probe = self._combined(band, keys)
@@ -438,6 +440,8 @@ def _classify(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
     cycles = 0
     per_vector = li.bits // dac_bits
     looks = buffer is not None and buffer.size > 0
+    # the buffer's hit bitmap, once for the layer's chunks
+    table = buffer.hit_table() if looks and buffer is not None and buffer.key_bits <= 16 else None
     chunks = layer_keys(li, bands, dac_bits) if keys_given is None else iter(keys_given)
     for first, keys in chunks:
         if keep is not None:
@@ -457,7 +461,7 @@ def _classify(li: LayerInput, bands: RowBands, dac_bits: int, groups: int,
         any_nonzero = _any_true(nz).sum(axis=0, dtype=np.int64)
         vectors_nonzero += any_nonzero
         if looks and buffer is not None:
-            hit = buffer.lookup(keys, index)
+            hit = buffer.lookup(keys, index, table)
             hit &= nz
             hit_parts.append(np.add.reduceat(_count_true(hit), starts, axis=0))
             hit ^= nz  # now the computed cycles: non-zero and not served

@@ -610,7 +610,7 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
     buffer empty (an allocation to be made later, :func:`fill_buffers`).
 
     ``time`` gives whole tiles' buffers to the layers where they save the most stage time
-    and never slow a layer (:func:`time_allocation`); the other methods value an entry by
+    and never slow a layer (:func:`time_tables`); the other methods value an entry by
     the OU activations it saves (MODEL.md section 3).
     """
     if method not in ALLOCS:
@@ -627,10 +627,9 @@ def learn_buffers(workload: Workload, arch: Arch, weights: QuantWeights, run: Ex
 
     maps, learned, widths, candidates, work = {}, {}, {}, [], {}
     layers = workload.crossbar_layers
-    # layers are independent: several at once (one at a time with a cache, whose
-    # statistics count from one thread), each layer's results taken in order
+    # layers are independent: several at once, each layer's results taken in order
     for layer, (lmap, counts, values, layer_work) in zip(
-            layers, map_ordered(learn, layers, 1 if cache else None), strict=True):
+            layers, map_ordered(learn, layers), strict=True):
         if progress is not None:
             progress(layer.name)
         name = layer.name
@@ -738,36 +737,9 @@ def learned_homes(maps: dict[str, LayerMap], learned: dict[str, PatternCounts], 
     return replica_homes(place(maps, arch, "wpr", times), arch)
 
 
-def time_allocation(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
-                    widths: dict[str, int], key_bits: dict[str, int], capacity_bytes: int,
-                    arch: Arch, homes: dict[str, tuple[int, ...]] | None = None
-                    ) -> Allocation:
-    """The time-aware allocation (docs/model.md): whole tiles' buffers ("banks") are given
-    to layers so as to maximize the PE time saved on the learning images, and a layer
-    never gets a buffer that makes its stage slower than under ``wpr``.
-
-    A layer with ``b`` banks holds its ``k = min(x, b x per_bank)`` best entries (by OU
-    activations saved).  Its stage time with ``R`` replicas (the ``wpr`` placement) is
-    ``max(split / R, shared)``: ``split`` is the crossbar-and-ADC time scaled by the OU
-    activations left, but never below the shift-and-add time, which hits do not save;
-    ``shared`` is the larger of the entry reads and the lookups of every non-zero cycle
-    over the ``b x ports`` ports (without lookahead the lookups are also added to
-    ``split``).  The gain is ``R`` times the time saved; a ``b`` whose time exceeds the
-    ``wpr`` time is not allowed.  The banks are split by an exact grouped knapsack
-    (``new[c] = max_b old[c - b] + gain[b]``, ties to fewer banks).
-
-    With copies per router (``pattern_buffer.copies: router``, ``homes`` the replicas'
-    tiles) ``b`` banks per copy sit on every router hosting the layer's replicas, whose
-    replicas read them (``shared`` is the busiest copy's part); the banks of all copies on
-    a router must fit its sites (:func:`~cr2des.compression.allocation.chain_allocate`).
-    """
-    tables = time_tables(maps, learned, widths, key_bits, arch, homes)
-    return tables.allocate(capacity_bytes)
-
-
 @dataclass(frozen=True)
 class TimeTables:
-    """What :func:`time_allocation` needs of each layer, at every number of banks the layer
+    """What :func:`time_tables` needs of each layer, at every number of banks the layer
     could use; computed once, the allocation of any capacity is a knapsack over them."""
 
     names: tuple[str, ...]
@@ -879,9 +851,29 @@ def _lookup_fs(p: Periphery, entries: np.ndarray, banks: np.ndarray, key_bits: i
 def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
                 widths: dict[str, int], key_bits: dict[str, int], arch: Arch,
                 homes: dict[str, tuple[int, ...]] | None = None) -> TimeTables:
-    """Each layer's gain (PE time saved, :func:`time_allocation`) with ``b`` banks (per
-    copy, with copies per router), for every ``b`` up to the banks that hold all its
-    useful entries."""
+    """Each layer's gain (PE time saved) with ``b`` banks (per copy, with copies per
+    router), for every ``b`` up to the banks that hold all its useful entries;
+    :meth:`TimeTables.allocate` splits a capacity among the layers by them.
+
+    The time-aware allocation (docs/model.md): whole tiles' buffers ("banks") are given
+    to layers so as to maximize the PE time saved on the learning images, and a layer
+    never gets a buffer that makes its stage slower than under ``wpr``.
+
+    A layer with ``b`` banks holds its ``k = min(x, b x per_bank)`` best entries (by OU
+    activations saved).  Its stage time with ``R`` replicas (the ``wpr`` placement) is
+    ``max(split / R, shared)``: ``split`` is the crossbar-and-ADC time scaled by the OU
+    activations left, but never below the shift-and-add time, which hits do not save;
+    ``shared`` is the larger of the entry reads and the lookups of every non-zero cycle
+    over the ``b x ports`` ports (without lookahead the lookups are also added to
+    ``split``).  The gain is ``R`` times the time saved; a ``b`` whose time exceeds the
+    ``wpr`` time is not allowed.  The banks are split by an exact grouped knapsack
+    (``new[c] = max_b old[c - b] + gain[b]``, ties to fewer banks).
+
+    With copies per router (``pattern_buffer.copies: router``, ``homes`` the replicas'
+    tiles) ``b`` banks per copy sit on every router hosting the layer's replicas, whose
+    replicas read them (``shared`` is the busiest copy's part); the banks of all copies on
+    a router must fit its sites (:func:`~cr2des.compression.allocation.chain_allocate`).
+    """
     pb = arch.chip.tile.pattern_buffer
     names = tuple(maps)
     if pb is None:
@@ -938,8 +930,7 @@ def time_tables(maps: dict[str, LayerMap], learned: dict[str, PatternCounts],
         # sends its result over links, shared with the rows layers send each other, which
         # this closed form cannot time; so a layer only gets banks that all its replicas
         # reach without a link (sites on its replicas' router, best entries first)
-        homes = [(lp.first_pe + i * lp.pes) // per_tile for i in range(r)]
-        local = own_sites(homes, sites, concentration)[1][:top]
+        local = own_sites(list(_replica_tiles(lp, per_tile)), sites, concentration)[1][:top]
         link_free = int(np.cumprod(local >= 1.0).sum())  # leading banks all replicas reach
         stage = np.maximum(split / r, np.maximum(reads, looks))
         stage[link_free + 1:] = np.inf

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.cores import cores
 from ..errors import Cr2desError, SpecError
 from ..fileio import atomic_write_text
 from .sweep import Point, RunOptions, Sweep
@@ -424,7 +425,7 @@ def _client(workers: int | None, scheduler: str | None) -> Any:
         return
     import dask
 
-    n = workers or os.cpu_count() or 1
+    n = workers or cores()
     # A worker is sent its next task only when it is free, so the queue's priorities decide
     # what runs next (the scheduler of a local cluster runs in this process).  Workers
     # allocate memory as a standalone run does: dask sets MALLOC_TRIM_THRESHOLD_, which

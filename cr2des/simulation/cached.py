@@ -30,7 +30,7 @@ A traced simulation is never stored (its trace is large and asked for once).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..compression.cache import Cache, pack, unpack, workload_digest
 from .hardware import Stats
@@ -61,6 +61,30 @@ class _BufferBytes:
     bytes_per_layer: dict[str, int]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Hits:
+    """A buffered layer's counts as the simulation sees them: hits per batch and row."""
+
+    batch_hits: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class _BufferedLayer:
+    """A buffered layer as the simulation sees it: what places its entries on the banks
+    and sizes the results its hits send (all of it in the address)."""
+
+    map: Any
+    learned: Any
+    entries: int
+    width_bytes: int
+    counts: _Hits
+
+    @classmethod
+    def of(cls, layer: Any) -> _BufferedLayer:
+        return cls(layer.map, layer.learned, int(layer.entries), int(layer.width_bytes),
+                   _Hits(layer.counts.batch_hits))
+
+
 class SimulationInputs:
     """Everything the simulation of one scheme of a study reads (module docstring).
 
@@ -84,8 +108,8 @@ class SimulationInputs:
         self.allocation = _BufferBytes({name: int(study.allocation.bytes_per_layer[name])
                                         for name in sorted(buffered)})
         # where a buffered layer's entries sit and what a hit sends: its learned table,
-        # entries held, entry width, mapping and per-batch hits
-        self.layers = {name: study.layers[name] for name in sorted(buffered)}
+        # entries held, entry width, mapping and per-batch hits (and nothing else of it)
+        self.layers = {name: _BufferedLayer.of(study.layers[name]) for name in sorted(buffered)}
 
     def stage(self, name: str, scheme: str, *, keep_crossbars: bool = False) -> CrossbarStage:
         if scheme != self.scheme:
