@@ -337,7 +337,7 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                               lmap.groups) for name, lmap in learning.maps.items()}
     if copies:
         # the patterns of the first classification serve the second, as memory allows
-        kept = KeptKeys()
+        kept = KeptKeys() if cache is None else None  # a cache holds the classifications
         unbuffered = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
                                        cache=cache, reference=test_key, keep=kept)
         placements = place_schemes(unbuffered, learning.maps, arch, learning.allocation,
@@ -353,7 +353,8 @@ def run_study(workload: Workload, arch: Arch, options: StudyOptions | None = Non
                                    known={n: layer for n, layer in unbuffered.items()
                                           if not allocation.entries[n]},
                                    cache=cache, reference=test_key, kept=kept)
-        kept.clear()
+        if kept is not None:
+            kept.clear()
         lap("testing")
     else:
         layers = classify_test_run(learning, learning.buffers, test_run, dac, tick, tested,
