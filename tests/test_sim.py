@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from cr2des.compression.study import StudyOptions, run_study
 from cr2des.compression.timing import FS
 from cr2des.description.spec import arch_from_dict
-from cr2des.simulation.hardware import LINK, Chip, Stats
+from cr2des.simulation.hardware import LINK, Chip, Reservations, Stats
 from cr2des.simulation.network import build_topology
 from cr2des.simulation.sim import SimOptions, SimulationError, estimate, simulate
 from cr2des.simulation.trace import chrome_trace, write_trace
@@ -116,6 +116,32 @@ def test_link_contention_exact():
     assert done == [("a", one), ("b", 2 * one)]
     assert stats.stalls[("b", LINK, "link0-1")] == one
     assert len([i for i in stats.intervals if i[0].startswith("link")]) == 12
+
+
+@settings(max_examples=60, deadline=None)
+@given(count=st.integers(1, 3),
+       jobs=st.lists(st.tuples(st.integers(0, 6), st.integers(1, 5)), min_size=1, max_size=12))
+def test_booked_units_keep_the_schedule_of_a_simpy_resource(count, jobs):
+    """Digital units, links and buffer ports are booked ahead (``Reservations``): each job
+    asking when it arrives gets the start a first-come-first-served ``simpy.Resource`` of
+    the same units would give it (the ``DigitalUnit`` docstring's claim)."""
+    env = simpy.Environment()
+    resource = simpy.Resource(env, capacity=count)
+    jobs = sorted(jobs, key=lambda job: job[0])  # asked in arrival order, ties by position
+    started = [0] * len(jobs)
+
+    def job(k, at, duration):
+        yield env.timeout(at)
+        with resource.request() as request:
+            yield request
+            started[k] = env.now
+            yield env.timeout(duration)
+
+    for k, (at, duration) in enumerate(jobs):
+        env.process(job(k, at, duration))
+    env.run()
+    booked = Reservations("unit", Stats(), count)
+    assert [booked.book(1, duration, at, "")[0] for at, duration in jobs] == started
 
 
 # ----------------------------------------------------------------------------- invariants

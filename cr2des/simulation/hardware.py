@@ -2,11 +2,13 @@
 
 Every component is built as ``Component(env, spec, *, name, stats)``: ``env`` is the run's
 SimPy environment (never a global), ``spec`` its frozen description, ``name`` its place in
-the chip (``tile3.pe1.adc``), ``stats`` the run's :class:`Stats`.  Contention is always a
-SimPy resource: a :class:`Slots` unit wraps a ``simpy.Resource`` with one trace track per
-slot, so events on a track never overlap.  The :class:`Chip` makes and checks all
-connections in one place (:meth:`Chip.tile`, :meth:`Chip.link`) and builds units lazily, so a
-1024-tile chip costs only the tiles a mapping uses.
+the chip (``tile3.pe1.adc``), ``stats`` the run's :class:`Stats`. Contention is a SimPy
+resource where a unit is held while its holder waits for events (a :class:`Slots` unit wraps
+a ``simpy.Resource`` with one trace track per slot, so events on a track never overlap), and
+:class:`Reservations` where a job's duration is known when it asks (links, pattern-buffer
+ports, digital units: booked ahead, first come first served). The :class:`Chip` makes and
+checks all connections in one place (:meth:`Chip.tile`, :meth:`Chip.link`) and builds units
+lazily, so a 1024-tile chip costs only the tiles a mapping uses.
 """
 
 from __future__ import annotations
@@ -128,14 +130,6 @@ class ShiftAdd(Slots):
         super().__init__(env, spec, name=name, stats=stats, count=spec.count)
 
 
-class DigitalUnit(Slots):
-    """A tile's vector unit (max-pool, sigmoid, shift-and-add) for digital stages."""
-
-    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
-                 ) -> None:
-        super().__init__(env, spec, name=name, stats=stats, count=spec.count)
-
-
 class Reservations:
     """``count`` identical units booked ahead in arrival order: a job takes the units that
     free up first and holds them from when the last of them is free.  This is what a
@@ -177,6 +171,18 @@ class Reservations:
         else:  # what :meth:`Stats.interval` adds up, in one step
             stats.busy[self._track] += len(order) * duration
         return start, end
+
+
+class DigitalUnit(Reservations):
+    """A tile's vector unit (max-pool, sigmoid, shift-and-add) for digital stages: ``count``
+    lanes, each row booked on the lane that frees up first (:class:`Reservations`; the
+    first-come-first-served queue of a ``simpy.Resource``, without its request and release
+    events)."""
+
+    def __init__(self, env: simpy.Environment, spec: Component, *, name: str, stats: Stats
+                 ) -> None:
+        super().__init__(name, stats, spec.count)
+        self.env, self.spec = env, spec
 
 
 class PatternBuffer:

@@ -171,21 +171,44 @@ class SimResult:
                            for s, c, r, t in self.stalls_by_stage[:10]],
             "busiest": [{"resource": name, "busy_s": busy / FS}
                         for name, busy in sorted(self.stats.busy.items(),
-                                                 key=lambda item: -item[1])[:10]],
+                                                 key=lambda item: (-item[1], item[0]))[:10]],
         }
 
 
 # ----------------------------------------------------------------------------- runtime
+class _Wake(simpy.Event):
+    """An event whose time is known only when it is triggered: a replica waiting for input
+    rows wakes when the last of them has arrived (plus, for a row with no other work at its
+    start, the row's compute time), not when it was sent.  Triggered like SimPy's own
+    ``Timeout``, with the delay given then."""
+
+    def succeed_at(self, time: int) -> None:
+        self._ok, self._value = True, None
+        self.env.schedule(self, simpy.events.NORMAL, time - self.env.now)
+
+
 class _Tracker:
     """Rows of one producer, one image, at one consumer replica: each row's arrival time
-    (fs; known when the row is sent), ``None`` until it is sent."""
+    (fs; known when the row is sent), ``None`` until it is sent.
 
-    __slots__ = ("arrived", "event", "missing")
+    A replica waiting for rows ``lo..hi`` (of which ``missing`` are not sent yet) sleeps
+    on ``event``; when the last missing row is sent, the event is set for when the last
+    row of the window arrives (``ready``) plus ``extra``."""
+
+    __slots__ = ("arrived", "event", "extra", "hi", "lo", "missing", "ready")
 
     def __init__(self, rows: int) -> None:
         self.arrived: list[int | None] = [None] * rows
         self.missing: set[int] = set()
-        self.event: simpy.Event | None = None
+        self.event: _Wake | None = None
+        self.lo = self.hi = self.ready = 0
+        self.extra: int | None = 0
+
+    def wait(self, env: simpy.Environment, missing: set[int], lo: int, hi: int,
+             extra: int | None) -> _Wake:
+        self.missing, self.lo, self.hi, self.extra = missing, lo, hi, extra
+        self.event = _Wake(env)
+        return self.event
 
     def arrive(self, row: int, at: int) -> None:
         self.arrived[row] = at
@@ -193,7 +216,11 @@ class _Tracker:
             self.missing.discard(row)
             if not self.missing:
                 event, self.event = self.event, None
-                event.succeed()
+                if self.extra is None:  # wake now, when the last row is sent
+                    event.succeed()
+                    return
+                self.ready = max(self.arrived[self.lo:self.hi + 1])  # type: ignore[type-var]
+                event.succeed_at(self.ready + self.extra)
 
 
 class _OrderedBuffer:
@@ -563,6 +590,10 @@ class _Simulation:
         sink = self.sinks.get(stage.name)
         row_bytes = stage.row_bytes
         fine = self.options.granularity == "fine"
+        single = len(deps) == 1
+        compute_fs, adc_fs, buffered = rt.coarse
+        plain = crossbar and not fine and not buffered
+        cycle = len(compute_fs)
         image = 0
         while True:
             q += rt.replicas
@@ -573,7 +604,11 @@ class _Simulation:
                 image = m
             if m >= self.images:
                 break
-            ready, last = env.now, None
+            # a row with nothing to book at its start (a crossbar row without IPR work, at
+            # coarse granularity) sleeps through its inputs' wait and its compute time in
+            # one event; a single input's wait ends when its rows arrive, not when sent
+            extra = compute_fs[q % cycle] if plain else 0
+            ready, last, asked = env.now, None, env.now
             for dep, (los, his), trackers in deps:
                 lo, hi = los[j], his[j]
                 tracker = trackers[m]
@@ -583,34 +618,41 @@ class _Simulation:
                     asked = env.now
                     rt.state[r] = ("waits for rows {}-{} of image {} from {!r}", min(missing),
                                    max(missing), m, dep.producer)
-                    tracker.missing, tracker.event = missing, env.event()
-                    yield tracker.event
+                    if single:
+                        yield tracker.wait(env, missing, lo, hi, extra)
+                        ready = tracker.ready
+                        stats.stall(stage.name, INPUT, dep.producer, ready - asked)
+                        break
+                    yield tracker.wait(env, missing, lo, hi, None)
                     stats.stall(stage.name, INPUT, dep.producer, env.now - asked)
                     window = tracker.arrived[lo:hi + 1]
                 # rows sent but still on the network: one wait for the last of them
                 at = max(window)  # type: ignore[type-var]
                 if at > ready:
                     ready, last = at, dep.producer
-            if last is not None and ready > env.now:
-                asked = env.now
-                yield env.timeout(ready - asked)
-                stats.stall(stage.name, INPUT, last, env.now - asked)
+            else:
+                if last is not None and ready > env.now:
+                    asked = env.now
+                    yield env.timeout(ready - asked + extra)
+                    stats.stall(stage.name, INPUT, last, ready - asked)
+                elif plain:
+                    yield env.timeout(extra)
             rt.state[r] = ("computes row {} of image {}", j, m)  # formatted if deadlocked
-            start = env.now
+            if plain:
+                start = ready
+                stats.stall(stage.name, ADC, rt.adcs, adc_fs[q % cycle])
+            else:
+                start = env.now
             if crossbar:
                 if fine:
                     yield from self._compute(rt, r, q)
-                else:
+                elif not plain:
                     yield env.timeout(self._compute_coarse(rt, r, q))
-            else:  # Slots.use, inlined
+            else:
                 assert unit is not None
-                req = unit.resource.request()
-                yield req
-                stats.stall(stage.name, UNIT, unit.name, env.now - start)
-                slot, held = unit.claim(), env.now
-                yield env.timeout(rt.digital_fs)
-                unit.done(slot, held, f"img{m} row{j}" if trace else "")
-                unit.resource.release(req)
+                held, done = unit.book(1, rt.digital_fs, start, f"img{m} row{j}")
+                stats.stall(stage.name, UNIT, unit.name, held - start)
+                yield env.timeout(done - start)
             end = env.now
             rt.computed += 1
             busy[track] += end - start  # Stats.interval, inlined
@@ -936,12 +978,15 @@ class _Simulation:
         batch = [m for m in range(self.batch) if m in self.done]
         latencies = [(self.done[m] - self.started.get(m, 0)) / FS for m in batch]
         makespan = max((self.done[m] for m in batch), default=self.env.now) / FS
-        by_cause = dict.fromkeys(CAUSES, 0.0)
+        # summed in integer femtoseconds and sorted with ties by name, so that neither
+        # depends on the order in which the engine's events recorded them
+        by_fs = dict.fromkeys(CAUSES, 0)
         rows = []
         for (stage, cause, resource), t in self.stats.stalls.items():
-            by_cause[cause] += t / FS
+            by_fs[cause] += t
             rows.append((stage, cause, resource, t / FS))
-        rows.sort(key=lambda row: -row[3])
+        rows.sort(key=lambda row: (-row[3], row[:3]))
+        by_cause = {cause: t / FS for cause, t in by_fs.items()}
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
         measured = self.measured
         if measured is None and self.options.stream:
