@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -34,10 +35,13 @@ def study():
 @pytest.mark.skipif(not parallel.can_fork(), reason="no fork on this platform")
 def test_parallel_results_equal_serial(study):
     jobs = [(study, scheme, SimOptions(trace=scheme == "cr2")) for scheme in SCHEMES]
-    serial = parallel.simulate_all(jobs, 1)
+    calls = []  # the parent's work meanwhile: once, in this process, either way
+    serial = parallel.simulate_all(jobs, 1, meanwhile=lambda: calls.append(os.getpid()))
     done = []
-    forked = parallel.simulate_all(jobs, 2, done.append)
+    forked = parallel.simulate_all(jobs, 2, done.append,
+                                   meanwhile=lambda: calls.append((os.getpid(), done[:])))
     assert done == list(range(len(jobs)))
+    assert calls == [os.getpid(), (os.getpid(), [])]  # before any result was collected
     for one, other in zip(serial, forked, strict=True):
         assert _strip(one.to_dict()) == _strip(other.to_dict())
         assert one.stats.intervals == other.stats.intervals  # the trace too

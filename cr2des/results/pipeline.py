@@ -19,7 +19,7 @@ from ..description.spec import Arch
 from ..simulation.parallel import Job, simulate_all
 from ..simulation.sim import Estimate, SimOptions, SimResult, estimate
 from ..workloads.graph import Workload
-from .record import model_record
+from .record import model_record, study_parts
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,12 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
     sims: dict[str, SimResult] = {}
     alt_sims: dict[str, dict[str, SimResult]] = {}
     sim_wall = 0.0
+    parts: dict[str, Any] = {}
+
+    def meanwhile() -> None:  # the record's parts that no simulation changes
+        tick("results", "IPR hit rate against capacity, allocation methods")
+        parts.update(study_parts(study, cache))
+
     if timing.engine in ("event", "both"):
         plain = sim_options(timing)
         jobs: list[Job] = [(study, scheme, dataclasses.replace(
@@ -89,7 +95,7 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
         names = [*SCHEMES, *(f"cr2 ({method})" for method in study.alternatives)]
         start = time.perf_counter()
         results = simulate_all(jobs, timing.jobs, lambda i: tick("simulate", names[i]),
-                               cache=cache)
+                               cache=cache, meanwhile=meanwhile)
         sim_wall = time.perf_counter() - start
         sims = dict(zip(SCHEMES, results, strict=False))
         alt_sims = {method: {"cr2": result} for method, result
@@ -102,7 +108,8 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
     else:
         sim_meta = {"engine": timing.engine, "granularity": None, "events": 0, "wall_s": 0.0,
                     "partial": False, "trace": None}
-    tick("results", "IPR hit rate against capacity, allocation methods")
+    if not parts:
+        meanwhile()
     record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims,
-                          cache=cache)
+                          cache=cache, parts=parts)
     return Run(study, sims, estimates, record, alt_sims)

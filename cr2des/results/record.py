@@ -354,14 +354,26 @@ def alloc_comparison(study: Study, sims: Mapping[str, Mapping[str, SimResult]],
     return {m: out[m] for m in ALLOCS if m in out}
 
 
+def study_parts(study: Study, cache: Cache | None = None) -> dict[str, Any]:
+    """The parts of a model's record that no simulation changes: the IPR hit-rate curve,
+    the allocation methods' hits and the chip's area.  :func:`run_record
+    <cr2des.results.pipeline.run_record>` computes them while the simulations run."""
+    from ..costs.area_power import area_power
+
+    tables = learned_tables(study)
+    return {"ipr_curve": ipr_curve(study, cache=cache, tables=tables),
+            "alloc_methods": alloc_methods(study, tables, cache),
+            "area_power": chip_area(area_power(study.arch))}
+
+
 def model_record(study: Study, sims: Mapping[str, SimResult],
                  estimates: Mapping[str, Estimate], *, sim_meta: Mapping[str, Any],
                  alt_sims: Mapping[str, Mapping[str, SimResult]] | None = None,
-                 cache: Cache | None = None) -> dict[str, Any]:
+                 cache: Cache | None = None, parts: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
     """One model's record (the module docstring): everything the report, the CSVs and the
-    figures read.  ``cache`` keeps the hit-rate curve (:func:`cached_curve`)."""
-    from ..costs.area_power import area_power
-
+    figures read.  ``cache`` keeps the hit-rate curve (:func:`cached_curve`); ``parts`` are
+    :func:`study_parts` when already computed."""
     data = study.to_dict()
     data = {"schema_version": RESULTS_SCHEMA_VERSION, **data}
     for scheme, entry in data["schemes"].items():
@@ -381,13 +393,13 @@ def model_record(study: Study, sims: Mapping[str, SimResult],
         if sims:
             layer["time_s"] = times[name]
     add_energy(data, study, sims, estimates)
-    tables = learned_tables(study)
-    data["ipr_curve"] = ipr_curve(study, cache=cache, tables=tables)
+    parts = parts if parts is not None else study_parts(study, cache)
+    data["ipr_curve"] = parts["ipr_curve"]
     all_sims = dict(alt_sims or {})
     all_sims.setdefault(study.allocation.method, sims)
     data["alloc_compare"] = alloc_comparison(study, all_sims, sims.get("dense"))
-    data["alloc_methods"] = alloc_methods(study, tables, cache)
-    data["area_power"] = chip_area(area_power(study.arch))
+    data["alloc_methods"] = parts["alloc_methods"]
+    data["area_power"] = parts["area_power"]
     return data
 
 

@@ -50,15 +50,18 @@ def can_fork() -> bool:
 
 def simulate_all(jobs: Sequence[Job], workers: int,
                  progress: Callable[[int], None] | None = None,
-                 cache: Cache | None = None) -> list[SimResult]:
+                 cache: Cache | None = None,
+                 meanwhile: Callable[[], None] | None = None) -> list[SimResult]:
     """Run every ``(study, scheme, options)`` of ``jobs``; results in the same order.
 
     ``workers`` processes at most (at most one per job); ``progress(i)`` is called when
     job ``i`` is done in parallel, just before it runs serially.  With ``cache``, results
-    are found and stored there (module docstring)."""
+    are found and stored there (module docstring).  ``meanwhile()`` is called once, in
+    this process: while the workers simulate, or first when the jobs run here."""
     tick = progress or (lambda i: None)
+    wait = meanwhile or (lambda: None)
     if cache is None:
-        return _simulate_all(jobs, workers, tick)
+        return _simulate_all(jobs, workers, tick, wait)
     results: list[SimResult | None] = [None] * len(jobs)
     views: dict[int, tuple[SimulationInputs, str]] = {}
     for i, (study, scheme, options) in enumerate(jobs):
@@ -67,6 +70,7 @@ def simulate_all(jobs: Sequence[Job], workers: int,
             views[i] = (view, view.key(cache, options))
     serial = min(workers, len(jobs)) <= 1 or not can_fork()
     if serial:
+        wait()
         for i in reversed(range(len(jobs))):
             tick(i)
             results[i] = _one(jobs[i], views.get(i), cache)
@@ -79,7 +83,7 @@ def simulate_all(jobs: Sequence[Job], workers: int,
             study, scheme, options = job
             view = views.get(i)
             missing.append((view[0] if view else study, scheme, options))
-    fresh = iter(_simulate_all(missing, workers, lambda i: None))  # type: ignore[arg-type]
+    fresh = iter(_simulate_all(missing, workers, lambda i: None, wait))  # type: ignore[arg-type]
     for i in range(len(jobs)):
         if results[i] is None:
             results[i] = next(fresh)
@@ -97,11 +101,12 @@ def _one(job: Job, view: tuple[SimulationInputs, str] | None, cache: Cache) -> S
     return simulate_inputs(inputs, key, options, cache)
 
 
-def _simulate_all(jobs: Sequence[Job], workers: int, tick: Callable[[int], None]
-                  ) -> list[SimResult]:
+def _simulate_all(jobs: Sequence[Job], workers: int, tick: Callable[[int], None],
+                  meanwhile: Callable[[], None]) -> list[SimResult]:
     global _JOBS
     workers = min(workers, len(jobs))
     if workers <= 1 or not can_fork():
+        meanwhile()
         results = []
         for i, (study, scheme, options) in enumerate(jobs):
             tick(i)
@@ -117,6 +122,7 @@ def _simulate_all(jobs: Sequence[Job], workers: int, tick: Callable[[int], None]
             # the longest first, so that the last one to start is a short one
             order = sorted(range(len(jobs)), key=lambda i: -_weight(jobs[i]))
             futures = {i: pool.submit(_run, i) for i in order}
+            meanwhile()
             results = []
             for i in range(len(jobs)):
                 results.append(futures[i].result())
