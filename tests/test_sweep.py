@@ -322,15 +322,23 @@ def test_byte_allocations_at_many_capacities_equal_each_alone_and_are_cached(tmp
     assert cache.stats.kinds["allocation"] == {"hits": 8, "misses": 20, "corrupt": 0}
 
 
-def test_local_workers_keep_glibc_allocation_thresholds():
-    """dask's MALLOC_TRIM_THRESHOLD_ doubled a point's study time; its one-thread settings
-    stay."""
+def _profiler_on(dask_worker) -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_local_workers_keep_glibc_allocation_thresholds_and_do_not_profile():
+    """dask's MALLOC_TRIM_THRESHOLD_ doubled a point's study time, and its statistical
+    profiler slowed the simulations by a fifth; its one-thread settings stay."""
     from cr2des.results.sweep_runner import _client
 
     with _client(1, None) as client:
         environ = client.submit(lambda: dict(os.environ), pure=False).result()
+        profiling = client.run(_profiler_on)
     assert "MALLOC_TRIM_THRESHOLD_" not in environ
     assert environ.get("OPENBLAS_NUM_THREADS") == "1"
+    assert list(profiling.values()) == [False]
 
 
 def test_a_failing_point_becomes_a_failed_record(tmp_path):

@@ -430,12 +430,15 @@ def _client(workers: int | None, scheduler: str | None) -> Any:
     # what runs next (the scheduler of a local cluster runs in this process).  Workers
     # allocate memory as a standalone run does: dask sets MALLOC_TRIM_THRESHOLD_, which
     # turns off glibc's adaptive thresholds, so that every large numpy temporary is mapped
-    # and unmapped again, and a point's study took twice as long (docs/sweeps.md).
+    # and unmapped again, and a point's study took twice as long (docs/sweeps.md).  Their
+    # statistical profiler is off: sampling every thread's stack every 10 ms took the
+    # interpreter lock from the simulations and slowed them by a fifth.
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ",
                                                  {}).items()
                if k not in NATIVE_MALLOC}
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.nanny.pre-spawn-environ": environ}), \
+                          "distributed.nanny.pre-spawn-environ": environ,
+                          "distributed.worker.profile.enabled": False}), \
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
