@@ -283,13 +283,15 @@ def test_prepare_parts_fill_what_every_point_reads_and_the_curve_gives_each_allo
 
 def test_points_with_one_allocation_share_their_cr2_simulation(tmp_path, capsys):
     sweep = tmp_path / "s.yaml"
+    # 1KiB and 1536B hold the same entries, 2KiB more; 256B none (its cr2 is wpr's)
     sweep.write_text(SWEEP.replace("[128B, 256B, 512B, 1KiB, 2KiB, 4KiB]",
-                                   "[256B, 512B, 1KiB]"))
+                                   "[256B, 1KiB, 1536B, 2KiB]"))
     out = tmp_path / "out"
     assert main(["sweep", str(sweep), "--workers", "1", "--out", str(out)]) == 0
     records = {r["values"]["run.buffer"]: r for r in read_records(out / RECORDS)}
     misses = {b: r["cache"]["by_kind"]["simulation"]["misses"] for b, r in records.items()}
-    assert misses["1KiB"] == 1 and sorted([misses["256B"], misses["512B"]]) == [0, 1]
+    assert misses["2KiB"] == 1 and sorted([misses["1KiB"], misses["1536B"]]) == [0, 1]
+    assert misses["256B"] == 0
     follower = next(r for b, r in records.items() if misses[b] == 0)
     capsys.readouterr()
     assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--buffer",
@@ -405,7 +407,7 @@ def test_killed_worker_and_killed_sweep_resume_to_the_uninterrupted_result(tmp_p
 
 def test_sweep_cli_runs_and_refuses_to_clobber(tmp_path, capsys):
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(SWEEP.replace("[128B, 256B, 512B, 1KiB, 2KiB, 4KiB]", "[256B, 1KiB]"))
+    sweep.write_text(SWEEP.replace("[128B, 256B, 512B, 1KiB, 2KiB, 4KiB]", "[1KiB, 2KiB]"))
     out = tmp_path / "out"
     assert main(["sweep", str(sweep), "--workers", "1", "--out", str(out)]) == 0
     rows = (out / "summary.csv").read_text().splitlines()
@@ -534,6 +536,26 @@ def test_only_what_a_scheme_depends_on_addresses_its_simulation(tmp_path):
     assert set(buffered.layers) == set(buffered.allocation.bytes_per_layer)
     with pytest.raises(KeyError):
         view.stage(next(iter(small.layers)), "cr2")
+
+
+def test_cr2_with_nothing_buffered_finds_the_wpr_simulation(tmp_path):
+    """The address holds what a simulation reads, not the scheme's name: cr2 at a capacity
+    that buffers nothing has wpr's inputs, finds wpr's result and labels it cr2."""
+    from cr2des.simulation.cached import SimulationInputs, simulate_cached
+    from cr2des.simulation.sim import SimOptions, simulate
+
+    cache, options = Cache(tmp_path), SimOptions()
+    empty, buffered = tiny_study(0), tiny_study(4096)
+    assert not any(empty.allocation.bytes_per_layer.values())
+    assert (SimulationInputs(empty, "cr2", options).key(cache, options)
+            == SimulationInputs(empty, "wpr", options).key(cache, options))
+    assert (SimulationInputs(buffered, "cr2", options).key(cache, options)
+            != SimulationInputs(buffered, "wpr", options).key(cache, options))
+    simulate_cached(empty, "wpr", options, cache)
+    found = simulate_cached(empty, "cr2", options, cache)
+    assert cache.stats.kinds["simulation"] == {"hits": 1, "misses": 1, "corrupt": 0}
+    assert found.scheme == "cr2"
+    assert result_data(found) == result_data(simulate(empty, "cr2", options))
 
 
 def test_the_curve_is_the_same_for_every_capacity_and_cached(tmp_path):

@@ -17,8 +17,11 @@ What a simulation reads is made explicit rather than assumed: it runs on a
   what places their entries and sizes their hits' results (learned table, entries held,
   entry width, mapping, per-batch hits),
 
-and the address is the digest of exactly these, of the simulation options, of the scheme's
-name and of cr2des's source (:func:`cr2des.compression.cache.code_digest`).  Should the
+and the address is the digest of exactly these, of the simulation options and of cr2des's
+source (:func:`cr2des.compression.cache.code_digest`).  The scheme's name is not in it:
+the simulation reads it only to label its result, so schemes with the same inputs share
+one result (``cr2`` at a capacity its allocation leaves unused is ``wpr``: same placement,
+same stages, no buffer), relabelled when found.  Should the
 simulation ever read anything else of a study, it fails on the view (an
 :class:`AttributeError` or :class:`KeyError`), loudly, instead of reusing a result computed
 from other inputs.  A simulation run on the view equals one run on the study, whether its
@@ -118,9 +121,10 @@ class SimulationInputs:
 
     def key(self, cache: Cache, options: SimOptions) -> str:
         """The cache address of this simulation under ``options``."""
-        return cache.key("simulation", self.scheme, dataclasses.asdict(options), self.arch,
+        placement = self.placements[self.scheme]
+        return cache.key("simulation", dataclasses.asdict(options), self.arch,
                          workload_digest(self.workload), len(self.test),
-                         self.placements[self.scheme],
+                         placement.layers, placement.pes_per_tile, placement.total_pes,
                          {str(keep): stages for keep, stages in self._stages.items()},
                          self.allocation.bytes_per_layer,
                          [(name, layer.map, layer.learned, layer.entries, layer.width_bytes,
@@ -132,8 +136,9 @@ def storable(options: SimOptions) -> bool:
     return not options.trace
 
 
-def load_result(cache: Cache, key: str) -> SimResult | None:
-    """A stored result, or ``None`` (a miss, or an entry this code cannot read)."""
+def load_result(cache: Cache, key: str, scheme: str) -> SimResult | None:
+    """A stored result, labelled ``scheme`` (it may have been stored by another scheme with
+    the same inputs), or ``None`` (a miss, or an entry this code cannot read)."""
     hit = cache.load(key)
     if hit is None:
         return None
@@ -142,7 +147,10 @@ def load_result(cache: Cache, key: str) -> SimResult | None:
         result = unpack(arrays, meta["result"], RESULT_CLASSES)
     except (KeyError, TypeError, ValueError):
         return None
-    return result if isinstance(result, SimResult) else None
+    if not isinstance(result, SimResult):
+        return None
+    result.scheme = scheme
+    return result
 
 
 def store_result(cache: Cache, key: str, result: SimResult) -> None:
@@ -167,7 +175,7 @@ def simulate_cached(study: Study, scheme: str, options: SimOptions | None = None
 def simulate_inputs(inputs: SimulationInputs, key: str, options: SimOptions, cache: Cache
                     ) -> SimResult:
     """The simulation of ``inputs`` found under ``key``, or run on them and stored."""
-    found = load_result(cache, key)
+    found = load_result(cache, key, inputs.scheme)
     if found is not None:
         return found
     result = simulate(inputs, inputs.scheme, options)  # type: ignore[arg-type]

@@ -76,8 +76,8 @@ def simulate_all(jobs: Sequence[Job], workers: int,
             results[i] = _one(jobs[i], views.get(i), cache)
         return [r for r in results if r is not None]
     missing = []
-    for i, (_, key) in views.items():
-        results[i] = load_result(cache, key)
+    for i, (view, key) in views.items():
+        results[i] = load_result(cache, key, view.scheme)
     for i, job in enumerate(jobs):
         if results[i] is None:
             study, scheme, options = job

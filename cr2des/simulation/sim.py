@@ -1084,10 +1084,6 @@ def io_row_fs(arch: Any, row_bytes: int) -> int:
     return -(-row_bytes * FS // round(io.count * io.bandwidth_bytes_per_s))
 
 
-def scheme_uses_buffer(scheme: str) -> bool:
-    return scheme == "cr2"
-
-
 _UNIT_OF = {"maxpool": "maxpool", "avgpool": "maxpool", "add": "shift_add", "lrn": "sigmoid",
             "softmax": "sigmoid", "mul": "shift_add", "affine": "shift_add"}
 
