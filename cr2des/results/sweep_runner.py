@@ -171,7 +171,14 @@ def point_allocation(point: dict[str, Any], study: Any) -> str:
     capacity = (int(point["buffer"]) if point["buffer"] is not None
                 else int(study.arch.pattern_buffer_bytes))
     allocation = reallocate(study, capacity, point["alloc"])
+    if not any(allocation.bytes_per_layer.values()):
+        return NOTHING
     return digest(allocation.entries, allocation.bytes_per_layer, allocation.copies)
+
+
+#: the allocation digest of a point whose allocation holds nothing: its ``cr2`` simulation
+#: is the ``wpr`` one (:mod:`cr2des.simulation.cached`)
+NOTHING = "nothing"
 
 
 def shared_curves(study: Any, points: list[dict[str, Any]], cache: Any) -> dict[str, str]:
@@ -553,22 +560,39 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
     def start_point(point: Point) -> None:
         submit(execute_point, f"cr2des-point-{point.point_id}", point_payload(point), cache)
 
-    def start_points(members: list[Point], allocations: Any) -> None:
+    finished: set[str] = set()  # shared tasks done
+
+    def after(key: str, action: Callable[[], None]) -> None:
+        """``action()`` once the task ``key`` is done (now, if it is)."""
+        if key in finished:
+            action()
+            return
+        before = then.get(key)
+        then[key] = lambda done: (before(done) if before else None, action())
+
+    def start_points(members: list[Point], allocations: Any, parts: tuple[str, ...]
+                     ) -> None:
         """Every point; of points with the same allocation, the first alone, the others
         once it is done.  The first of such points go before the other points (so that
-        the ones waiting for them can fill the gaps), those waiting last."""
+        the ones waiting for them can fill the gaps), those waiting last.  Points whose
+        allocation holds nothing wait for the shared ``wpr`` simulation, which is their
+        ``cr2`` one."""
         alike: dict[str, list[Point]] = {}
         for point in members:
             digest = (allocations.get(point.point_id) if isinstance(allocations, dict)
                       else None)
             alike.setdefault(digest or point.point_id, []).append(point)
+        empty = alike.pop(NOTHING, []) if "wpr" in parts else []
         order = ([same[0] for same in alike.values() if len(same) > 1]
                  + [same[0] for same in alike.values() if len(same) == 1]
                  + [p for same in alike.values() for p in same[1:]])
-        keys = [f"cr2des-point-{p.point_id}" for p in order]
+        keys = [f"cr2des-point-{p.point_id}" for p in order + empty]
         for key, value in zip(keys, sorted((priority[k] for k in keys), reverse=True),
                               strict=True):
             priority[key] = value
+        if empty:
+            after(f"cr2des-wpr-{members[0].point_id}",
+                  lambda: [start_point(p) for p in empty])
         for first, *others in alike.values():
             start_point(first)
             if others:
@@ -578,13 +602,13 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
     def start_sharing(group: _Group) -> None:
         for parts, members in group.sharing:
             if not parts:
-                start_points(members, None)
+                start_points(members, None, parts)
                 continue
             for part in parts:
                 key = f"cr2des-{part}-{members[0].point_id}"
                 if part == "curve":
-                    then[key] = (lambda done, members=members:
-                                 start_points(members, done.get("allocations")))
+                    then[key] = (lambda done, members=members, parts=parts:
+                                 start_points(members, done.get("allocations"), parts))
                 submit(execute_shared, key, point_payload(members[0]), part, cache,
                        _sharing_points(members) if part == "curve" else None)
 
@@ -617,6 +641,7 @@ def _run_on(client: Any, pending: list[Point], records_path: Path, cache: str | 
                 done = {"part": key, "error": f"{type(exc).__name__}: {exc}"}
             append_record(records_path.parent / SHARED_LOG,
                           {"id": key, **done, "finished_at": time.time()})
+            finished.add(key)
             follow = then.pop(key, None)
             if follow is not None:
                 follow(done)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from cr2des.cli import main
-from cr2des.results.sweep_runner import PREPARE, RECORDS, SHARED_LOG, read_records
+from cr2des.results.sweep_runner import NOTHING, PREPARE, RECORDS, SHARED_LOG, read_records
 
 #: medians of this many interleaved repeats (CR2DES_BENCH_REPEATS overrides: each repeat runs
 #: two 8-point sweeps and a standalone run of ResNet-50)
@@ -63,6 +63,11 @@ def timed_sweep(folder: Path, workers: int) -> tuple[float, dict[str, list[int]]
     wall = time.perf_counter() - t
     records = read_records(out / RECORDS)
     assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    # one cr2 simulation per allocation that holds entries: the points of one allocation
+    # share it, and those that hold nothing find wpr's
+    (curve,) = [r for r in read_records(out / SHARED_LOG) if r["part"] == "curve"]
+    distinct = {d for d in curve["allocations"].values() if d != NOTHING}
+    assert sum(r["cache"]["by_kind"]["simulation"]["misses"] for r in records) == len(distinct)
     print(f"\n{workers} worker(s): {phases(out)}", end="", flush=True)
     kinds: dict[str, list[int]] = {}
     for record in records:
