@@ -39,8 +39,9 @@ PLACEMENTS = ("tile", "pe", "named")
 #: how many copies of a layer's entries the chip holds (:attr:`PatternBuffer.copies`)
 COPIES = ("router", "none")
 
-#: folder of the bundled architecture descriptions
-ARCH_DIR = Path(__file__).resolve().parents[2] / "arch"
+#: folder of the bundled architecture descriptions: the top-level ``arch/`` of a source tree
+#: (``cr2des/bundled/arch`` links to it), copied into the package when it is installed
+ARCH_DIR = (Path(__file__).resolve().parents[1] / "bundled" / "arch").resolve()
 
 
 @dataclass(frozen=True, kw_only=True)

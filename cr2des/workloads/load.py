@@ -12,8 +12,9 @@ from ..description.schema import read_yaml
 from ..errors import SpecError
 from .graph import Workload, require_crossbar, workload_from_dict
 
-#: folder of the bundled workloads (the zoo)
-ZOO_DIR = Path(__file__).resolve().parents[2] / "workloads"
+#: folder of the bundled workloads (the zoo): the top-level ``workloads/`` of a source tree
+#: (``cr2des/bundled/workloads`` links to it), copied into the package when it is installed
+ZOO_DIR = (Path(__file__).resolve().parents[1] / "bundled" / "workloads").resolve()
 
 
 def zoo_names() -> list[str]:
