@@ -179,8 +179,9 @@ class SimResult:
 class _Wake(simpy.Event):
     """An event whose time is known only when it is triggered: a replica waiting for input
     rows wakes when the last of them has arrived (plus, for a row with no other work at its
-    start, the row's compute time), not when it was sent.  Triggered like SimPy's own
-    ``Timeout``, with the delay given then."""
+    start, the row's compute time), not when it was sent.  Triggered as SimPy's own
+    ``Timeout`` triggers itself (the same two private fields, then ``schedule``), with the
+    delay given then."""
 
     def succeed_at(self, time: int) -> None:
         self._ok, self._value = True, None
@@ -193,7 +194,9 @@ class _Tracker:
 
     A replica waiting for rows ``lo..hi`` (of which ``missing`` are not sent yet) sleeps
     on ``event``; when the last missing row is sent, the event is set for when the last
-    row of the window arrives (``ready``) plus ``extra``."""
+    row of the window arrives (``ready``) plus ``extra``, or, with ``extra`` None (a stage
+    with several inputs, whose network waits are charged to the input that arrives last),
+    triggered at once."""
 
     __slots__ = ("arrived", "event", "extra", "hi", "lo", "missing", "ready")
 
