@@ -152,12 +152,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         from .report.plots import require_matplotlib
 
         require_matplotlib()  # before minutes of simulation, not after
+    cache = _run_cache(args.cache)
     runs = []
     written: list[Path] = []
     notes: list[str] = []
     with _Phases(models) as phases:
         for model in models:
-            runs.append(_run_model(args, model, phases, multi=len(models) > 1))
+            runs.append(_run_model(args, model, phases, multi=len(models) > 1, cache=cache))
         doc = document([record for record, *_ in runs])
         if args.out is not None:
             phases("write", str(args.out))
@@ -169,6 +170,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 plotted, skipped = write_plots(doc, args.out)
                 written += plotted
                 notes = [f"figure skipped: {reason}" for reason in skipped]
+    if cache is not None:  # on stderr: the results are the same with and without it
+        used = cache.stats
+        print(f"cache {args.cache}: {used.hits} entries found, {used.misses} computed"
+              + (f", {used.corrupt} corrupt (recomputed)" if used.corrupt else ""),
+              file=sys.stderr)
     if args.json:
         _print_json(doc)
         return 0
@@ -190,8 +196,27 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: bool
-               ) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+def _run_cache(folder: Path | None) -> Any:
+    """``cr2des run --cache DIR``: the content-addressed cache of a sweep's points
+    (:mod:`cr2des.compression.cache`), kept across runs; ``None`` without the option."""
+    if folder is None:
+        return None
+    from .compression.cache import Cache, Memo
+
+    if folder.exists() and not folder.is_dir():
+        raise SpecError("--cache: not a folder", file=str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"--cache: cannot create the folder ({exc.strerror})",
+                        file=str(folder)) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpecError("--cache: the folder is not writable", file=str(folder))
+    return Cache(folder, Memo())
+
+
+def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: bool,
+               cache: Any = None) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
     """Study, simulate and record one model: ``(record, study, sims, estimates)``."""
     from .compression.study import StudyOptions
     from .data.budget import check_memory
@@ -212,7 +237,7 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
                            max_events=args.max_events, edge_buffer_bytes=args.edge_buffer,
                            trace_scheme=args.trace_scheme if args.trace is not None else None,
                            jobs=args.jobs if args.jobs is not None else _cores())
-    run = run_record(workload, arch, options, timing, progress=phases)
+    run = run_record(workload, arch, options, timing, progress=phases, cache=cache)
     if args.trace is not None and run.sims:
         trace_path = _trace_path(args, model, multi)
         info = write_trace(trace_path, run.sims[args.trace_scheme].stats,
@@ -353,10 +378,8 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     else:
         print_verify(checks, workload, arch, weights, images, console)
     if mismatch is not None:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"cr2des: verification failed: {mismatch}", markup=False,
-                                   highlight=False, soft_wrap=True)
+        _console(stderr=True).print(f"cr2des: verification failed: {mismatch}", markup=False,
+                                    highlight=False, soft_wrap=True)
         return 1
     return 0
 
@@ -605,6 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scheme to trace (default: cr2)")
     p.add_argument("--layers", action="store_true",
                    help="also print the per-layer table (crossbars, OU activations, IPR)")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="keep images, reference runs, pattern tables and simulations in "
+                        "this content-addressed folder and find them in later runs and "
+                        "sweeps (results are the same; docs/sweeps.md)")
     _add_data_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

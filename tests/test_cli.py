@@ -128,6 +128,36 @@ def test_errors_exit_2_one_line(args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_run_cache_gives_the_same_results_and_finds_them_again(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    args = ["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "2", "--jobs", "1",
+            "--cache", str(cache), "--json"]
+    outputs = []
+    for _ in range(2):
+        assert main(args) == 0
+        out, err = capsys.readouterr()
+        outputs.append((json.loads(out), err))
+    assert main([*args[:-3], "--json"]) == 0  # no cache
+    plain = json.loads(capsys.readouterr().out)
+
+    def results(doc):  # every number but wall times
+        if isinstance(doc, dict):
+            return {k: results(v) for k, v in doc.items() if k not in ("wall_s", "timings_s")}
+        return [results(v) for v in doc] if isinstance(doc, list) else doc
+
+    (cold, cold_err), (warm, warm_err) = outputs
+    assert results(cold) == results(warm) == results(plain)
+    assert " 0 entries found" in cold_err and ", 0 computed" in warm_err
+
+
+def test_run_cache_that_is_a_file_exit_2(tmp_path):
+    afile = tmp_path / "f"
+    afile.write_text("")
+    result = run_cli("run", "tiny", "--arch", "tiny", "--cache", str(afile))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"cr2des: error: {afile}: --cache: not a folder"
+
+
 def test_invalid_arch_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text((ROOT / "arch" / "tiny.yaml").read_text().replace("ou_rows: 4", "ou_rows: 64"))
