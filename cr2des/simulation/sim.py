@@ -320,9 +320,8 @@ class _Runtime:
     # per output row), the home tile's eDRAM, and per replica the delivery plans of its rows
     windows: list[tuple[list[int], list[int]]] = field(default_factory=list)
     edram: Any = None
-    plans: dict[tuple[int, int, int], _Plan] = field(default_factory=dict)
+    plans: dict[tuple[int, ...], _Plan] = field(default_factory=dict)
     coarse: tuple[list[int], list[int], bool] = ([], [], False)  # row and ADC-wait times
-    period: int = 1  # images after which the consumers' replica assignment repeats
     outs: list[tuple[Any, ...]] = field(default_factory=list)  # per consumer, see _build
     computed: int = 0  # rows computed, over all replicas and images
     #: per input read by windows: (first rows, last rows, readers left per image, readers
@@ -459,11 +458,6 @@ class _Simulation:
             rt.edram = self.chip.tile(rt.homes[0]).edram
             rt.plans = {}
         for rt in self.runtimes.values():
-            period = 1
-            for consumer, _ in rt.consumers:  # (m * rows) mod replicas repeats with this
-                period = math.lcm(period, consumer.replicas
-                                  // math.gcd(consumer.stage.rows, consumer.replicas))
-            rt.period = period
             # per consumer: the first and last of its rows that read each row of this stage
             rt.outs = []
             for consumer, index in rt.consumers:
@@ -873,16 +867,25 @@ class _Simulation:
                      remote, [t for tile in remote for t in by_tile[tile]])
 
     def _plan_of(self, rt: _Runtime, r: int, m: int, j: int, send: bool) -> _Plan:
-        """The delivery plan of row ``j`` of image ``m`` from replica ``r``: it depends on
-        the image only through the consumers' replica assignment, which repeats every
-        ``rt.period`` images, and on the replica only through its tile; kept for reuse
-        when the assignment repeats within :data:`PLANNED` images."""
-        if rt.period > PLANNED:
-            return self._plan(rt, r, m, j, send)
-        key = (j, m % rt.period, rt.homes[r])
-        plan = rt.plans.get(key)
+        """The delivery plan of row ``j`` of image ``m`` from replica ``r``, kept for reuse:
+        it depends on the row and image only through which replicas of each consumer read
+        the row (consecutive ones from the first, :meth:`_plan`), and on the replica only
+        through its tile."""
+        key = [rt.homes[r]]
+        for consumer, _, firsts, lasts, _ in rt.outs:
+            first, last = firsts[j], lasts[j]
+            replicas = consumer.replicas
+            if first > last:
+                key.append(-1)  # none
+            elif last - first + 1 >= replicas:
+                key.append(-2)  # all
+            else:  # the first replica and how many
+                key.append(((m * consumer.stage.rows + first) % replicas) * replicas
+                           + last - first + 1)
+        address = tuple(key)
+        plan = rt.plans.get(address)
         if plan is None:
-            plan = rt.plans[key] = self._plan(rt, r, m, j, send)
+            plan = rt.plans[address] = self._plan(rt, r, m, j, send)
         return plan
 
     @staticmethod
@@ -1054,11 +1057,6 @@ BUSY = 0.8
 
 #: events between passes of the cyclic garbage collector over young objects during a run
 GC_EVERY = 1 << 18
-
-#: delivery plans are kept for reuse when the consumers' replica assignment repeats within
-#: this many images (a stream runs tens of images; a longer period rarely meets a plan again)
-PLANNED = 32
-
 
 #: the cause of an input limited by the chip's off-chip links
 OFF_CHIP = "off-chip links"
