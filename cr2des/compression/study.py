@@ -40,6 +40,7 @@ from .allocation import (
     LayerValues,
     allocate,
     allocate_copies,
+    allocate_many,
     chain_allocate,
     layer_routers,
     own_sites,
@@ -984,24 +985,18 @@ def reallocate_many(study: Study, capacities_bytes: Sequence[int], method: str
             {n: layer.width_bytes for n, layer in layers.items()},
             {n: layer.buffer.key_bits for n, layer in layers.items()}, study.arch, homes)
         return tables.allocate_many(capacities_bytes)
-    return [_reallocate_by_value(study, c, method, homes) for c in capacities_bytes]
-
-
-def _reallocate_by_value(study: Study, capacity_bytes: int, method: str,
-                         homes: dict[str, tuple[int, ...]] | None = None) -> Allocation:
-    layers = study.layers
     candidates = [LayerValues(n, layer.width_bytes,
                               best_entries(layer.learned, layer.map.ous("wpr"))[1]
                               .astype(np.int64)) for n, layer in layers.items()]
     work = {n: float(scheme_counts_learned(layer.map, layer.learned))
             for n, layer in layers.items()}
-    if homes is not None:
-        concentration = study.arch.chip.network.concentration
-        return allocate_copies(
-            candidates, capacity_bytes, method,
-            routers={n: layer_routers(homes[n], concentration) for n in layers},
-            site_tiles=study.arch.buffer_sites, concentration=concentration, work=work)
-    return allocate(candidates, capacity_bytes, method, work=work)
+    if homes is None:  # entries held once: one knapsack table for every capacity
+        return allocate_many(candidates, capacities_bytes, method, work=work)
+    concentration = study.arch.chip.network.concentration
+    routers = {n: layer_routers(homes[n], concentration) for n in layers}
+    return [allocate_copies(candidates, c, method, routers=routers,
+                            site_tiles=study.arch.buffer_sites, concentration=concentration,
+                            work=work) for c in capacities_bytes]
 
 
 def capacity_for_all_entries(study: Study, method: str | None = None) -> int:
