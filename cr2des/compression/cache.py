@@ -433,11 +433,6 @@ def cached_images(cache: Cache | None, workload: Any, options: Any,
     return sets
 
 
-#: the arrays of a layer's :class:`~cr2des.compression.patterns.InputCounts`
-_COUNT_ARRAYS = ("cycles", "zero", "hits", "batch_nonzero", "batch_hits", "vectors_nonzero",
-                 "vectors_computed")
-
-
 def cached_counts(cache: Cache | None, reference: str | None, name: str, layer_input: Any,
                   bands: Any, dac_bits: int, groups: int, buffer: Any) -> Any:
     """A layer's classification of a run against ``buffer``
@@ -448,18 +443,19 @@ def cached_counts(cache: Cache | None, reference: str | None, name: str, layer_i
 
     if cache is None or reference is None:
         return classify_layer(layer_input, bands, dac_bits, groups, buffer)
+    classes = {"InputCounts": InputCounts}
     key = cache.key("counts", reference, name, bands.k, bands.ou_rows, bands.starts,
                     bands.sizes, bands.crossbar_row, dac_bits, groups, buffer)
     hit = cache.load(key)
     if hit is not None:
         arrays, meta = hit
-        return InputCounts(**{field: arrays[field] for field in _COUNT_ARRAYS},
-                           batch_vectors=int(meta["batch_vectors"]),
-                           per_vector=int(meta["per_vector"]))
+        with contextlib.suppress(KeyError, TypeError, ValueError):  # else recomputed
+            found = unpack(arrays, meta["counts"], classes)
+            if isinstance(found, InputCounts):
+                return found
     counts = classify_layer(layer_input, bands, dac_bits, groups, buffer)
-    cache.store(key, {field: getattr(counts, field) for field in _COUNT_ARRAYS},
-                {"batch_vectors": counts.batch_vectors, "per_vector": counts.per_vector,
-                 "layer": name})
+    arrays, packed = pack(counts, classes)
+    cache.store(key, arrays, {"counts": packed, "layer": name})
     return counts
 
 
