@@ -251,13 +251,7 @@ def allocate(layers: Sequence[LayerValues], capacity_bytes: int, method: str = "
         (a :class:`ValueError`) for an unknown method, a negative capacity, duplicate layer
         names, values whose total may overflow int64, or missing/invalid ``work``.
     """
-    if method not in METHODS:
-        raise AllocationError(f"unknown allocation method {method!r}; known: "
-                              f"{', '.join(METHODS)}")
-    capacity = _check_inputs(layers, capacity_bytes)
-    counts = (_exact_entries(layers, capacity) if method == "exact"
-              else _baseline_entries(layers, capacity, method, work))
-    return allocation_of(layers, method, capacity, counts)
+    return allocate_many(layers, [capacity_bytes], method, work=work)[0]
 
 
 def allocate_many(layers: Sequence[LayerValues], capacities_bytes: Sequence[int],
