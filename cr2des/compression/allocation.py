@@ -700,12 +700,18 @@ def router_capacities(site_tiles: Sequence[int], capacity_bytes: int, concentrat
     """Bytes of pattern buffer on every router that has sites, when ``capacity_bytes`` is
     spread evenly over the sites (the chip's own capacity gives every site its
     ``count x capacity``)."""
+    total = max(1, len(site_tiles))
+    return {router: n * int(capacity_bytes) // total
+            for router, n in sites_per_router(site_tiles, concentration).items()}
+
+
+def sites_per_router(site_tiles: Sequence[int], concentration: int = 1) -> dict[int, int]:
+    """How many buffer sites every router that has some holds."""
     sites: dict[int, int] = {}
     for tile in site_tiles:
         router = int(tile) // concentration
         sites[router] = sites.get(router, 0) + 1
-    total = max(1, len(site_tiles))
-    return {router: n * int(capacity_bytes) // total for router, n in sites.items()}
+    return sites
 
 
 def chain_allocate(values: Sequence[np.ndarray], costs: Sequence[int],

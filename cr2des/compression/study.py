@@ -45,6 +45,7 @@ from .allocation import (
     layer_routers,
     own_sites,
     router_capacities,
+    sites_per_router,
 )
 from .cache import (
     Cache,
@@ -1012,9 +1013,7 @@ def capacity_for_all_entries(study: Study, method: str | None = None) -> int:
         return 0
     bank = int(pb.capacity_bytes * pb.count)
     concentration = arch.chip.network.concentration
-    sites: dict[int, int] = {}
-    for tile in arch.buffer_sites:
-        sites[tile // concentration] = sites.get(tile // concentration, 0) + 1
+    sites = sites_per_router(arch.buffer_sites, concentration)
     homes = replica_homes(study.placements["cr2"], arch)
     need: dict[int, int] = {}
     for name, layer in study.layers.items():
