@@ -161,16 +161,12 @@ def prepare_cache(part: str, workload: Any, arch: Any, options: Any, cache: Any)
                         lmap.groups)
 
 
-def point_allocation(point: dict[str, Any], study: Any) -> str:
-    """A digest of the allocation of a point of ``study``'s group (``point``: its
-    ``buffer`` and ``alloc``): points with one digest hold the same entries, so their
-    ``cr2`` simulations have the same inputs (:mod:`cr2des.simulation.cached`)."""
+def allocation_digest(allocation: Any) -> str:
+    """A digest of a point's allocation: points with one digest hold the same entries, so
+    their ``cr2`` simulations have the same inputs (:mod:`cr2des.simulation.cached`);
+    :data:`NOTHING` when it holds no entry."""
     from ..compression.cache import digest
-    from ..compression.study import reallocate
 
-    capacity = (int(point["buffer"]) if point["buffer"] is not None
-                else int(study.arch.pattern_buffer_bytes))
-    allocation = reallocate(study, capacity, point["alloc"])
     if not any(allocation.bytes_per_layer.values()):
         return NOTHING
     return digest(allocation.entries, allocation.bytes_per_layer, allocation.copies)
@@ -186,20 +182,30 @@ def shared_curves(study: Any, points: list[dict[str, Any]], cache: Any) -> dict[
     entries held once, every byte method's allocation at every point's capacity (what each
     point's record compares, :func:`~cr2des.results.record.byte_allocations`: the exact
     knapsack is one table for all of them); the digest of every point's allocation
-    (:func:`point_allocation`) by point id."""
+    (:func:`allocation_digest`) by point id."""
     from ..compression.allocation import METHODS
-    from ..compression.study import copies_per_router
+    from ..compression.study import copies_per_router, reallocate_many
     from .record import byte_allocations, cached_curve, curve_grid, learned_tables
 
+    def capacity(point: dict[str, Any]) -> int:
+        return (int(point["buffer"]) if point["buffer"] is not None
+                else int(study.arch.pattern_buffer_bytes))
+
     tables = learned_tables(study)
-    for method in dict.fromkeys(p["alloc"] for p in points):
+    methods = list(dict.fromkeys(p["alloc"] for p in points))
+    for method in methods:
         cached_curve(study, curve_grid(study, tables, method)[0], tables, cache, method)
     if not copies_per_router(study.arch):
-        capacities = sorted({int(p["buffer"]) if p["buffer"] is not None
-                             else int(study.arch.pattern_buffer_bytes) for p in points})
+        capacities = sorted({capacity(p) for p in points})
         for method in METHODS:
             byte_allocations(study, tables, capacities, method, cache)
-    return {p["id"]: point_allocation(p, study) for p in points}
+    digests = {}
+    for method in methods:  # every point's allocation, one solve per method
+        own = [p for p in points if p["alloc"] == method]
+        for point, allocation in zip(own, reallocate_many(study, [capacity(p) for p in own],
+                                                          method), strict=True):
+            digests[point["id"]] = allocation_digest(allocation)
+    return digests
 
 
 def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
@@ -215,7 +221,7 @@ def execute_shared(payload: dict[str, Any], part: str, cache_dir: str | None,
 
     Never raises for a bad point: the points record their own errors.  Returns what the
     task did (for tests and logs); ``curve`` also gives the digest of every point's
-    allocation (``allocations``, :func:`point_allocation`)."""
+    allocation (``allocations``, :func:`allocation_digest`)."""
     from ..compression.study import run_study
     from ..simulation.cached import simulate_cached
     from .pipeline import sim_options
