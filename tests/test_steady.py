@@ -38,6 +38,32 @@ def test_a_period_must_be_whole_cycles_and_repeat():
     assert exact_period(np.array([7, 7]), 1) is None  # fewer than REPEATS repeats
 
 
+def test_a_period_counts_only_after_a_turnover_and_over_another():
+    """The fill can repeat too (AlexNet's wpr completed images every 19.5 us for a while,
+    1.3x faster than its busiest stage can work, while the work done ahead drained): with
+    ``turnover`` images in flight, the equal groups must come after the first ``turnover``
+    intervals and span at least ``turnover`` of them."""
+    fill = [20, 19] * 6  # 12 intervals that repeat with a period of 2
+    assert exact_period(np.array(fill), 1) == 2
+    assert exact_period(np.array(fill), 1, turnover=8) is None  # no room for 8 + 8
+    settled = [25, 27] * 5  # the steady state: a period of 2 again, after the fill
+    intervals = np.array(fill + settled)
+    assert exact_period(intervals, 1, turnover=8) == 2  # the last 4 groups of 2, after 14
+    assert exact_period(intervals, 1, turnover=11) is None  # 6 groups need 12 + 11 > 22
+    steady = measure(_times(intervals), 1, turnover=8)
+    assert steady is not None and steady.periodic
+    # the mean over the period; 22 - 8 intervals and the first completion discarded
+    assert steady.interval_fs == 26 and steady.measured == 8 and steady.warmup == 15
+
+
+def test_batch_means_without_spread_are_not_a_period():
+    # five batches of one cycle with equal means, but no interval repeats in a period
+    intervals = [1, 3, 2, 6] * 4 + [3, 1, 6, 2]
+    steady = measure(_times(intervals), 4)
+    assert steady is not None
+    assert steady.precision == 0 and not steady.periodic
+
+
 def test_mser_discards_a_transient_and_keeps_two_groups():
     transient = [30, 28, 26, 24, 22, 20, 18, 16]
     # a settled tail: the first cut that leaves zero spread is exactly the transient

@@ -689,20 +689,29 @@ class _Simulation:
                 and sum(rt.computed for rt in self.runtimes.values())
                 >= self.options.stream_rows):
             # the budget is spent and a measurement is possible
-            self.images, self.measured = done, measure(self.completions, self.batch)
+            self.images, self.measured = done, self._measure()
             return
         cycle = self.batch
         if done % cycle or done < BATCHES * cycle + 1:
             return
-        measured = measure(self.completions, cycle)
+        measured = self._measure()
         if measured is None or not measured.converged(self.options.tolerance):
             return
-        # an exact period ends the stream at once; batch means only once the stream had
-        # room for REPEATS turnovers of the images in flight (a period that long would
-        # have shown), as their confidence interval is blind to a longer pattern.  Images
-        # still in flight finish (they complete out of order) but are not measured.
-        if measured.precision == 0 or done > REPEATS * self.warmup:
+        # an exact period (after one turnover of the images in flight and over another:
+        # :meth:`_measure`) ends the stream at once; batch means only once the stream had
+        # room for REPEATS turnovers (a period that long would have shown), as their
+        # confidence interval is blind to a longer pattern.  Images still in flight finish
+        # (they complete out of order) but are not measured.
+        if measured.periodic or done > REPEATS * self.warmup:
             self.images, self.measured = done, measured
+
+    def _measure(self) -> Steady | None:
+        """The steady state of the completions so far.  An exact period counts only after
+        one turnover of the images in flight and over another: the fill can repeat too
+        (AlexNet's wpr and cr2 completed images at a period 1.3x shorter than their
+        busiest stage's work per image, draining the work done ahead while 136 images
+        were admitted, until the 140th completion)."""
+        return measure(self.completions, self.batch, self.warmup)
 
     def _buffer(self, rt: _Runtime, r: int, q: int, fine: bool) -> tuple[int, int]:
         """Book the pattern-buffer work of row ``q`` from now: ``(start, end)``, when the
@@ -996,7 +1005,7 @@ class _Simulation:
         steady = dict(self.steady, images=len(self.done), tolerance=self.options.tolerance)
         measured = self.measured
         if measured is None and self.options.stream:
-            measured = measure(self.completions, self.batch)
+            measured = self._measure()
         if measured is not None:
             steady.update(converged=measured.converged(self.options.tolerance),
                           precision=measured.precision, warmup=measured.warmup,

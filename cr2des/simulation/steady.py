@@ -10,10 +10,12 @@ ResNet-50).  Two standard tools of steady-state simulation output analysis are u
 instead (Law, *Simulation Modeling and Analysis*, 5th ed., sections 9.4-9.5):
 
 - **An exact period** first: the simulation is deterministic, so once the chip's state
-  repeats, so do the intervals.  When the last :data:`REPEATS` runs of ``P`` intervals
-  are equal (integer femtoseconds), ``P`` a whole number of cycles of the testing images,
-  the smallest such ``P`` is the period and the mean over it is the long-run mean
-  exactly (precision 0).  Small networks settle this way.
+  repeats, so do the intervals.  When the last runs of ``P`` intervals are equal (integer
+  femtoseconds), ``P`` a whole number of cycles of the testing images, the smallest such
+  ``P`` is the period and the mean over it is the long-run mean exactly (precision 0).
+  The equal runs are at least :data:`REPEATS`, and with ``turnover`` images in flight
+  they span at least ``turnover`` intervals, all after the first ``turnover``: a
+  pipeline's fill can repeat too.  Small networks settle this way.
 - **Warm-up by MSER** (White, Cobb and Spratt, 2000): the intervals are grouped in
   batches of one cycle of the testing images; the warm-up is the number of leading
   batches, at most half of them and leaving at least two, whose removal minimizes the
@@ -60,6 +62,9 @@ class Steady:
         95 % confidence half-width relative to the mean; ``None`` with fewer than
         :data:`BATCHES` whole cycles after the warm-up (the mean is then over all
         intervals after it).
+    periodic
+        Whether the intervals repeat exactly (``batch`` is then the period and the
+        precision 0); batch means whose spread is zero are not a period.
     """
 
     interval_fs: float
@@ -67,6 +72,7 @@ class Steady:
     measured: int
     batch: int
     precision: float | None
+    periodic: bool = False
 
     def converged(self, tolerance: float) -> bool:
         return bool(self.precision is not None and self.precision <= tolerance)
@@ -88,18 +94,21 @@ def mser_warmup(intervals: np.ndarray, batch: int) -> int:
     return cut * batch
 
 
-def measure(completions: list[int] | np.ndarray, cycle: int) -> Steady | None:
+def measure(completions: list[int] | np.ndarray, cycle: int, turnover: int = 0
+            ) -> Steady | None:
     """The steady state of completion times ``completions`` (fs, in order), whose
     images' counts repeat every ``cycle`` images; ``None`` with fewer than three
-    completions."""
+    completions.  An exact period counts only after the first ``turnover`` intervals and
+    over at least ``turnover`` of them (:func:`exact_period`)."""
     times = np.asarray(completions, dtype=np.int64)
     if len(times) < 3:
         return None
     whole = np.diff(times)
-    period = exact_period(whole, cycle)
+    period = exact_period(whole, cycle, turnover)
     if period is not None:
-        return Steady(float(whole[-period:].mean()), len(whole) - REPEATS * period + 1,
-                      REPEATS * period, period, 0.0)
+        span = repeats(period, turnover) * period
+        return Steady(float(whole[-period:].mean()), len(whole) - span + 1, span, period, 0.0,
+                      periodic=True)
     intervals = whole.astype(np.float64)
     cut = mser_warmup(intervals, max(1, cycle))
     rest = intervals[cut:]
@@ -114,13 +123,23 @@ def measure(completions: list[int] | np.ndarray, cycle: int) -> Steady | None:
                   half / mean if mean > 0 else None)
 
 
-def exact_period(intervals: np.ndarray, cycle: int) -> int | None:
-    """The smallest whole number of cycles ``P`` such that the last :data:`REPEATS`
-    groups of ``P`` intervals are equal, or ``None``."""
+def exact_period(intervals: np.ndarray, cycle: int, turnover: int = 0) -> int | None:
+    """The smallest whole number of cycles ``P`` such that the last
+    :func:`repeats` ``(P, turnover)`` groups of ``P`` intervals are equal and all come after
+    the first ``turnover`` intervals, or ``None``."""
     n = len(intervals)
     step = max(1, cycle)
     for period in range(step, n // REPEATS + 1, step):
-        tail = intervals[n - REPEATS * period:].reshape(REPEATS, period)
+        span = repeats(period, turnover) * period
+        if span + turnover > n:
+            continue
+        tail = intervals[n - span:].reshape(-1, period)
         if (tail == tail[0]).all():
             return period
     return None
+
+
+def repeats(period: int, turnover: int) -> int:
+    """How many equal groups of ``period`` intervals make a period: :data:`REPEATS`, and
+    enough to span ``turnover`` intervals."""
+    return max(REPEATS, -(-turnover // period))
