@@ -675,10 +675,11 @@ class _Simulation:
     def _check_steady(self) -> None:
         """After a completion: stop feeding images once the steady state is measured to
         the tolerance (:mod:`.steady`; checked once per cycle of the testing images): at
-        once for an exact period, for batch means only after three turnovers of the
-        images in flight; or once the stage replicas have computed ``stream_rows`` rows
-        and one turnover of the images in flight and two windows have completed (then it
-        is reported as not converged unless its precision is within the tolerance).
+        once for an exact period (:meth:`_measure`), for batch means only after three
+        turnovers of the images in flight; or once the stage replicas have computed
+        ``stream_rows`` rows and one turnover of the images in flight and two windows have
+        completed (then it is reported as not converged unless its precision is within the
+        tolerance).
         Before that turnover the completions are the pipeline's fill: on GoogLeNet the
         first ten come 2.6x slower than the steady state, and no warm-up rule can tell
         from ten completions."""
@@ -706,11 +707,9 @@ class _Simulation:
             self.images, self.measured = done, measured
 
     def _measure(self) -> Steady | None:
-        """The steady state of the completions so far.  An exact period counts only after
-        one turnover of the images in flight and over another: the fill can repeat too
-        (AlexNet's wpr and cr2 completed images at a period 1.3x shorter than their
-        busiest stage's work per image, draining the work done ahead while 136 images
-        were admitted, until the 140th completion)."""
+        """The steady state of the completions so far; an exact period counts only after
+        one turnover of the images in flight and over another, as the fill can repeat too
+        (docs/simulation.md, "Steady state": AlexNet)."""
         return measure(self.completions, self.batch, self.warmup)
 
     def _buffer(self, rt: _Runtime, r: int, q: int, fine: bool) -> tuple[int, int]:
