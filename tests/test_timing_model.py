@@ -279,6 +279,30 @@ def test_a_repeating_fill_is_not_the_steady_state():
     assert result.throughput_ips <= estimate(study, "wpr").throughput_ips * margin
 
 
+def test_the_drain_is_not_measured(tiny_study):
+    """A stream that feeds its last image (``max_images``) before its steady state is
+    measured is measured on the completions before that image was fed: afterwards the
+    pipeline empties, and its completions are the drain's.  So its figure is the one a
+    longer stream's completions give up to the same time; with the drain it is not."""
+    from cr2des.simulation.sim import _Simulation
+    from cr2des.simulation.steady import measure
+
+    options = SimOptions(max_images=40, stream_rows=10**9, tolerance=-1.0)  # never converges
+    short = _Simulation(tiny_study, "wpr", options, in_flight=12)
+    result = short.run()
+    longer = _Simulation(tiny_study, "wpr", dataclasses.replace(options, max_images=80),
+                         in_flight=12)
+    longer.run()
+    assert short.fed_at is not None and len(short.completions) == 40
+    before = [t for t in longer.completions if t <= short.fed_at]
+    assert 3 <= len(before) < 40
+    expected = measure(before, short.batch, short.warmup)
+    drained = measure(short.completions, short.batch, short.warmup)
+    assert expected is not None and drained is not None
+    assert result.steady["interval_s"] == expected.interval_fs / FS
+    assert drained.interval_fs != expected.interval_fs  # the drain would move the figure
+
+
 def test_latency_is_one_image_alone(tiny_study):
     from cr2des.simulation.sim import _Simulation
 

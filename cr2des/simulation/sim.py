@@ -25,6 +25,7 @@ the stages involved.  ``max_events`` stops a run early; its result is marked par
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import gc
@@ -348,8 +349,10 @@ class _Simulation:
         # never triggered: where the processes end, without an event each
         self.ended = self.env.event()
         self.in_flight = in_flight  # images admitted but not finished, at most
-        # images to finish before measuring: one turnover of the images in flight
-        self.warmup = in_flight or 0
+        # the most images in flight so far (the turnover without a cap)
+        self.peak = 0
+        # when the source fed its last image: later completions are the drain
+        self.fed_at: int | None = None
         self.completions: list[int] = []  # completion times in order
         self._completed: simpy.Event | None = None
         self.images = self.cap  # images fed: lowered once the steady state is measured
@@ -572,6 +575,8 @@ class _Simulation:
                 self.started.setdefault(m, start)
                 self._send(rt, 0, m, i, plan, at=end)
             m += 1
+            self.peak = max(self.peak, m - len(self.done))
+        self.fed_at = self.env.now
         yield self.ended
 
     def _replica(self, rt: _Runtime, r: int) -> Process:
@@ -706,11 +711,21 @@ class _Simulation:
         if measured.periodic or done > REPEATS * self.warmup:
             self.images, self.measured = done, measured
 
+    @property
+    def warmup(self) -> int:
+        """Images to finish before measuring: one turnover of the images in flight (the
+        cap, or without one the most images in flight so far)."""
+        return self.peak if self.in_flight is None else self.in_flight
+
     def _measure(self) -> Steady | None:
-        """The steady state of the completions so far; an exact period counts only after
-        one turnover of the images in flight and over another, as the fill can repeat too
-        (docs/simulation.md, "Steady state": AlexNet)."""
-        return measure(self.completions, self.batch, self.warmup)
+        """The steady state of the completions so far, without the drain (completions
+        after the source fed its last image, when the pipeline empties); an exact period
+        counts only after one turnover of the images in flight and over another, as the
+        fill can repeat too (docs/simulation.md, "Steady state": AlexNet)."""
+        completions = self.completions
+        if self.fed_at is not None:
+            completions = completions[:bisect.bisect_right(completions, self.fed_at)]
+        return measure(completions, self.batch, self.warmup)
 
     def _buffer(self, rt: _Runtime, r: int, q: int, fine: bool) -> tuple[int, int]:
         """Book the pattern-buffer work of row ``q`` from now: ``(start, end)``, when the
