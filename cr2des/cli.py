@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import Cr2desError, SpecError
 from .fileio import Terminated, terminate_on_sigterm
+from .simulation import MAX_STREAM_IMAGES, STREAM_IMAGES, STREAM_ROWS, TOLERANCE
 
 #: documented maxima of the image-count options (docs/robustness.md); memory is checked too
 MAX_IMAGES = 10_000
@@ -58,6 +59,18 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
     if not 0.0 <= value < 1.0:  # also false for NaN
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    """argparse type of ``--tolerance``: a relative precision in (0, 0.5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 0.5], got {text!r}"
+                                         ) from None
+    if not 0.0 < value <= 0.5:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be in (0, 0.5], got {text}")
     return value
 
 
@@ -235,6 +248,8 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
                            learn_images=args.learn_images, test_images=args.test_images)
     timing = TimingOptions(engine=args.engine, granularity=args.granularity,
                            max_events=args.max_events, edge_buffer_bytes=args.edge_buffer,
+                           stream_rows=args.stream_rows, tolerance=args.tolerance,
+                           stream_images=args.stream_images,
                            trace_scheme=args.trace_scheme if args.trace is not None else None,
                            jobs=args.jobs if args.jobs is not None else _cores())
     run = run_record(workload, arch, options, timing, progress=phases, cache=cache)
@@ -618,6 +633,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a simulation after this many events (its report says partial)")
     p.add_argument("--edge-buffer", type=_byte_size, default=None, metavar="BYTES",
                    help="inter-layer buffer per layer input (default: an eDRAM share)")
+    p.add_argument("--stream-rows", type=_whole("--stream-rows", 1, 10**9),
+                   default=STREAM_ROWS, metavar="N",
+                   help="work budget of the stream that measures the steady state, in output "
+                        f"rows over all stage replicas (default: {STREAM_ROWS:,}); "
+                        "raise it when the report marks a throughput * (not measured to the "
+                        "tolerance)")
+    p.add_argument("--tolerance", type=_tolerance, default=TOLERANCE,
+                   metavar="FRACTION",
+                   help="precision that ends a stream before its budget: the 95 %% confidence "
+                        "half-width of the steady completion interval relative to its mean "
+                        f"(default: {TOLERANCE})")
+    p.add_argument("--stream-images", type=_whole("--stream-images", 1, MAX_STREAM_IMAGES),
+                   default=STREAM_IMAGES, metavar="N",
+                   help="most images a stream feeds, whatever its budget (default: "
+                        f"{STREAM_IMAGES:,})")
     p.add_argument("--jobs", type=_whole("--jobs", 1, 1024), default=None, metavar="N",
                    help="simulate the schemes in N worker processes (default: the number of "
                         "cores; 1: one after the other in this process; results are the same)")

@@ -230,6 +230,34 @@ def test_run_partial_is_marked(capsys):
     assert "stopped after --max-events 100 events" in data["schemes"]["cr2"]["reason"]
 
 
+def test_stream_options_reach_the_simulation_and_the_record(capsys):
+    """--stream-images caps every scheme's stream; the record says how streams stop."""
+    base = ["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--jobs", "1", "--json"]
+    assert main(base) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert default["sim"]["stream"] == {"rows": 45_000, "tolerance": 0.02, "images": 1000}
+    streamed = {s: default["schemes"][s]["steady"]["images"] for s in default["schemes"]}
+    assert max(streamed.values()) > 20  # so that the cap below bites
+    assert main([*base, "--stream-rows", "1e6", "--tolerance", "0.05",
+                 "--stream-images", "20"]) == 0
+    capped = json.loads(capsys.readouterr().out)
+    assert capped["sim"]["stream"] == {"rows": 1_000_000, "tolerance": 0.05, "images": 20}
+    assert all(capped["schemes"][s]["steady"]["images"] <= 20 for s in capped["schemes"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--stream-rows", "0"], "--stream-rows: must be in [1, 1000000000], got 0"),
+    (["--tolerance", "0"], "--tolerance: must be in (0, 0.5], got 0"),
+    (["--tolerance", "nan"], "--tolerance: must be in (0, 0.5], got nan"),
+    (["--tolerance", "much"], "--tolerance: expected a number in (0, 0.5], got 'much'"),
+    (["--stream-images", "2.5"], "--stream-images: expected a whole number, got '2.5'"),
+])
+def test_bad_stream_options_exit_2(args, message):
+    result = run_cli("run", "tiny", "--arch", "tiny", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
 def test_run_analytic_engine_only(capsys):
     assert main(["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--engine",
                  "analytic", "--json"]) == 0

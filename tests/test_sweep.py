@@ -89,6 +89,18 @@ def test_every_invalid_point_is_listed_with_its_dotted_path():
     assert "run.alloc: must be one of" in text and "'magic'" in text
 
 
+def test_stream_options_of_a_point_reach_its_simulations():
+    from cr2des.results.pipeline import sim_options
+    from cr2des.results.sweep_runner import _inputs
+
+    points = sweep_of({"base": TINY, "axes": {"run.stream_rows": [1000, 2_000_000],
+                                               "run.tolerance": [0.1],
+                                               "run.stream_images": [50]}})
+    options = [sim_options(_inputs(point_payload(p))[3]) for p in points]
+    assert [(o.stream_rows, o.tolerance, o.max_images) for o in options] == [
+        (1000, 0.1, 50), (2_000_000, 0.1, 50)]
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"axes": {"run.nope": [1]}}, "unknown run option 'nope'"),
     ({"axes": {"model": [1]}}, "an axis is 'run.<option>' or 'arch.<dotted.key>'"),
@@ -97,6 +109,8 @@ def test_every_invalid_point_is_listed_with_its_dotted_path():
     ({"axes": [{"run.sl": [1, 2], "run.st": [1]}]}, "zipped axes need lists of one length"),
     ({"axes": [{"run.sl": [1]}, {"run.sl": [2]}]}, "axis 'run.sl' is given twice"),
     ({"base": {"buffer": "-1KiB"}}, "base.buffer: must be >= 0"),
+    ({"axes": {"run.tolerance": [0.01, 0.9]}}, "run.tolerance: must be <= 0.5, got 0.9"),
+    ({"axes": {"run.stream_rows": [0]}}, "run.stream_rows: must be >= 1, got 0"),
     ({"base": {"colour": "red"}}, "unknown key 'colour'"),
     ({"combine": "cross"}, "must be 'product' or 'zip'"),
     ({"version": 7}, "unsupported sweep version 7"),

@@ -269,8 +269,11 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
         table.add_row(*row)
     console.print(table)
     if any(not r.steady.get("converged") and r.steady.get("streamed") for r in sims.values()):
-        console.print("* the steady state was not measured to its tolerance within the row "
-                      "budget: " + ", ".join(
+        stream = data["sim"].get("stream") or {}
+        budget = (f" ({stream['rows']:,} rows, at most {stream['images']:,} images; "
+                  "--stream-rows streams longer)" if stream.get("rows") else "")
+        console.print(f"* the steady state was not measured to its tolerance within the "
+                      f"stream's budget{budget}: " + ", ".join(
                           f"{scheme} ±{r.steady['precision']:.1%}" if r.steady.get("precision")
                           is not None else f"{scheme} (too few completions for a precision)"
                           for scheme, r in sims.items()

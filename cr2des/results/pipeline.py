@@ -16,6 +16,7 @@ from ..compression.cache import Cache
 from ..compression.mapping import SCHEMES
 from ..compression.study import Study, StudyOptions, run_study
 from ..description.spec import Arch
+from ..simulation import STREAM_IMAGES, STREAM_ROWS, TOLERANCE
 from ..simulation.parallel import Job, simulate_all
 from ..simulation.sim import Estimate, SimOptions, SimResult, estimate
 from ..workloads.graph import Workload
@@ -31,8 +32,10 @@ class TimingOptions:
     engine
         ``event`` (simulate every scheme), ``analytic`` (closed-form estimate only) or
         ``both``.
-    granularity, max_events, edge_buffer_bytes
+    granularity, max_events, edge_buffer_bytes, stream_rows, tolerance
         See :class:`cr2des.simulation.sim.SimOptions`.
+    stream_images
+        Most images a stream feeds (``STREAM_IMAGES``).
     trace_scheme
         Scheme whose simulation records a trace (``None``: no trace).
     jobs
@@ -46,12 +49,23 @@ class TimingOptions:
     edge_buffer_bytes: int | None = None
     trace_scheme: str | None = None
     jobs: int = 1
+    stream_rows: int = STREAM_ROWS
+    tolerance: float = TOLERANCE
+    stream_images: int = STREAM_IMAGES
+
+    def stream(self) -> dict[str, Any]:
+        """How the streams that measure the steady state stop (the record's
+        ``sim.stream``)."""
+        return {"rows": self.stream_rows, "tolerance": self.tolerance,
+                "images": self.stream_images}
 
 
 def sim_options(timing: TimingOptions) -> SimOptions:
     """The simulation options of ``timing`` (no trace)."""
     return SimOptions(granularity=timing.granularity, max_events=timing.max_events,
-                      edge_buffer_bytes=timing.edge_buffer_bytes)
+                      edge_buffer_bytes=timing.edge_buffer_bytes,
+                      stream_rows=timing.stream_rows, tolerance=timing.tolerance,
+                      max_images=timing.stream_images)
 
 
 @dataclass
@@ -104,10 +118,11 @@ def run_record(workload: Workload, arch: Arch, options: StudyOptions,
         sim_meta = {"engine": timing.engine, "granularity": timing.granularity,
                     "events": sum(r.events for r in sims.values()),
                     "wall_s": sim_wall,
-                    "partial": any(r.partial for r in sims.values()), "trace": None}
+                    "partial": any(r.partial for r in sims.values()), "trace": None,
+                    "stream": timing.stream()}
     else:
         sim_meta = {"engine": timing.engine, "granularity": None, "events": 0, "wall_s": 0.0,
-                    "partial": False, "trace": None}
+                    "partial": False, "trace": None, "stream": None}
     if not parts:
         meanwhile()
     record = model_record(study, sims, estimates, sim_meta=sim_meta, alt_sims=alt_sims,

@@ -110,7 +110,9 @@ def _inputs(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
     timing = TimingOptions(engine=options.engine, granularity=options.granularity,
                            max_events=options.max_events,
                            edge_buffer_bytes=(int(options.edge_buffer_bytes)
-                                              if options.edge_buffer_bytes else None))
+                                              if options.edge_buffer_bytes else None),
+                           stream_rows=options.stream_rows, tolerance=options.tolerance,
+                           stream_images=options.stream_images)
     return workload, arch, study_options, timing
 
 

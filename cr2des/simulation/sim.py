@@ -56,6 +56,7 @@ from ..compression.timing import (
     stage_graph,
 )
 from ..errors import Cr2desError
+from . import STREAM_IMAGES, STREAM_ROWS, TOLERANCE
 from .hardware import (
     ADC,
     CAUSES,
@@ -107,9 +108,9 @@ class SimOptions:
     edge_buffer_bytes: int | None = None
     trace: bool = False
     stream: bool = True
-    max_images: int = 1000
-    stream_rows: int = 45_000
-    tolerance: float = 0.02
+    max_images: int = STREAM_IMAGES
+    stream_rows: int = STREAM_ROWS
+    tolerance: float = TOLERANCE
 
 
 @dataclass
