@@ -350,8 +350,8 @@ class _Simulation:
         # never triggered: where the processes end, without an event each
         self.ended = self.env.event()
         self.in_flight = in_flight  # images admitted but not finished, at most
-        # the most images in flight so far (the turnover without a cap)
-        self.peak = 0
+        # images to finish before measuring: one turnover of the images in flight
+        self.warmup = in_flight or 0
         # when the source fed its last image: later completions are the drain
         self.fed_at: int | None = None
         self.completions: list[int] = []  # completion times in order
@@ -576,7 +576,6 @@ class _Simulation:
                 self.started.setdefault(m, start)
                 self._send(rt, 0, m, i, plan, at=end)
             m += 1
-            self.peak = max(self.peak, m - len(self.done))
         self.fed_at = self.env.now
         yield self.ended
 
@@ -711,12 +710,6 @@ class _Simulation:
         # (they complete out of order) but are not measured.
         if measured.periodic or done > REPEATS * self.warmup:
             self.images, self.measured = done, measured
-
-    @property
-    def warmup(self) -> int:
-        """Images to finish before measuring: one turnover of the images in flight (the
-        cap, or without one the most images in flight so far)."""
-        return self.peak if self.in_flight is None else self.in_flight
 
     def _measure(self) -> Steady | None:
         """The steady state of the completions so far, without the drain (completions
