@@ -89,6 +89,20 @@ def test_every_invalid_point_is_listed_with_its_dotted_path():
     assert "run.alloc: must be one of" in text and "'magic'" in text
 
 
+def test_a_worker_parses_a_workload_once_while_its_file_is_unchanged(tmp_path):
+    from cr2des.results.sweep_runner import worker_workload
+    from cr2des.workloads.load import ZOO_DIR
+
+    path = tmp_path / "net.yaml"
+    path.write_text((ZOO_DIR / "tiny.yaml").read_text())
+    first = worker_workload(str(path))
+    assert worker_workload(str(path)) is first
+    assert worker_workload("tiny") is worker_workload("tiny")
+    path.write_text(path.read_text().replace("name: tiny", "name: tiny_changed"))
+    changed = worker_workload(str(path))
+    assert changed is not first and changed.name == "tiny_changed"
+
+
 def test_stream_options_of_a_point_reach_its_simulations():
     from cr2des.results.pipeline import sim_options
     from cr2des.results.sweep_runner import _inputs

@@ -21,8 +21,8 @@ def zoo_names() -> list[str]:
     return sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
 
 
-def load_workload(name_or_path: str | Path) -> Workload:
-    """Load a workload from the zoo (by name), a workload YAML or an ONNX model."""
+def workload_file(name_or_path: str | Path) -> Path:
+    """The file of a workload: the path itself, else the zoo's ``<name>.yaml``."""
     path = Path(name_or_path)
     if not path.exists():
         bundled = ZOO_DIR / f"{name_or_path}.yaml"
@@ -30,6 +30,12 @@ def load_workload(name_or_path: str | Path) -> Workload:
             raise SpecError(f"no such workload file or zoo model (zoo: {', '.join(zoo_names())})",
                             file=str(name_or_path))
         path = bundled
+    return path
+
+
+def load_workload(name_or_path: str | Path) -> Workload:
+    """Load a workload from the zoo (by name), a workload YAML or an ONNX model."""
+    path = workload_file(name_or_path)
     if path.suffix.lower() == ".onnx":
         from .onnx_import import import_onnx  # onnx is imported only for ONNX files
 
