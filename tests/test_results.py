@@ -326,6 +326,40 @@ def test_headline_degrades_clearly_and_uses_energy_when_present(folder):
     assert rows[0]["bottleneck.cause"] == "ADC busy"  # new fields become columns
 
 
+def test_an_imprecise_throughput_is_marked_wherever_it_is_shown(folder):
+    """The headline, the energy table (whose power and leakage use the throughput) and the
+    models' summary give the precision of a stream that stopped on its budget, and say
+    nothing of one measured to its tolerance."""
+    from cr2des.report.headline import print_models_summary
+    from cr2des.report.tables import print_energy
+
+    record = _record(folder)
+    schemes = record["schemes"]
+    for entry in schemes.values():
+        entry["steady"].update(streamed=True, converged=True, precision=0.01)
+    schemes["wpr"]["steady"].update(converged=False, precision=0.4)
+    schemes["cr2"]["steady"].update(converged=False, precision=None)
+    console = Console(width=250, record=True)
+    print_answer(record, console)
+    print_energy(record, console)
+    print_models_summary(results.summary_rows([record, record]), console)
+    text = console.export_text()
+    wpr = f"{schemes['wpr']['throughput_ips']:,.1f}"
+    cr2 = f"{schemes['cr2']['throughput_ips']:,.1f}"
+    dense = f"{schemes['dense']['throughput_ips']:,.1f}"
+    assert text.count(f"{wpr} img/s ±40%") == 1 and text.count(f"{wpr} ±40%") == 1
+    assert text.count(f"{cr2} img/s ±?") == 3  # the headline and the two summary rows
+    assert text.count(f"{cr2} ±?") == 1
+    assert f"{dense} ±" not in text and f"{dense} img/s ±" not in text
+    assert text.count("±: a throughput whose stream stopped on its budget") == 3
+    for entry in schemes.values():
+        entry["steady"].update(converged=True, precision=0.01)
+    console = Console(width=250, record=True)
+    print_answer(record, console)
+    print_energy(record, console)
+    assert "±" not in console.export_text()
+
+
 def test_headline_says_what_was_learned_and_tested(folder):
     console = Console(width=250, record=True)
     print_answer(_record(folder), console)

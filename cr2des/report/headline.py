@@ -30,6 +30,37 @@ def _ratio(value: Any) -> str:
     return NOT_COMPUTED if value is None else f"{float(value):.2f}x"
 
 
+def imprecision(steady: Mapping[str, Any] | None) -> str:
+    """How imprecise a streamed throughput is: ``""`` when its steady state was measured to
+    the tolerance (or not streamed), else `` ±48%`` (the 95 % confidence half-width at which
+    its budget stopped it) or `` ±?`` (too few completions for a precision)."""
+    if not steady or not steady.get("streamed") or steady.get("converged"):
+        return ""
+    precision = steady.get("precision")
+    return " ±?" if precision is None else f" ±{precision:.0%}"
+
+
+#: the footnote of a table whose throughputs carry :func:`imprecision`
+IMPRECISION_NOTE = ("±: a throughput whose stream stopped on its budget before its precision "
+                    "reached the tolerance, with the 95 % confidence half-width it had (±?: "
+                    "too few completions for one); energy and power use that throughput "
+                    "(leakage per image). --stream-rows streams longer.")
+
+
+def throughput_text(entry: Mapping[str, Any], unit: str = " img/s") -> str:
+    """A scheme's steady-state throughput with its :func:`imprecision`."""
+    throughput = entry.get("throughput_ips")
+    if throughput is None:
+        return NOT_COMPUTED
+    return f"{float(throughput):,.1f}{unit}{imprecision(entry.get('steady'))}"
+
+
+def imprecise(entries: Any) -> bool:
+    """Whether any of ``entries`` (scheme entries of a record) has an imprecise throughput."""
+    return any(imprecision(e.get("steady")) for e in entries if e.get("throughput_ips")
+               is not None)
+
+
 def _saving(entry: Mapping[str, Any], dense: Mapping[str, Any]) -> Any:
     """``energy_saving`` when the record has it, else dense energy over this energy."""
     if entry.get("energy_saving") is not None:
@@ -77,7 +108,9 @@ def answer_table(record: Mapping[str, Any]) -> Table:
              f"{len(record['images']['test']['names'])} testing images")
     if synthetic:
         title = f"[bold yellow]SYNTHETIC WEIGHTS[/] — {title}"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left",
+                  caption=IMPRECISION_NOTE if imprecise(record["schemes"].values()) else None,
+                  caption_justify="left")
     for col in ("scheme", "latency", "throughput", "energy / inference", "area", "speedup",
                 "energy saving", "limited by"):
         table.add_column(col, justify="left" if col in ("scheme", "limited by") else "right",
@@ -86,10 +119,8 @@ def answer_table(record: Mapping[str, Any]) -> Table:
     dense = schemes.get("dense", {})
     for scheme, entry in schemes.items():
         partial = " (partial)" if entry.get("partial") else ""
-        throughput = entry.get("throughput_ips")
         table.add_row(
-            scheme, _value(entry, "latency_s", "s") + partial,
-            NOT_COMPUTED if throughput is None else f"{throughput:,.1f} img/s",
+            scheme, _value(entry, "latency_s", "s") + partial, throughput_text(entry),
             _value(entry, "energy_j", "J"), _area(entry, record),
             "1.00x" if scheme == "dense" and entry.get("latency_s") else
             _ratio(entry.get("speedup")),
@@ -150,19 +181,23 @@ def alloc_table(record: Mapping[str, Any]) -> Table:
 
 def print_models_summary(rows: list[Mapping[str, Any]], console: Console) -> None:
     """One row per model: cr2 against dense."""
-    table = Table(title="Summary: cr2 against dense, one row per model", title_justify="left")
+    imprecise_rows = any(r.get("cr2_throughput_ips") is not None
+                         and r.get("cr2_throughput_converged") is False for r in rows)
+    table = Table(title="Summary: cr2 against dense, one row per model", title_justify="left",
+                  caption=IMPRECISION_NOTE if imprecise_rows else None, caption_justify="left")
     for col in ("model", "weights", "dense latency", "cr2 latency", "speedup",
                 "cr2 throughput", "cr2 energy", "energy saving", "hit rate SL", "hit rate ST"):
         table.add_column(col, justify="left" if col in ("model", "weights") else "right")
     for row in rows:
-        throughput = row.get("cr2_throughput_ips")
         table.add_row(
             row["model"],
             f"[bold yellow]{row['weights']}[/]" if row["weights"] == "synthetic"
             else row["weights"],
             _value(row, "dense_latency_s", "s"), _value(row, "cr2_latency_s", "s"),
             _ratio(row.get("cr2_speedup")),
-            NOT_COMPUTED if throughput is None else f"{throughput:,.1f} img/s",
+            throughput_text({"throughput_ips": row.get("cr2_throughput_ips"), "steady": {
+                "streamed": True, "converged": row.get("cr2_throughput_converged"),
+                "precision": row.get("cr2_throughput_precision")}}),
             _value(row, "cr2_energy_j", "J"), _ratio(row.get("cr2_energy_saving")),
             f"{row['hit_rate_learn']:.1%}", f"{row['hit_rate_test']:.1%}")
     console.print(table)

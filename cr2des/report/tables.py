@@ -11,6 +11,7 @@ from ..costs.area_power import AreaPower
 from ..description.spec import Arch, required_adc_bits
 from ..description.units import format_bytes, format_si
 from ..workloads.graph import Workload
+from .headline import IMPRECISION_NOTE, imprecise, throughput_text
 
 if TYPE_CHECKING:
     from ..compression.profile import LayerProfile
@@ -302,7 +303,8 @@ def print_energy(data: dict[str, Any], console: Console) -> None:
     """Energy and area per scheme beside latency and throughput, and the assumed numbers
     they depend on."""
     table = Table(title=f"Energy and area per inference (time from the {data['energy_time']})",
-                  title_justify="left")
+                  title_justify="left", caption_justify="left",
+                  caption=IMPRECISION_NOTE if imprecise(data["schemes"].values()) else None)
     for col in ("scheme", "latency", "throughput (img/s)", "energy", "saving", "power", "EDP",
                 "area (used tiles)", "chip area", "largest components"):
         table.add_column(col, justify="left" if col in ("scheme", "largest components")
@@ -311,9 +313,10 @@ def print_energy(data: dict[str, Any], console: Console) -> None:
         parts = sorted(s["energy_by_component_j"].items(), key=lambda kv: -kv[1])[:3]
         total = s["energy_j"] or 1.0
         latency = s.get("latency_s", s["analytic"]["latency_s"])
-        throughput = s.get("throughput_ips", s["analytic"]["throughput_ips"])
+        throughput = (throughput_text(s, unit="") if "throughput_ips" in s
+                      else f"{s['analytic']['throughput_ips']:,.1f}")
         saving = s["energy_saving"]
-        table.add_row(scheme, format_si(latency, "s"), f"{throughput:,.1f}",
+        table.add_row(scheme, format_si(latency, "s"), throughput,
                       format_si(s["energy_j"], "J"), f"{saving:.2f}x" if saving else "—",
                       format_si(s["power_w"], "W"), format_si(s["edp_js"], "Js"),
                       f"{s['area_mm2']:.4g} mm²", f"{s['chip_area_mm2']:.4g} mm²",

@@ -575,6 +575,8 @@ def summary_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "dense_latency_s": dense.get("latency_s"), "cr2_latency_s": cr2.get("latency_s"),
             "cr2_speedup": cr2.get("speedup"),
             "cr2_throughput_ips": cr2.get("throughput_ips"),
+            "cr2_throughput_precision": (cr2.get("steady") or {}).get("precision"),
+            "cr2_throughput_converged": (cr2.get("steady") or {}).get("converged"),
             "cr2_energy_j": cr2.get("energy_j"), "cr2_energy_saving": cr2.get("energy_saving"),
             "cr2_crossbars": cr2.get("crossbars"), "dense_crossbars": dense.get("crossbars"),
             "hit_rate_learn": record["ipr"]["hit_rate_learn"],
