@@ -252,11 +252,24 @@ def test_time_allocation_gives_whole_tile_buffers(tiny_study):
     assert used <= tiny_study.arch.pattern_buffer_bytes // pb.capacity_bytes
 
 
+def converged(study, scheme: str):
+    """``scheme``'s simulation with its steady state measured to the tolerance: with the
+    default budget, else streamed longer."""
+    result = simulate(study, scheme)
+    if not result.steady["converged"]:
+        result = simulate(study, scheme, SimOptions(stream_rows=600_000))
+    assert result.steady["converged"], (scheme, result.steady)
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["googlenet", "efficientnet_lite0"])
 def test_cr2_never_slower_than_wpr_on_the_zoo(model):
+    """Compared on throughputs measured to the tolerance: EfficientNet-Lite0's cr2 reads
+    4,165 img/s at +-3.3 % with the default budget against wpr's 4,206 at +-1.3 %, and
+    4,207 at +-1.1 % streamed until it converges."""
     study = run_study(load_workload(model), load_arch("cr2"), StudyOptions())
-    results = {s: simulate(study, s) for s in ("wpr", "cr2")}
+    results = {s: converged(study, s) for s in ("wpr", "cr2")}
     for scheme, result in results.items():
         bound = estimate(study, scheme)
         assert result.latency_s >= bound.latency_s
