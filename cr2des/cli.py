@@ -249,7 +249,7 @@ def _run_model(args: argparse.Namespace, model: str, phases: _Phases, *, multi: 
     timing = TimingOptions(engine=args.engine, granularity=args.granularity,
                            max_events=args.max_events, edge_buffer_bytes=args.edge_buffer,
                            stream_rows=args.stream_rows, tolerance=args.tolerance,
-                           stream_images=args.stream_images,
+                           stream_images=args.stream_images, in_flight=args.in_flight,
                            trace_scheme=args.trace_scheme if args.trace is not None else None,
                            jobs=args.jobs if args.jobs is not None else _cores())
     run = run_record(workload, arch, options, timing, progress=phases, cache=cache)
@@ -648,6 +648,11 @@ def build_parser() -> argparse.ArgumentParser:
                    default=STREAM_IMAGES, metavar="N",
                    help="most images a stream feeds, whatever its budget (default: "
                         f"{STREAM_IMAGES:,})")
+    p.add_argument("--in-flight", type=_whole("--in-flight", 1, MAX_STREAM_IMAGES),
+                   default=None, metavar="N",
+                   help="admission cap of the stream: images admitted and not finished at "
+                        "most (default: each scheme's own, from its batch); one cap "
+                        "compares the schemes at the same admission")
     p.add_argument("--jobs", type=_whole("--jobs", 1, 1024), default=None, metavar="N",
                    help="simulate the schemes in N worker processes (default: the number of "
                         "cores; 1: one after the other in this process; results are the same)")

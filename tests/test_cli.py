@@ -231,18 +231,24 @@ def test_run_partial_is_marked(capsys):
 
 
 def test_stream_options_reach_the_simulation_and_the_record(capsys):
-    """--stream-images caps every scheme's stream; the record says how streams stop."""
+    """--stream-images caps every scheme's stream and --in-flight its admission; the
+    record says how streams admit and stop."""
     base = ["run", "tiny", "--arch", "tiny", "--sl", "1", "--st", "1", "--jobs", "1", "--json"]
     assert main(base) == 0
     default = json.loads(capsys.readouterr().out)
-    assert default["sim"]["stream"] == {"rows": 45_000, "tolerance": 0.02, "images": 1000}
+    assert default["sim"]["stream"] == {"rows": 45_000, "tolerance": 0.02, "images": 1000,
+                                        "in_flight": None}
+    caps = {default["schemes"][s]["steady"]["in_flight"] for s in default["schemes"]}
     streamed = {s: default["schemes"][s]["steady"]["images"] for s in default["schemes"]}
     assert max(streamed.values()) > 20  # so that the cap below bites
     assert main([*base, "--stream-rows", "1e6", "--tolerance", "0.05",
-                 "--stream-images", "20"]) == 0
+                 "--stream-images", "20", "--in-flight", "7"]) == 0
     capped = json.loads(capsys.readouterr().out)
-    assert capped["sim"]["stream"] == {"rows": 1_000_000, "tolerance": 0.05, "images": 20}
+    assert capped["sim"]["stream"] == {"rows": 1_000_000, "tolerance": 0.05, "images": 20,
+                                       "in_flight": 7}
     assert all(capped["schemes"][s]["steady"]["images"] <= 20 for s in capped["schemes"])
+    assert 7 not in caps  # each scheme's own cap otherwise
+    assert {capped["schemes"][s]["steady"]["in_flight"] for s in capped["schemes"]} == {7}
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -251,6 +257,7 @@ def test_stream_options_reach_the_simulation_and_the_record(capsys):
     (["--tolerance", "nan"], "--tolerance: must be in (0, 0.5], got nan"),
     (["--tolerance", "much"], "--tolerance: expected a number in (0, 0.5], got 'much'"),
     (["--stream-images", "2.5"], "--stream-images: expected a whole number, got '2.5'"),
+    (["--in-flight", "0"], "--in-flight: must be in [1, 100000], got 0"),
 ])
 def test_bad_stream_options_exit_2(args, message):
     result = run_cli("run", "tiny", "--arch", "tiny", *args)

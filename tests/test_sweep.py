@@ -109,10 +109,11 @@ def test_stream_options_of_a_point_reach_its_simulations():
 
     points = sweep_of({"base": TINY, "axes": {"run.stream_rows": [1000, 2_000_000],
                                                "run.tolerance": [0.1],
-                                               "run.stream_images": [50]}})
+                                               "run.stream_images": [50],
+                                               "run.in_flight": [9]}})
     options = [sim_options(_inputs(point_payload(p))[3]) for p in points]
-    assert [(o.stream_rows, o.tolerance, o.max_images) for o in options] == [
-        (1000, 0.1, 50), (2_000_000, 0.1, 50)]
+    assert [(o.stream_rows, o.tolerance, o.max_images, o.in_flight) for o in options] == [
+        (1000, 0.1, 50, 9), (2_000_000, 0.1, 50, 9)]
 
 
 @pytest.mark.parametrize(("data", "message"), [

@@ -32,7 +32,7 @@ class TimingOptions:
     engine
         ``event`` (simulate every scheme), ``analytic`` (closed-form estimate only) or
         ``both``.
-    granularity, max_events, edge_buffer_bytes, stream_rows, tolerance
+    granularity, max_events, edge_buffer_bytes, stream_rows, tolerance, in_flight
         See :class:`cr2des.simulation.sim.SimOptions`.
     stream_images
         Most images a stream feeds (``STREAM_IMAGES``).
@@ -52,12 +52,13 @@ class TimingOptions:
     stream_rows: int = STREAM_ROWS
     tolerance: float = TOLERANCE
     stream_images: int = STREAM_IMAGES
+    in_flight: int | None = None
 
     def stream(self) -> dict[str, Any]:
-        """How the streams that measure the steady state stop (the record's
-        ``sim.stream``)."""
+        """How the streams that measure the steady state admit images and stop (the
+        record's ``sim.stream``)."""
         return {"rows": self.stream_rows, "tolerance": self.tolerance,
-                "images": self.stream_images}
+                "images": self.stream_images, "in_flight": self.in_flight}
 
 
 def sim_options(timing: TimingOptions) -> SimOptions:
@@ -65,7 +66,7 @@ def sim_options(timing: TimingOptions) -> SimOptions:
     return SimOptions(granularity=timing.granularity, max_events=timing.max_events,
                       edge_buffer_bytes=timing.edge_buffer_bytes,
                       stream_rows=timing.stream_rows, tolerance=timing.tolerance,
-                      max_images=timing.stream_images)
+                      max_images=timing.stream_images, in_flight=timing.in_flight)
 
 
 @dataclass

@@ -84,6 +84,9 @@ class RunOptions:
                              doc="precision that ends the steady-state stream early")
     stream_images: int = param(STREAM_IMAGES, ge=1, le=MAX_STREAM_IMAGES,
                                doc="most images the steady-state stream feeds")
+    in_flight: int | None = param(None, ge=1, le=MAX_STREAM_IMAGES,
+                                  doc="admission cap of the steady-state stream (default: "
+                                      "each scheme's own)")
 
     def to_dict(self) -> dict[str, Any]:
         return {yaml_key(f): getattr(self, f.name) for f in dataclasses.fields(self)}

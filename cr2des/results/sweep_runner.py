@@ -129,7 +129,8 @@ def _inputs(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
                            edge_buffer_bytes=(int(options.edge_buffer_bytes)
                                               if options.edge_buffer_bytes else None),
                            stream_rows=options.stream_rows, tolerance=options.tolerance,
-                           stream_images=options.stream_images)
+                           stream_images=options.stream_images,
+                           in_flight=options.in_flight)
     return workload, arch, study_options, timing
 
 

@@ -101,6 +101,10 @@ class SimOptions:
         The stream's work budget, in output rows computed over all stage replicas: the
         model's own unit of work, so that how many SimPy events the engine spends on a
         row never changes where a stream stops (45,000 rows: about 20 ResNet-50 images).
+    in_flight
+        The stream's admission cap, images admitted and not finished at most; ``None``
+        derives it from the batch (:func:`simulate`).  One cap for every scheme compares
+        them at the same admission.
     """
 
     granularity: str = "coarse"
@@ -111,6 +115,7 @@ class SimOptions:
     max_images: int = STREAM_IMAGES
     stream_rows: int = STREAM_ROWS
     tolerance: float = TOLERANCE
+    in_flight: int | None = None
 
 
 @dataclass
@@ -1145,17 +1150,7 @@ def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> Si
         batch.wall_s += alone.wall_s
     if not options.stream:
         return batch
-    # Admit at most the images the pipeline holds at the batch's completion rate (Little's
-    # law with the latency, 1.5x for queueing, plus two windows), so that the stream
-    # measures the steady state instead of a flood of half-finished images.
-    done = sorted(batch.image_latency_s)
-    if len(study.test) > 1 and batch.makespan_s > batch.latency_s:
-        rate = (len(study.test) - 1) / (batch.makespan_s - done[0])
-    else:
-        rate = estimate(study, scheme).throughput_ips
-    window = max(len(study.test), 4)
-    depth = batch.latency_s * rate if math.isfinite(rate) else 1.0
-    in_flight = math.ceil(1.5 * depth) + 2 * window
+    in_flight = options.in_flight or admission_cap(study, scheme, batch)
     stream = _Simulation(study, scheme, dataclasses.replace(options, trace=False),
                          in_flight=in_flight).run()
     stream.steady["in_flight"] = in_flight
@@ -1166,6 +1161,21 @@ def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> Si
     if stream.partial:
         batch.partial, batch.reason = True, stream.reason
     return batch
+
+
+def admission_cap(study: Study, scheme: str, batch: SimResult) -> int:
+    """The stream's default admission cap: the images the pipeline holds at the batch's
+    completion rate (Little's law with the latency, 1.5x for queueing, plus two windows),
+    so that the stream measures the steady state instead of a flood of half-finished
+    images."""
+    done = sorted(batch.image_latency_s)
+    if len(study.test) > 1 and batch.makespan_s > batch.latency_s:
+        rate = (len(study.test) - 1) / (batch.makespan_s - done[0])
+    else:
+        rate = estimate(study, scheme).throughput_ips
+    window = max(len(study.test), 4)
+    depth = batch.latency_s * rate if math.isfinite(rate) else 1.0
+    return math.ceil(1.5 * depth) + 2 * window
 
 
 @dataclass(frozen=True)
