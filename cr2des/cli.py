@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import Cr2desError, SpecError
 from .fileio import Terminated, terminate_on_sigterm
-from .simulation import MAX_STREAM_IMAGES, STREAM_IMAGES, STREAM_ROWS, TOLERANCE
+from .simulation import (
+    MAX_STREAM_IMAGES,
+    MAX_STREAM_ROWS,
+    MAX_TOLERANCE,
+    STREAM_IMAGES,
+    STREAM_ROWS,
+    TOLERANCE,
+)
 
 #: documented maxima of the image-count options (docs/robustness.md); memory is checked too
 MAX_IMAGES = 10_000
@@ -51,27 +58,28 @@ def _whole(option: str, lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
-def _fraction(text: str) -> float:
-    """argparse type of ``--prune``: a finite sparsity in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:  # also false for NaN
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+def _number(lo: float, hi: float, *, lo_in: bool, hi_in: bool) -> Callable[[str], float]:
+    """argparse type: a number between ``lo`` and ``hi``, each bound included when its
+    flag says so (NaN is refused by every comparison)."""
+    interval = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}"
+                                             ) from None
+        if not ((lo <= value if lo_in else lo < value)
+                and (value <= hi if hi_in else value < hi)):
+            raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
+        return value
+    return parse
 
 
-def _tolerance(text: str) -> float:
-    """argparse type of ``--tolerance``: a relative precision in (0, 0.5]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 0.5], got {text!r}"
-                                         ) from None
-    if not 0.0 < value <= 0.5:  # also false for NaN
-        raise argparse.ArgumentTypeError(f"must be in (0, 0.5], got {text}")
-    return value
+#: ``--prune``: a sparsity in [0, 1)
+_fraction = _number(0.0, 1.0, lo_in=True, hi_in=False)
+#: ``--tolerance``: a relative precision in (0, MAX_TOLERANCE]
+_tolerance = _number(0.0, MAX_TOLERANCE, lo_in=False, hi_in=True)
 
 
 def _byte_size(text: str) -> int:
@@ -633,12 +641,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a simulation after this many events (its report says partial)")
     p.add_argument("--edge-buffer", type=_byte_size, default=None, metavar="BYTES",
                    help="inter-layer buffer per layer input (default: an eDRAM share)")
-    p.add_argument("--stream-rows", type=_whole("--stream-rows", 1, 10**9),
+    p.add_argument("--stream-rows", type=_whole("--stream-rows", 1, MAX_STREAM_ROWS),
                    default=STREAM_ROWS, metavar="N",
                    help="work budget of the stream that measures the steady state, in output "
                         f"rows over all stage replicas (default: {STREAM_ROWS:,}); "
-                        "raise it when the report marks a throughput * (not measured to the "
-                        "tolerance)")
+                        "raise it when the report gives a throughput with ± (not measured to "
+                        "the tolerance)")
     p.add_argument("--tolerance", type=_tolerance, default=TOLERANCE,
                    metavar="FRACTION",
                    help="precision that ends a stream before its budget: the 95 %% confidence "

@@ -360,6 +360,19 @@ def test_an_imprecise_throughput_is_marked_wherever_it_is_shown(folder):
     assert "±" not in console.export_text()
 
 
+def test_a_precision_keeps_two_digits_below_ten_percent():
+    from cr2des.report.headline import imprecision
+
+    def shown(precision):
+        return imprecision({"streamed": True, "converged": False, "precision": precision})
+
+    assert [shown(p) for p in (1.32, 0.4, 0.0709, 0.004)] == [" ±132%", " ±40%", " ±7.1%",
+                                                               " ±0.4%"]
+    assert shown(None) == " ±?"
+    assert imprecision({"streamed": True, "converged": True, "precision": 0.004}) == ""
+    assert imprecision({"streamed": False, "converged": False, "precision": 0.4}) == ""
+
+
 def test_headline_says_what_was_learned_and_tested(folder):
     console = Console(width=250, record=True)
     print_answer(_record(folder), console)

@@ -214,6 +214,15 @@ def test_buffer_smaller_than_a_window_is_a_deadlock(tiny_study):
         simulate(tiny_study, "cr2", SimOptions(edge_buffer_bytes=2 * 8 * 16 + 100))
 
 
+@pytest.mark.parametrize("field", ["in_flight", "stream_rows", "max_images"])
+def test_a_stream_without_room_or_budget_is_refused(field):
+    """A cap of 0 admits no image (a deadlock); a budget of 0 measures nothing."""
+    from cr2des.simulation.sim import SimulationError
+
+    with pytest.raises(SimulationError, match=f"{field} must be at least 1, got 0"):
+        SimOptions(**{field: 0})
+
+
 def test_max_events_gives_a_partial_result(tiny_study):
     result = simulate(tiny_study, "dense", SimOptions(max_events=200))
     assert result.partial and result.events == 200

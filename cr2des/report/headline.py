@@ -32,12 +32,16 @@ def _ratio(value: Any) -> str:
 
 def imprecision(steady: Mapping[str, Any] | None) -> str:
     """How imprecise a streamed throughput is: ``""`` when its steady state was measured to
-    the tolerance (or not streamed), else `` ±48%`` (the 95 % confidence half-width at which
-    its budget stopped it) or `` ±?`` (too few completions for a precision)."""
+    the tolerance (or not streamed), else `` ±48%`` or `` ±7.1%`` (the 95 % confidence
+    half-width at which its budget stopped it; below 10 %, two significant digits, so
+    that a tolerance under 1 % does not print as 0 %) or `` ±?`` (too few completions for
+    a precision)."""
     if not steady or not steady.get("streamed") or steady.get("converged"):
         return ""
     precision = steady.get("precision")
-    return " ±?" if precision is None else f" ±{precision:.0%}"
+    if precision is None:
+        return " ±?"
+    return f" ±{precision:.0%}" if precision >= 0.1 else f" ±{100 * precision:.2g}%"
 
 
 #: the footnote of a table whose throughputs carry :func:`imprecision`
@@ -181,23 +185,23 @@ def alloc_table(record: Mapping[str, Any]) -> Table:
 
 def print_models_summary(rows: list[Mapping[str, Any]], console: Console) -> None:
     """One row per model: cr2 against dense."""
-    imprecise_rows = any(r.get("cr2_throughput_ips") is not None
-                         and r.get("cr2_throughput_converged") is False for r in rows)
+    # each row's cr2 throughput as a scheme entry (:func:`throughput_text`)
+    cr2 = [{"throughput_ips": row.get("cr2_throughput_ips"), "steady": {
+        "streamed": True, "converged": row.get("cr2_throughput_converged"),
+        "precision": row.get("cr2_throughput_precision")}} for row in rows]
     table = Table(title="Summary: cr2 against dense, one row per model", title_justify="left",
-                  caption=IMPRECISION_NOTE if imprecise_rows else None, caption_justify="left")
+                  caption=IMPRECISION_NOTE if imprecise(cr2) else None, caption_justify="left")
     for col in ("model", "weights", "dense latency", "cr2 latency", "speedup",
                 "cr2 throughput", "cr2 energy", "energy saving", "hit rate SL", "hit rate ST"):
         table.add_column(col, justify="left" if col in ("model", "weights") else "right")
-    for row in rows:
+    for row, entry in zip(rows, cr2, strict=True):
         table.add_row(
             row["model"],
             f"[bold yellow]{row['weights']}[/]" if row["weights"] == "synthetic"
             else row["weights"],
             _value(row, "dense_latency_s", "s"), _value(row, "cr2_latency_s", "s"),
             _ratio(row.get("cr2_speedup")),
-            throughput_text({"throughput_ips": row.get("cr2_throughput_ips"), "steady": {
-                "streamed": True, "converged": row.get("cr2_throughput_converged"),
-                "precision": row.get("cr2_throughput_precision")}}),
+            throughput_text(entry),
             _value(row, "cr2_energy_j", "J"), _ratio(row.get("cr2_energy_saving")),
             f"{row['hit_rate_learn']:.1%}", f"{row['hit_rate_test']:.1%}")
     console.print(table)

@@ -11,7 +11,7 @@ from ..costs.area_power import AreaPower
 from ..description.spec import Arch, required_adc_bits
 from ..description.units import format_bytes, format_si
 from ..workloads.graph import Workload
-from .headline import IMPRECISION_NOTE, imprecise, throughput_text
+from .headline import IMPRECISION_NOTE, imprecise, imprecision, throughput_text
 
 if TYPE_CHECKING:
     from ..compression.profile import LayerProfile
@@ -258,10 +258,10 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
         if sims:
             r = sims[scheme]
             speed = data["schemes"][scheme].get("speedup")
-            steady = "" if r.steady.get("converged") or not r.steady.get("streamed") else " *"
             bn = r.bottleneck
             row += [format_si(r.latency_s, "s") + (" (partial)" if r.partial else ""),
-                    f"{r.throughput_ips:,.1f}{steady}", format_si(r.makespan_s, "s"),
+                    f"{r.throughput_ips:,.1f}{imprecision(r.steady)}",
+                    format_si(r.makespan_s, "s"),
                     f"{speed:.2f}x" if speed else "—",
                     f"{bn.get('stage')} ({bn.get('cause')})", f"{r.events:,}",
                     f"{r.wall_s:.2f} s"]
@@ -269,16 +269,11 @@ def print_timing(data: dict, sims: dict[str, SimResult], estimates: dict[str, Es
                 f"{est.bottleneck_stage} ({est.bottleneck_cause})"]
         table.add_row(*row)
     console.print(table)
-    if any(not r.steady.get("converged") and r.steady.get("streamed") for r in sims.values()):
+    if any(imprecision(r.steady) for r in sims.values()):
         stream = data["sim"].get("stream") or {}
-        budget = (f" ({stream['rows']:,} rows, at most {stream['images']:,} images; "
-                  "--stream-rows streams longer)" if stream.get("rows") else "")
-        console.print(f"* the steady state was not measured to its tolerance within the "
-                      f"stream's budget{budget}: " + ", ".join(
-                          f"{scheme} ±{r.steady['precision']:.1%}" if r.steady.get("precision")
-                          is not None else f"{scheme} (too few completions for a precision)"
-                          for scheme, r in sims.items()
-                          if not r.steady.get("converged") and r.steady.get("streamed")))
+        console.print(IMPRECISION_NOTE + (
+            f" This run's budget: {stream['rows']:,} rows, at most {stream['images']:,} "
+            "images." if stream.get("rows") else ""))
     console.print(f"allocation: {data['alloc']['method']}; closed-form bounds assume no "
                   "contention, no network and unbounded inter-layer buffers")
     for scheme, r in sims.items():

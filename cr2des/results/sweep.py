@@ -38,7 +38,14 @@ from typing import Any
 
 from ..description.schema import build, param, read_yaml, yaml_key
 from ..errors import SpecError
-from ..simulation import MAX_STREAM_IMAGES, STREAM_IMAGES, STREAM_ROWS, TOLERANCE
+from ..simulation import (
+    MAX_STREAM_IMAGES,
+    MAX_STREAM_ROWS,
+    MAX_TOLERANCE,
+    STREAM_IMAGES,
+    STREAM_ROWS,
+    TOLERANCE,
+)
 
 SWEEP_VERSION = 1
 
@@ -78,9 +85,9 @@ class RunOptions:
     max_events: int = param(10_000_000, ge=1, doc="events after which a simulation stops")
     edge_buffer_bytes: float | None = param(None, key="edge_buffer", unit="bytes", gt=0,
                                             doc="inter-layer buffer per layer input")
-    stream_rows: int = param(STREAM_ROWS, ge=1, le=10**9,
+    stream_rows: int = param(STREAM_ROWS, ge=1, le=MAX_STREAM_ROWS,
                              doc="work budget of the steady-state stream, in output rows")
-    tolerance: float = param(TOLERANCE, gt=0, le=0.5,
+    tolerance: float = param(TOLERANCE, gt=0, le=MAX_TOLERANCE,
                              doc="precision that ends the steady-state stream early")
     stream_images: int = param(STREAM_IMAGES, ge=1, le=MAX_STREAM_IMAGES,
                                doc="most images the steady-state stream feeds")

@@ -14,3 +14,8 @@ TOLERANCE = 0.02
 STREAM_IMAGES = 1000
 #: most images a stream may be allowed to feed (its per-image bookkeeping is kept)
 MAX_STREAM_IMAGES = 100_000
+#: the largest row budget a stream may be given
+MAX_STREAM_ROWS = 10**9
+#: the loosest tolerance a stream may be given (a half-width of half the mean measures
+#: nothing)
+MAX_TOLERANCE = 0.5

@@ -117,6 +117,13 @@ class SimOptions:
     tolerance: float = TOLERANCE
     in_flight: int | None = None
 
+    def __post_init__(self) -> None:
+        # a cap of 0 would admit no image (a deadlock), and a budget of 0 nothing to measure
+        for name in ("max_images", "stream_rows", "in_flight"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SimulationError(f"{name} must be at least 1, got {value}")
+
 
 @dataclass
 class SimResult:
@@ -1150,7 +1157,8 @@ def simulate(study: Study, scheme: str, options: SimOptions | None = None) -> Si
         batch.wall_s += alone.wall_s
     if not options.stream:
         return batch
-    in_flight = options.in_flight or admission_cap(study, scheme, batch)
+    in_flight = (options.in_flight if options.in_flight is not None
+                 else admission_cap(study, scheme, batch))
     stream = _Simulation(study, scheme, dataclasses.replace(options, trace=False),
                          in_flight=in_flight).run()
     stream.steady["in_flight"] = in_flight
